@@ -1,0 +1,3 @@
+"""wheelferry: carry a Python dependency set across an air gap."""
+
+__version__ = "0.1.0"

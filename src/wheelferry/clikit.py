@@ -1,0 +1,101 @@
+"""Command-line plumbing shared by both halves: errors to exit codes, JSON, messages.
+
+Standard library only.  A command handler takes parsed ``args`` and returns a
+JSON-ready result dict; it prints human text through :func:`say` (stderr is for
+warnings and errors).  ``--json`` prints the result object on stdout instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+from wheelferry.errors import UsageError, WheelferryError
+from wheelferry.urls import redact_text
+
+Handler = Callable[[argparse.Namespace], "dict[str, Any]"]
+
+_quiet = False
+
+
+def say(text: str = "") -> None:
+    """Human output on stdout (suppressed under --json)."""
+    if not _quiet:
+        print(text, flush=True)
+
+
+def warn(text: str) -> None:
+    """A warning on stderr, credentials redacted."""
+    print(f"warning: {redact_text(text)}", file=sys.stderr, flush=True)
+
+
+def progress_enabled() -> bool:
+    """tqdm progress only when stderr is a terminal and not under --json or CI logs."""
+    return (not _quiet) and sys.stderr.isatty() and os.environ.get("WHEELFERRY_NO_PROGRESS") != "1"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that raises UsageError (exit 2, one line) instead of printing usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
+
+
+def add_key_arguments(p: argparse.ArgumentParser) -> None:
+    """KEYS = --keyring KEYS.asc --trusted-key FPR [...] | --allow-unsigned."""
+    g = p.add_argument_group("trust")
+    g.add_argument("--keyring", metavar="KEYS.asc", help="public key(s) to verify with")
+    g.add_argument("--trusted-key", metavar="FPR", action="append", default=[],
+                   help="fingerprint of a key you trust (repeatable); written down out of band")
+    g.add_argument("--allow-unsigned", action="store_true",
+                   help="skip the signature check (labs and tests only); hashes are still checked")
+
+
+def run(handler: Handler, args: argparse.Namespace) -> int:
+    """Run *handler*, turning wheelferry errors into a reason, a hint and an exit code."""
+    global _quiet
+    as_json = bool(getattr(args, "json", False))
+    _quiet = as_json
+    try:
+        result = handler(args)
+    except WheelferryError as exc:
+        return _fail(exc.exit_code, str(exc), exc.hint, as_json, type(exc).__name__)
+    except KeyboardInterrupt:
+        return _fail(130, "interrupted; nothing half-written was left in place", None, as_json,
+                     "Interrupted")
+    except OSError as exc:
+        return _fail(1, f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+                     None, as_json, "OSError")
+    finally:
+        _quiet = False
+    if as_json:
+        print(json.dumps({"ok": True, **result}, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _fail(code: int, message: str, hint: str | None, as_json: bool, kind: str) -> int:
+    message = redact_text(message)
+    if as_json:
+        print(json.dumps({"ok": False, "error": kind, "message": message, "hint": hint,
+                          "exit_code": code}, indent=2, sort_keys=True))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+    return code
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse *argv* and run the chosen subcommand's handler."""
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _fail(2, str(exc), exc.hint, "--json" in (argv or sys.argv[1:]), "UsageError")
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return run(handler, args)

@@ -1,0 +1,30 @@
+"""Shared test setup: isolation from this machine's pip configuration, opt-in live tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Every module in tests/support is a pytest plugin (fixtures shared across test files).
+pytest_plugins = sorted(
+    f"tests.support.{p.stem}"
+    for p in (Path(__file__).parent / "support").glob("*.py")
+    if p.stem != "__init__"
+)
+
+for _name in [k for k in os.environ if k.startswith("PIP_")]:
+    del os.environ[_name]
+os.environ["PIP_CONFIG_FILE"] = os.devnull
+os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("WHEELFERRY_LIVE") == "1":
+        return
+    skip = pytest.mark.skip(reason="uses the live package index: run scripts/test --live")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
