@@ -226,13 +226,13 @@ def platform_tags(target: Target) -> list[str]:
         version = target.macos or DEFAULT_MACOS
         arch = "arm64" if target.arch == "universal2" else target.arch
         return list(tags.mac_platforms(version=version, arch=arch))
-    out: list[str] = []
+    # packaging.tags order: the plain linux tag first, then manylinux (or musllinux).
+    out = [f"linux_{target.arch}"]
     if target.musl is not None:
         major, minor = target.musl
         out += [f"musllinux_{major}_{m}_{target.arch}" for m in range(minor, -1, -1)]
     else:
         out += _manylinux_platforms(target.arch, target.glibc or DEFAULT_GLIBC)
-    out.append(f"linux_{target.arch}")
     return out
 
 
