@@ -1,0 +1,185 @@
+"""Detached-signature checks by pinned fingerprints, driving the gpg binary through --status-fd.
+
+Standard library only.  The keyring is imported into a private, temporary
+GNUPGHOME (never the user's), which is removed afterwards.  gpg's exit code is
+not trusted on its own: an expired or revoked key still yields exit code 0, so
+the decision is made from the machine-readable status lines (see gpg's
+doc/DETAILS, "Format of the --status-fd output").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from wheelferry.errors import UsageError, VerificationError
+
+_HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
+# Status keywords that mean the signature must not be accepted, whatever else was said.
+_FATAL = ("BADSIG", "ERRSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "NO_PUBKEY")
+_ERRSIG_MISSING_KEY = "9"
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """A good signature: the pinned primary key, the (sub)key that signed, its uid, when."""
+
+    fingerprint: str
+    signer: str
+    uid: str
+    created: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"fingerprint": self.fingerprint, "signer": self.signer, "uid": self.uid,
+                "created": self.created}
+
+
+def normalize_fingerprint(text: str) -> str:
+    """Upper-case hex without spaces or ``0x``; short key ids are refused (they collide)."""
+    fpr = re.sub(r"\s+", "", text).upper()
+    if fpr.startswith("0X"):
+        fpr = fpr[2:]
+    if not _HEX_FPR.match(fpr):
+        raise UsageError(
+            f"{text!r} is not a full key fingerprint",
+            hint="pass the 40-hex-digit fingerprint (gpg --fingerprint), not a short key id",
+        )
+    return fpr
+
+
+def gpg_binary() -> str:
+    """Path of the gpg binary, or a VerificationError saying how to get one."""
+    path = shutil.which("gpg") or shutil.which("gpg2")
+    if path is None:
+        raise VerificationError(
+            "gpg is not installed, so the bundle's signature cannot be checked",
+            hint="install GnuPG (package gnupg) or, for a lab only, pass --allow-unsigned",
+        )
+    return path
+
+
+def _when(epoch: str) -> str:
+    try:
+        stamp = dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return "an unknown date"
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _private_home() -> Path:
+    # gpg-agent sockets live in the home and have a ~100 byte path limit: keep it short.
+    base = "/tmp" if os.path.isdir("/tmp") and os.access("/tmp", os.W_OK) else None
+    home = Path(tempfile.mkdtemp(prefix="wfgpg", dir=base))
+    os.chmod(home, 0o700)
+    return home
+
+
+def _run(gpg: str, home: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPG_")}
+    env["GNUPGHOME"] = str(home)
+    env["LC_ALL"] = "C"
+    return subprocess.run(
+        [gpg, "--homedir", str(home), "--batch", "--no-tty", "--no-auto-key-retrieve",
+         "--no-auto-key-locate", "--status-fd", "1", *args],
+        capture_output=True, text=True, env=env, check=False, stdin=subprocess.DEVNULL,
+    )
+
+
+def _cleanup(home: Path) -> None:
+    gpgconf = shutil.which("gpgconf")
+    if gpgconf is not None:
+        subprocess.run([gpgconf, "--homedir", str(home), "--kill", "all"],
+                       capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def parse_status(status: str, trusted: Iterable[str], keyring_name: str = "the keyring") -> SignatureInfo:
+    """Decide on gpg ``--status-fd`` output: exactly one good signature by a pinned key."""
+    lines = [ln.split(" ")[1:] for ln in status.splitlines() if ln.startswith("[GNUPG:] ")]
+    words = [ln for ln in lines if ln]
+    uid_of: dict[str, str] = {}
+    expired_at = ""
+    for w in words:
+        if w[0] in ("GOODSIG", "BADSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG") and len(w) > 1:
+            uid_of[w[1]] = " ".join(w[2:])
+        if w[0] == "KEYEXPIRED" and len(w) > 1:
+            expired_at = _when(w[1])
+    kinds = [w[0] for w in words]
+    count = kinds.count("NEWSIG")
+    if count == 0:
+        raise VerificationError("the signature file holds no signature gpg can read",
+                                hint="it must be the detached, armoured .asc made by `wheelferry build`")
+    if count > 1:
+        raise VerificationError(f"{_number(count)} signatures; exactly one expected",
+                                hint="re-sign the bundle with a single key")
+    valid = next((w for w in words if w[0] == "VALIDSIG"), None)
+    signer = valid[1] if valid and len(valid) > 1 else ""
+    primary = valid[10] if valid and len(valid) > 10 else signer
+    uid = next(iter(uid_of.values()), "") or "no user id"
+    who = f"{primary or 'unknown'} ({uid})"
+    for w in words:
+        if w[0] == "BADSIG":
+            raise VerificationError("the signature does not match the data (file altered?)",
+                                    hint="copy the bundle again and compare its sha256 with the sender's")
+        if w[0] in ("NO_PUBKEY",) or (w[0] == "ERRSIG" and len(w) > 6 and w[6] == _ERRSIG_MISSING_KEY):
+            keyid = w[-1] if w[0] == "ERRSIG" and len(w) > 7 else w[1] if len(w) > 1 else "?"
+            raise VerificationError(f"no public key for the signer {keyid} in {keyring_name}",
+                                    hint="ask the sender for the public key and check its fingerprint")
+        if w[0] == "ERRSIG":
+            raise VerificationError("gpg could not check the signature (unsupported algorithm or "
+                                    "damaged signature)", hint="re-sign with an ed25519 or RSA key")
+        if w[0] == "EXPKEYSIG":
+            raise VerificationError(f"the signing key {who} expired on {expired_at or 'an earlier date'}",
+                                    hint="the sender must extend the key's expiry or re-sign with a current key")
+        if w[0] == "REVKEYSIG":
+            raise VerificationError(f"the signing key {who} was revoked",
+                                    hint="do not install this bundle; ask the sender for one signed by a live key")
+        if w[0] == "EXPSIG":
+            raise VerificationError(f"the signature by {who} has expired",
+                                    hint="ask the sender to re-sign the bundle")
+    if valid is None or "GOODSIG" not in kinds:
+        raise VerificationError("gpg did not report a good signature",
+                                hint="check the .asc belongs to this bundle")
+    pinned = {normalize_fingerprint(t) for t in trusted}
+    if primary.upper() not in pinned:
+        raise VerificationError(f"signed by key {who}, which is not one you trust",
+                                hint="pass the fingerprint you were given out of band with --trusted-key")
+    return SignatureInfo(primary.upper(), signer.upper(), uid, _when(valid[3] if len(valid) > 3 else ""))
+
+
+def _number(n: int) -> str:
+    return {2: "two", 3: "three"}.get(n, str(n))
+
+
+def verify_signature(data_path: Path, sig_path: Path, keyring_path: Path,
+                     trusted_fingerprints: Iterable[str]) -> SignatureInfo:
+    """Check *sig_path* is one good detached signature over *data_path* by a pinned key."""
+    trusted = [normalize_fingerprint(t) for t in trusted_fingerprints]
+    if not trusted:
+        raise UsageError("no trusted key fingerprint given",
+                         hint="pass --trusted-key FPR (or --allow-unsigned for a lab)")
+    keyring_path = Path(keyring_path)
+    if not keyring_path.is_file():
+        raise UsageError(f"keyring {keyring_path} does not exist",
+                         hint="pass the sender's public key file with --keyring KEYS.asc")
+    if not Path(sig_path).is_file():
+        raise VerificationError(f"no signature file {sig_path} beside the bundle",
+                                hint="copy the .asc too, or pass --allow-unsigned for a lab")
+    gpg = gpg_binary()
+    home = _private_home()
+    try:
+        imported = _run(gpg, home, ["--import", str(keyring_path)])
+        if "[GNUPG:] IMPORT_OK " not in imported.stdout:
+            raise VerificationError(f"{keyring_path.name} holds no public key gpg can import",
+                                    hint="export it with `gpg --armor --export FPR > KEYS.asc`")
+        proc = _run(gpg, home, ["--verify", str(sig_path), str(data_path)])
+        return parse_status(proc.stdout, trusted, keyring_path.name)
+    finally:
+        _cleanup(home)

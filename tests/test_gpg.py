@@ -1,0 +1,143 @@
+"""Signature checks by pinned fingerprints against real gpg and throwaway keys."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.gpgkeys import GpgKeys
+from wheelferry.errors import UsageError, VerificationError
+from wheelferry.offline.gpg import normalize_fingerprint, parse_status, verify_signature
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    path = tmp_path / "bundle.tar"
+    path.write_bytes(b"not really a tar, but bytes to sign\n" * 100)
+    return path
+
+
+def _check(keys: GpgKeys, tmp_path: Path, data: Path, signer: str, ring: tuple[str, ...],
+           trusted: tuple[str, ...]) -> object:
+    sig = keys.sign(signer, data, tmp_path / f"{signer}.asc")
+    keyring = keys.export(*ring, path=tmp_path / "KEYS.asc")
+    return verify_signature(data, sig, keyring, [keys.fpr[t] for t in trusted])
+
+
+def test_good_signature_by_pinned_key(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    info = _check(gpg_keys, tmp_path, data, "good", ("good",), ("good",))
+    assert info.fingerprint == gpg_keys.fpr["good"]  # type: ignore[attr-defined]
+    assert info.signer == gpg_keys.fpr["good"]  # type: ignore[attr-defined]
+    assert "good@example.test" in info.uid  # type: ignore[attr-defined]
+    assert info.created.endswith("Z")  # type: ignore[attr-defined]
+
+
+def test_fixture_keys_are_distinct(gpg_keys: GpgKeys) -> None:
+    assert len(set(gpg_keys.fpr.values())) == 6
+    assert gpg_keys.signing_fpr["subkey"] != gpg_keys.fpr["subkey"]
+
+
+def test_other_key_in_keyring_is_not_trusted(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    with pytest.raises(VerificationError, match="which is not one you trust") as e:
+        _check(gpg_keys, tmp_path, data, "other", ("good", "other"), ("good",))
+    assert gpg_keys.fpr["other"] in str(e.value)
+    assert "other@example.test" in str(e.value)
+
+
+def test_expired_key(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    with pytest.raises(VerificationError, match=r"expired on 2020-01-02"):
+        _check(gpg_keys, tmp_path, data, "expired", ("expired",), ("expired",))
+
+
+def test_revoked_key(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    with pytest.raises(VerificationError, match="was revoked"):
+        _check(gpg_keys, tmp_path, data, "revoked", ("revoked",), ("revoked",))
+
+
+def test_signing_subkey_of_pinned_key(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    info = _check(gpg_keys, tmp_path, data, "subkey", ("subkey",), ("subkey",))
+    assert info.fingerprint == gpg_keys.fpr["subkey"]  # type: ignore[attr-defined]
+    assert info.signer == gpg_keys.signing_fpr["subkey"]  # type: ignore[attr-defined]
+
+
+def test_pinning_the_subkey_itself_is_not_enough(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    sig = gpg_keys.sign("subkey", data, tmp_path / "s.asc")
+    ring = gpg_keys.export("subkey", path=tmp_path / "KEYS.asc")
+    with pytest.raises(VerificationError, match="not one you trust"):
+        verify_signature(data, sig, ring, [gpg_keys.signing_fpr["subkey"]])
+
+
+def test_protected_key_signs_and_verifies(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    info = _check(gpg_keys, tmp_path, data, "protected", ("protected",), ("protected",))
+    assert info.fingerprint == gpg_keys.fpr["protected"]  # type: ignore[attr-defined]
+
+
+def test_two_signatures_concatenated(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    a = gpg_keys.sign("good", data, tmp_path / "a.asc")
+    b = gpg_keys.sign("other", data, tmp_path / "b.asc")
+    both = tmp_path / "both.asc"
+    both.write_bytes(a.read_bytes() + b.read_bytes())
+    ring = gpg_keys.export("good", "other", path=tmp_path / "KEYS.asc")
+    with pytest.raises(VerificationError, match="two signatures; exactly one expected"):
+        verify_signature(data, both, ring, [gpg_keys.fpr["good"], gpg_keys.fpr["other"]])
+
+
+def test_altered_data(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    sig = gpg_keys.sign("good", data, tmp_path / "g.asc")
+    raw = bytearray(data.read_bytes())
+    raw[10] ^= 1
+    data.write_bytes(bytes(raw))
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    with pytest.raises(VerificationError, match=r"does not match the data \(file altered\?\)"):
+        verify_signature(data, sig, ring, [gpg_keys.fpr["good"]])
+
+
+def test_signer_missing_from_keyring(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    sig = gpg_keys.sign("other", data, tmp_path / "o.asc")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    with pytest.raises(VerificationError, match="no public key for the signer .* in KEYS.asc"):
+        verify_signature(data, sig, ring, [gpg_keys.fpr["good"]])
+
+
+def test_fingerprint_normalised_and_short_ids_refused(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    fpr = gpg_keys.fpr["good"]
+    spaced = " ".join(fpr[i:i + 4] for i in range(0, 40, 4)).lower()
+    assert normalize_fingerprint(spaced) == fpr
+    assert normalize_fingerprint("0x" + fpr.lower()) == fpr
+    with pytest.raises(UsageError):
+        normalize_fingerprint(fpr[-16:])
+    sig = gpg_keys.sign("good", data, tmp_path / "g.asc")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    assert verify_signature(data, sig, ring, [spaced]).fingerprint == fpr
+
+
+def test_no_gpg_on_path(gpg_keys: GpgKeys, tmp_path: Path, data: Path,
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    sig = gpg_keys.sign("good", data, tmp_path / "g.asc")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(VerificationError, match="gpg is not installed") as e:
+        verify_signature(data, sig, ring, [gpg_keys.fpr["good"]])
+    assert e.value.hint
+
+
+def test_missing_keyring_is_usage_error(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    sig = gpg_keys.sign("good", data, tmp_path / "g.asc")
+    with pytest.raises(UsageError):
+        verify_signature(data, sig, tmp_path / "nope.asc", [gpg_keys.fpr["good"]])
+
+
+def test_user_gnupghome_untouched(gpg_keys: GpgKeys, tmp_path: Path, data: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    user_home = tmp_path / "userhome"
+    user_home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(user_home))
+    _check(gpg_keys, tmp_path, data, "good", ("good",), ("good",))
+    assert os.listdir(user_home) == []
+
+
+def test_parse_status_ignores_noise() -> None:
+    with pytest.raises(VerificationError, match="no signature"):
+        parse_status("gpg: some text\n", ["A" * 40])
