@@ -1,0 +1,127 @@
+"""The wheel cache: content addressing, atomic commits, per-entry locks shared by threads."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import platformdirs
+import pytest
+
+from tests.support.wheels import build_wheel, sha256_file
+from wheelferry.cache import LockWaitCancelled, WheelCache, default_cache_dir
+from wheelferry.errors import UsageError
+
+SHA = hashlib.sha256(b"x").hexdigest()
+
+
+def test_default_cache_dir_is_the_users_cache() -> None:
+    assert default_cache_dir().is_relative_to(Path(platformdirs.user_cache_dir("wheelferry")))
+
+
+def test_empty_cache_has_nothing(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path / "c")
+    assert cache.path(SHA) is None
+    assert cache.partial_path(SHA) == tmp_path / "c" / "partial" / f"{SHA}.part"
+
+
+def test_add_is_content_addressed_and_keeps_the_name(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "demo", "1.0")
+    cache = WheelCache(tmp_path / "c")
+    sha, path = cache.add(wheel)
+    assert sha == sha256_file(wheel)
+    assert path == tmp_path / "c" / "sha256" / sha[:2] / sha / wheel.name
+    assert cache.path(sha) == path
+    assert path.read_bytes() == wheel.read_bytes()
+    assert not cache.partial_path(sha).exists()
+    # Adding the same bytes again finds the entry instead of writing it twice.
+    assert cache.add(wheel) == (sha, path)
+
+
+def test_commit_moves_the_file_into_place(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path)
+    part = cache.partial_path(SHA)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"x")
+    final = cache.commit(part, SHA, "x-1.0-py3-none-any.whl")
+    assert final.read_bytes() == b"x" and not part.exists()
+    assert cache.path(SHA) == final
+
+
+@pytest.mark.parametrize("name", ["", "../evil.whl", "a/b.whl", ".hidden.whl"])
+def test_commit_refuses_names_that_leave_the_entry(tmp_path: Path, name: str) -> None:
+    cache = WheelCache(tmp_path)
+    with pytest.raises(UsageError):
+        cache.commit(tmp_path / "nothing", SHA, name)
+
+
+def test_a_partial_file_is_not_a_cache_entry(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path)
+    part = cache.partial_path(SHA)
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"half")
+    assert cache.path(SHA) is None
+
+
+@pytest.mark.parametrize("bad", ["", "ABC", "g" * 64, "../" + "a" * 61])
+def test_bad_digests_are_usage_errors(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(UsageError, match="sha256"):
+        WheelCache(tmp_path).path(bad)
+
+
+def test_evict_removes_an_entry(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "demo", "1.0")
+    cache = WheelCache(tmp_path / "c")
+    sha, _ = cache.add(wheel)
+    cache.evict(sha)
+    assert cache.path(sha) is None
+
+
+def test_the_entry_lock_excludes_other_threads(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path)
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with cache.lock(SHA):
+            order.append("first in")
+            inside.set()
+            release.wait(10)
+            order.append("first out")
+
+    def second() -> None:
+        inside.wait(10)
+        with cache.lock(SHA):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    inside.wait(10)
+    assert order == ["first in"]
+    release.set()
+    for t in threads:
+        t.join(10)
+    assert order == ["first in", "first out", "second in"]
+
+
+def test_waiting_for_a_lock_can_be_cancelled(tmp_path: Path) -> None:
+    cache = WheelCache(tmp_path)
+    cancel = threading.Event()
+    with cache.lock(SHA):
+        cancel.set()
+        errors: list[BaseException] = []
+
+        def waiter() -> None:
+            try:
+                with cache.lock(SHA, cancel):
+                    pass
+            except LockWaitCancelled as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        t.join(10)
+    assert len(errors) == 1
