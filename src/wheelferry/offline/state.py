@@ -1,0 +1,100 @@
+"""Replay protection: the highest bundle sequence accepted per bundle name, kept on the isolated host.
+
+Standard library only.  One small JSON file per bundle name in the state
+directory (``--state-dir``; default ``$XDG_STATE_HOME/wheelferry`` or
+``~/.local/state/wheelferry``), always replaced atomically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wheelferry.errors import UsageError, VerificationError
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The newest bundle of one name that this host accepted."""
+
+    name: str
+    sequence: int
+    manifest_sha256: str
+    accepted: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "sequence": self.sequence,
+                "manifest-sha256": self.manifest_sha256, "accepted": self.accepted}
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/wheelferry``, else ``~/.local/state/wheelferry`` (XDG base directories)."""
+    base = os.environ.get("XDG_STATE_HOME")
+    if base and os.path.isabs(base):
+        return Path(base) / "wheelferry"
+    return Path.home() / ".local" / "state" / "wheelferry"
+
+
+def _state_file(state_dir: Path, name: str) -> Path:
+    return state_dir / f"{name}.json"
+
+
+def load_accepted(state_dir: Path, name: str) -> Accepted | None:
+    """What was last accepted for bundle *name*, or None if nothing was."""
+    path = _state_file(state_dir, name)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return Accepted(str(raw["name"]), int(raw["sequence"]), str(raw["manifest-sha256"]),
+                        str(raw.get("accepted", "")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"the state file {path} is unreadable ({exc})",
+                         hint="restore it from a backup; deleting it disables replay protection "
+                              "for this bundle name") from None
+
+
+def check_sequence(state_dir: Path, name: str, sequence: int, manifest_sha256: str,
+                   force_older: bool = False) -> str | None:
+    """Refuse an older (or same-numbered but different) bundle; return a warning when forced."""
+    last = load_accepted(state_dir, name)
+    if last is None:
+        return None
+    problem = None
+    if sequence < last.sequence:
+        problem = (f"bundle {name} has sequence {sequence}, older than {last.sequence} "
+                   f"which this host already accepted (a replayed older bundle?)")
+    elif sequence == last.sequence and manifest_sha256 != last.manifest_sha256:
+        problem = (f"bundle {name} has sequence {sequence} like the one already accepted, "
+                   f"but different contents")
+    if problem is None:
+        return None
+    if force_older:
+        return problem + "; accepted anyway because of --force-older"
+    raise VerificationError(problem, hint="use the newest bundle, or pass --force-older to roll back "
+                                          "on purpose")
+
+
+def record_accepted(state_dir: Path, name: str, sequence: int, manifest_sha256: str) -> Accepted:
+    """Remember *sequence* for *name* (atomically); a forced rollback lowers the mark."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    entry = Accepted(name, sequence, manifest_sha256, now)
+    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(entry.to_json(), f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, _state_file(state_dir, name))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return entry

@@ -1,0 +1,338 @@
+"""Bundle verification: the signature first, then one streaming pass checking every member.
+
+Standard library only.  Nothing is extracted into place until the whole bundle
+passed: members go to a temporary directory beside the destination, which is
+renamed into place at the end or removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterable, Mapping
+
+from wheelferry.clikit import warn
+from wheelferry.errors import UsageError, VerificationError, WheelferryError
+from wheelferry.lockfile import LOCK_FILENAME, Lock, loads_lock
+from wheelferry.manifest import (LOCK_DIR, MANIFEST_NAME, SUMS_NAME, WHEELS_DIR, Manifest,
+                                 is_safe_relpath, parse_manifest, parse_sums)
+from wheelferry.offline.gpg import SignatureInfo, verify_signature
+from wheelferry.offline.state import check_sequence, default_state_dir
+
+CHUNK = 1 << 20
+MANIFEST_CAP = 16 << 20
+# Small members that are parsed in memory after their hash is confirmed.
+_IN_MEMORY_CAP = 64 << 20
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A bundle that passed every check: what it holds and how long checking took."""
+
+    manifest: Manifest
+    manifest_sha256: str
+    lock: Lock
+    files: Mapping[str, tuple[str, int]]  # path -> (sha256, size), relative to the top folder
+    bytes: int
+    seconds: float
+    signature: SignatureInfo | None
+    extracted: Path | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.manifest.name, "sequence": self.manifest.sequence,
+            "created": self.manifest.created, "expires": self.manifest.expires,
+            "targets": [dict(t) for t in self.manifest.targets],
+            "files": len(self.files), "bytes": self.bytes, "seconds": round(self.seconds, 3),
+            "manifest-sha256": self.manifest_sha256,
+            "signature": self.signature.to_json() if self.signature else None,
+            "warnings": list(self.warnings),
+        }
+
+
+class _HashingReader:
+    """A read-only file wrapper that hashes and counts every byte tarfile pulls through it."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+def _refuse(message: str, hint: str | None = None) -> VerificationError:
+    return VerificationError(message, hint=hint or "do not install this bundle; get a fresh copy "
+                                                   "from the sender and verify again")
+
+
+def _parse_time(text: str, what: str) -> dt.datetime:
+    try:
+        stamp = dt.datetime.strptime(text.replace("+00:00", "Z"), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        try:
+            stamp = dt.datetime.strptime(text, "%Y-%m-%d")
+        except ValueError:
+            raise _refuse(f"MANIFEST.json {what} {text!r} is not an RFC 3339 UTC time") from None
+    return stamp.replace(tzinfo=dt.timezone.utc)
+
+
+def check_expiry(manifest: Manifest, now: dt.datetime | None = None) -> None:
+    """Refuse a bundle past its ``expires`` time."""
+    if manifest.expires is None:
+        return
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=dt.timezone.utc)
+    if now >= _parse_time(manifest.expires, "expires"):
+        raise _refuse(f"bundle {manifest.name} expired on {manifest.expires}",
+                      hint="ask the sender for a newly built bundle")
+
+
+def _read_all(f: IO[bytes], cap: int) -> bytes:
+    data = f.read(cap + 1)
+    if len(data) > cap:
+        raise _refuse("a bundle member is larger than a verifier will read into memory")
+    return data
+
+
+def _member_kind(m: tarfile.TarInfo) -> str | None:
+    if m.isdir():
+        return "dir"
+    if m.isreg() and not m.issparse():
+        return "file"
+    return None
+
+
+class _Pass:
+    """State of the single streaming pass over the tar."""
+
+    def __init__(self, staging: Path | None) -> None:
+        self.staging = staging
+        self.manifest: Manifest | None = None
+        self.manifest_bytes = b""
+        self.seen: set[str] = set()
+        self.files: dict[str, tuple[str, int]] = {}
+        self.kept: dict[str, bytes] = {}
+        self.dirs: set[str] = set()
+        self.leading = ""  # an optional TOP/ directory entry before the manifest
+
+    def first(self, m: tarfile.TarInfo, stream: IO[bytes]) -> None:
+        parts = m.name.split("/")
+        if len(parts) != 2 or parts[1] != MANIFEST_NAME or not is_safe_relpath(m.name) \
+                or _member_kind(m) != "file":
+            raise _refuse(f"the bundle's first member is {m.name!r}, not TOP/{MANIFEST_NAME}",
+                          hint="this is not a wheelferry bundle, or it was repacked")
+        if m.size > MANIFEST_CAP:
+            raise _refuse(f"{m.name} is {m.size} bytes, more than a manifest may be")
+        self.manifest_bytes = _read_all(stream, MANIFEST_CAP)
+        try:
+            data = json.loads(self.manifest_bytes.decode("utf-8"))
+        except ValueError as exc:
+            raise _refuse(f"{m.name} is not valid JSON: {exc}") from None
+        self.manifest = parse_manifest(data)
+        if self.manifest.top != parts[0]:
+            raise _refuse(f"the bundle's top folder is {parts[0]!r} but its manifest names "
+                          f"{self.manifest.name!r}")
+        if self.leading and self.leading != parts[0]:
+            raise _refuse(f"member {self.leading!r} is outside the single top folder {parts[0]}/")
+        self.seen.add(m.name)
+        if self.staging is not None:
+            (self.staging / MANIFEST_NAME).write_bytes(self.manifest_bytes)
+
+    def member(self, m: tarfile.TarInfo, stream: IO[bytes] | None) -> None:
+        assert self.manifest is not None
+        top = self.manifest.top
+        kind = _member_kind(m)
+        name = m.name
+        if name.startswith("/") or ".." in name.replace("\\", "/").split("/"):
+            raise _refuse(f"member {name!r} points outside the bundle")
+        if kind is None:
+            raise _refuse(f"member {name!r} is a link, device or other special file; a bundle "
+                          f"holds only regular files")
+        rel = name[len(top) + 1:] if name.startswith(top + "/") else ""
+        if kind == "dir":
+            rel = rel.rstrip("/")
+        if not rel or not is_safe_relpath(rel):
+            raise _refuse(f"member {name!r} is not a plain path under the top folder {top}/")
+        if name in self.seen or rel in self.dirs:
+            raise _refuse(f"member {name!r} appears twice in the bundle")
+        self.seen.add(name)
+        listed = self.manifest.by_path()
+        if kind == "dir":
+            if not any(p.startswith(rel + "/") for p in listed):
+                raise _refuse(f"directory {name!r} is not part of the manifest (extra member)")
+            self.dirs.add(rel)
+            if self.staging is not None:
+                (self.staging / rel).mkdir(parents=True, exist_ok=True)
+            return
+        entry = listed.get(rel)
+        if entry is None:
+            raise _refuse(f"member {name!r} is not listed in MANIFEST.json (extra member)")
+        if m.size != entry.size:
+            raise _refuse(f"member {name!r} is {m.size} bytes; MANIFEST.json says {entry.size}")
+        assert stream is not None
+        self.files[rel] = (self._copy(rel, stream, entry.size), m.size)
+        if self.files[rel][0] != entry.sha256:
+            raise _refuse(f"{rel} does not match its sha256 in MANIFEST.json (altered file)")
+
+    def _copy(self, rel: str, stream: IO[bytes], size: int) -> str:
+        digest = hashlib.sha256()
+        keep = rel in (SUMS_NAME, f"{LOCK_DIR}/{LOCK_FILENAME}")
+        if keep and size > _IN_MEMORY_CAP:
+            raise _refuse(f"{rel} is {size} bytes, too large to be a {rel}")
+        buf = bytearray()
+        out = None
+        if self.staging is not None:
+            target = self.staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL | O_NOFOLLOW: a fresh private directory, but never write through a link.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
+            out = os.fdopen(fd, "wb")
+        try:
+            for chunk in iter(lambda: stream.read(CHUNK), b""):
+                digest.update(chunk)
+                if keep:
+                    buf += chunk
+                if out is not None:
+                    out.write(chunk)
+        finally:
+            if out is not None:
+                out.close()
+        if keep:
+            self.kept[rel] = bytes(buf)
+        return digest.hexdigest()
+
+    def finish(self) -> Lock:
+        manifest = self.manifest
+        if manifest is None:
+            raise _refuse("the bundle is empty", hint="this is not a wheelferry bundle")
+        missing = sorted(set(manifest.by_path()) - set(self.files))
+        if missing:
+            more = f" (and {len(missing) - 5} more)" if len(missing) > 5 else ""
+            raise _refuse(f"the bundle is missing {', '.join(missing[:5])}{more}, listed in MANIFEST.json")
+        if SUMS_NAME not in self.kept:
+            raise _refuse(f"the bundle has no {SUMS_NAME}")
+        sums = parse_sums(self.kept[SUMS_NAME].decode("utf-8", errors="replace"))
+        expected = {e.path: e.sha256 for e in manifest.files if e.path != SUMS_NAME}
+        if sums != expected:
+            odd = sorted(p for p in set(sums) | set(expected) if sums.get(p) != expected.get(p))
+            raise _refuse(f"{SUMS_NAME} and MANIFEST.json disagree about {', '.join(odd[:5])}")
+        lock_rel = f"{LOCK_DIR}/{LOCK_FILENAME}"
+        if lock_rel not in self.kept:
+            raise _refuse(f"the bundle has no {lock_rel}")
+        try:
+            lock = loads_lock(self.kept[lock_rel], lock_rel)
+        except WheelferryError as exc:
+            raise _refuse(f"the bundle's lock is malformed: {exc}") from None
+        for wheel in lock.wheels.values():
+            got = self.files.get(f"{WHEELS_DIR}/{wheel.filename}")
+            if got is None or got[0] != wheel.sha256:
+                raise _refuse(f"the lock's wheel {wheel.filename} is not in the bundle with the "
+                              f"sha256 the lock records")
+        return lock
+
+
+def _stream_check(tar_path: Path, staging: Path | None, before_data: Any) -> tuple[_Pass, Lock, str, int]:
+    check = _Pass(staging)
+    with open(tar_path, "rb") as raw:
+        reader = _HashingReader(raw)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|*") as tar:  # type: ignore[call-overload]
+                for m in tar:
+                    stream = tar.extractfile(m) if m.isreg() else None
+                    if check.manifest is None:
+                        if m.isdir() and "/" not in m.name and is_safe_relpath(m.name) \
+                                and not check.leading:
+                            check.leading = m.name
+                            continue
+                        check.first(m, stream)  # type: ignore[arg-type]
+                        before_data(check.manifest, hashlib.sha256(check.manifest_bytes).hexdigest())
+                        continue
+                    check.member(m, stream)
+            reader.drain()
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise _refuse(f"{tar_path.name} is damaged or not a tar archive ({exc})") from None
+    return check, check.finish(), reader.digest.hexdigest(), reader.count
+
+
+def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
+                  allow_unsigned: bool = False, state_dir: Path | None = None,
+                  force_older: bool = False, extract_to: Path | None = None,
+                  now: dt.datetime | None = None) -> VerifiedBundle:
+    """Verify *tar_path* (signature, freshness, every member) and optionally extract it."""
+    started = time.monotonic()
+    tar_path = Path(tar_path)
+    if not tar_path.is_file():
+        raise UsageError(f"bundle {tar_path} does not exist", hint="pass the path of NAME.tar")
+    warnings: list[str] = []
+    signature = None
+    if allow_unsigned:
+        text = (f"NOT checking the signature of {tar_path.name} (--allow-unsigned): anyone who could "
+                f"change the file could have changed what gets installed")
+        warn(text)
+        warnings.append(text)
+    else:
+        if keyring is None or not list(trusted):
+            raise UsageError("a signature check needs --keyring KEYS.asc and --trusted-key FPR",
+                             hint="or pass --allow-unsigned for a lab")
+        signature = verify_signature(tar_path, tar_path.with_name(tar_path.name + ".asc"),
+                                     Path(keyring), trusted)
+    state_dir = state_dir or default_state_dir()
+
+    def before_data(manifest: Manifest, manifest_sha256: str) -> None:
+        # Freshness is decided from the (signed) manifest before any large member is read.
+        check_expiry(manifest, now)
+        forced = check_sequence(state_dir, manifest.name, manifest.sequence, manifest_sha256, force_older)
+        if forced:
+            warn(forced)
+            warnings.append(forced)
+
+    staging = None
+    if extract_to is not None:
+        extract_to = Path(extract_to)
+        if extract_to.exists() and (not extract_to.is_dir() or any(extract_to.iterdir())):
+            raise UsageError(f"{extract_to} already exists", hint="extract into a new directory")
+        extract_to.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{extract_to.name}.part-", dir=extract_to.parent))
+    try:
+        check, lock, tar_sha256, count = _stream_check(tar_path, staging, before_data)
+        if signature is not None and signature.data_sha256 != tar_sha256:
+            raise _refuse(f"{tar_path.name} changed while it was being verified")
+        if staging is not None and extract_to is not None:
+            if extract_to.exists():
+                extract_to.rmdir()
+            os.rename(staging, extract_to)
+            staging = None
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+    assert check.manifest is not None
+    return VerifiedBundle(
+        manifest=check.manifest,
+        manifest_sha256=hashlib.sha256(check.manifest_bytes).hexdigest(),
+        lock=lock, files=dict(check.files), bytes=count,
+        seconds=time.monotonic() - started, signature=signature,
+        extracted=extract_to, warnings=tuple(warnings),
+    )
+

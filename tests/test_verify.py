@@ -1,0 +1,300 @@
+"""Bundle verification against real gpg signatures and hand-made hostile tars."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.bundles import Member, bundle_members, make_bundle, write_tar
+from tests.support.gpgkeys import GpgKeys
+from tests.support.wheels import build_wheel
+from wheelferry.errors import UsageError, VerificationError
+from wheelferry.offline.cli import main
+from wheelferry.offline.state import load_accepted, record_accepted
+from wheelferry.offline.verify import verify_bundle
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> list[Path]:
+    d = tmp_path / "built"
+    return [build_wheel(d, "alpha", "1.0"), build_wheel(d, "beta", "2.0", padding=3000)]
+
+
+@pytest.fixture
+def trust(gpg_keys: GpgKeys, tmp_path: Path) -> dict[str, Any]:
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    return {"keyring": ring, "trusted": [gpg_keys.fpr["good"]], "state_dir": tmp_path / "state"}
+
+
+def _unsigned(tmp_path: Path) -> dict[str, Any]:
+    return {"keyring": None, "trusted": [], "allow_unsigned": True, "state_dir": tmp_path / "state"}
+
+
+def _hostile(tmp_path: Path, wheels: list[Path], edit: Any, **kw: Any) -> VerificationError:
+    tar = make_bundle(tmp_path, wheels, tamper=edit, **kw)
+    with pytest.raises(VerificationError) as e:
+        verify_bundle(tar, **_unsigned(tmp_path), extract_to=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.part-")]
+    return e.value
+
+
+def test_good_bundle_verifies_and_extracts(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                           trust: dict[str, Any]) -> None:
+    tar = make_bundle(tmp_path, wheels, name="demo", sequence=3)
+    gpg_keys.sign("good", tar)
+    out = tmp_path / "out"
+    b = verify_bundle(tar, **trust, extract_to=out)
+    assert b.manifest.name == "demo" and b.manifest.sequence == 3
+    assert b.signature is not None and b.signature.fingerprint == gpg_keys.fpr["good"]
+    assert b.bytes == tar.stat().st_size
+    assert set(b.files) == {"SHA256SUMS", "lock/wheelferry.lock.json",
+                            "wheels/alpha-1.0-py3-none-any.whl", "wheels/beta-2.0-py3-none-any.whl"}
+    assert b.lock.spec.name == "demo"
+    assert (out / "wheels" / wheels[1].name).read_bytes() == wheels[1].read_bytes()
+    assert (out / "MANIFEST.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    # verify_bundle itself never records the sequence; the commands do, after success.
+    assert load_accepted(trust["state_dir"], "demo") is None
+
+
+def test_tar_changed_by_one_byte(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                 trust: dict[str, Any]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("good", tar)
+    raw = bytearray(tar.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    tar.write_bytes(bytes(raw))
+    with pytest.raises(VerificationError, match="does not match the data"):
+        verify_bundle(tar, **trust)
+
+
+def test_swapped_wheel_with_rewritten_sums_and_manifest(gpg_keys: GpgKeys, tmp_path: Path,
+                                                        wheels: list[Path], trust: dict[str, Any]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("good", tar)
+    evil = build_wheel(tmp_path / "evil", "alpha", "1.0", files={"alpha/evil.py": b"import os\n"})
+    make_bundle(tmp_path, [evil, wheels[1]])  # consistent hashes, same name: only the signature differs
+    with pytest.raises(VerificationError, match="does not match the data"):
+        verify_bundle(tar, **trust)
+
+
+def test_signature_by_untrusted_key(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("other", tar)
+    ring = gpg_keys.export("good", "other", path=tmp_path / "KEYS.asc")
+    with pytest.raises(VerificationError, match="not one you trust"):
+        verify_bundle(tar, keyring=ring, trusted=[gpg_keys.fpr["good"]], state_dir=tmp_path / "s")
+
+
+def test_missing_signature_file(tmp_path: Path, wheels: list[Path], trust: dict[str, Any]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    with pytest.raises(VerificationError, match="no signature file"):
+        verify_bundle(tar, **trust)
+
+
+def test_unsigned_warns(tmp_path: Path, wheels: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    b = verify_bundle(make_bundle(tmp_path, wheels), **_unsigned(tmp_path))
+    assert b.signature is None and b.warnings
+    assert "NOT checking the signature" in capsys.readouterr().err
+
+
+def test_extra_member(tmp_path: Path, wheels: list[Path]) -> None:
+    e = _hostile(tmp_path, wheels, lambda ms: ms + [Member("demo/wheels/extra.whl", b"x")])
+    assert "not listed in MANIFEST.json" in str(e)
+
+
+def test_missing_member(tmp_path: Path, wheels: list[Path]) -> None:
+    e = _hostile(tmp_path, wheels, lambda ms: [m for m in ms if not m.name.endswith(wheels[0].name)])
+    assert "missing wheels/alpha-1.0-py3-none-any.whl" in str(e)
+
+
+def test_duplicate_member(tmp_path: Path, wheels: list[Path]) -> None:
+    e = _hostile(tmp_path, wheels, lambda ms: ms + [ms[-1]])
+    assert "appears twice" in str(e)
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE, tarfile.CHRTYPE])
+def test_links_and_devices(tmp_path: Path, wheels: list[Path], kind: bytes) -> None:
+    def edit(ms: list[Member]) -> list[Member]:
+        return ms[:2] + [Member("demo/wheels/link.whl", type=kind, linkname="/etc/passwd")] + ms[2:]
+    assert "link, device or other special file" in str(_hostile(tmp_path, wheels, edit))
+
+
+def test_symlink_replacing_a_listed_wheel(tmp_path: Path, wheels: list[Path]) -> None:
+    def edit(ms: list[Member]) -> list[Member]:
+        return [Member(m.name, type=tarfile.SYMTYPE, linkname="/etc/passwd")
+                if m.name.endswith(wheels[0].name) else m for m in ms]
+    assert "special file" in str(_hostile(tmp_path, wheels, edit))
+
+
+@pytest.mark.parametrize("name", ["/etc/cron.d/evil", "demo/../evil", "../evil", "demo/wheels/../../x",
+                                  "other/file", "demo\\..\\evil"])
+def test_paths_outside_the_bundle(tmp_path: Path, wheels: list[Path], name: str) -> None:
+    e = _hostile(tmp_path, wheels, lambda ms: ms[:2] + [Member(name, b"x")] + ms[2:])
+    assert repr(name) in str(e) or repr(name.lstrip("/")) in str(e)
+
+
+def test_member_bigger_than_manifest_size(tmp_path: Path, wheels: list[Path]) -> None:
+    members = bundle_members(wheels)
+    big = [m.with_data(m.data + b"\0" * 4096) if m.name.endswith(wheels[0].name) else m for m in members]
+    tar = write_tar(tmp_path / "demo.tar", big)
+    with pytest.raises(VerificationError, match="bytes; MANIFEST.json says"):
+        verify_bundle(tar, **_unsigned(tmp_path))
+
+
+def test_altered_wheel_without_signature(tmp_path: Path, wheels: list[Path]) -> None:
+    def edit(ms: list[Member]) -> list[Member]:
+        return [m.with_data(m.data[:-1] + bytes([m.data[-1] ^ 1])) if m.name.endswith(wheels[1].name)
+                else m for m in ms]
+    assert "does not match its sha256" in str(_hostile(tmp_path, wheels, edit))
+
+
+def test_sums_disagreeing_with_manifest(tmp_path: Path, wheels: list[Path]) -> None:
+    members = bundle_members(wheels)
+    sums = next(m for m in members if m.name.endswith("SHA256SUMS"))
+    bad = sums.data.replace(sums.data[:8], b"00000000", 1)
+    # keep the manifest consistent with the new SHA256SUMS so only the disagreement remains
+    manifest = json.loads(members[0].data)
+    for f in manifest["files"]:
+        if f["path"] == "SHA256SUMS":
+            f["sha256"] = hashlib.sha256(bad).hexdigest()
+    edited = [members[0].with_data(json.dumps(manifest).encode())]
+    edited += [m.with_data(bad) if m is sums else m for m in members[1:]]
+    with pytest.raises(VerificationError, match="SHA256SUMS and MANIFEST.json disagree"):
+        verify_bundle(write_tar(tmp_path / "demo.tar", edited), **_unsigned(tmp_path))
+
+
+def test_manifest_must_come_first(tmp_path: Path, wheels: list[Path]) -> None:
+    e = _hostile(tmp_path, wheels, lambda ms: ms[1:] + ms[:1])
+    assert "first member" in str(e)
+
+
+def test_not_a_tar(tmp_path: Path) -> None:
+    junk = tmp_path / "demo.tar"
+    junk.write_bytes(b"hello" * 1000)
+    with pytest.raises(VerificationError, match="damaged or not a tar"):
+        verify_bundle(junk, **_unsigned(tmp_path))
+
+
+def test_truncated_tar(tmp_path: Path, wheels: list[Path]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    tar.write_bytes(tar.read_bytes()[:3000])
+    with pytest.raises(VerificationError):
+        verify_bundle(tar, **_unsigned(tmp_path))
+
+
+def test_missing_bundle_is_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError):
+        verify_bundle(tmp_path / "nope.tar", **_unsigned(tmp_path))
+
+
+def test_expired_bundle(tmp_path: Path, wheels: list[Path]) -> None:
+    tar = make_bundle(tmp_path, wheels, expires="2026-02-01T00:00:00Z")
+    now = dt.datetime(2026, 1, 15, tzinfo=dt.timezone.utc)
+    assert verify_bundle(tar, **_unsigned(tmp_path), now=now).manifest.expires
+    with pytest.raises(VerificationError, match="expired on 2026-02-01"):
+        verify_bundle(tar, **_unsigned(tmp_path), now=now + dt.timedelta(days=30))
+
+
+def test_older_sequence_replayed(tmp_path: Path, wheels: list[Path],
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    new = make_bundle(tmp_path, wheels, sequence=5, out=tmp_path / "new.tar")
+    old = make_bundle(tmp_path, wheels, sequence=4, out=tmp_path / "old.tar")
+    b = verify_bundle(new, **_unsigned(tmp_path))
+    record_accepted(state, "demo", 5, b.manifest_sha256)
+    assert verify_bundle(new, **_unsigned(tmp_path)).manifest.sequence == 5  # same bundle again is fine
+    with pytest.raises(VerificationError, match="sequence 4, older than 5"):
+        verify_bundle(old, **_unsigned(tmp_path))
+    forced = verify_bundle(old, **_unsigned(tmp_path), force_older=True)
+    assert any("--force-older" in w for w in forced.warnings)
+    assert "--force-older" in capsys.readouterr().err
+
+
+def test_same_sequence_different_contents(tmp_path: Path, wheels: list[Path]) -> None:
+    a = make_bundle(tmp_path, wheels, sequence=2, out=tmp_path / "a.tar")
+    b = make_bundle(tmp_path, wheels[:1], sequence=2, out=tmp_path / "b.tar")
+    record_accepted(tmp_path / "state", "demo", 2, verify_bundle(a, **_unsigned(tmp_path)).manifest_sha256)
+    with pytest.raises(VerificationError, match="different contents"):
+        verify_bundle(b, **_unsigned(tmp_path))
+
+
+def test_state_dir_defaults_to_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wheelferry.offline.state import default_state_dir
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    assert default_state_dir() == tmp_path / "xdg" / "wheelferry"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "wheelferry"
+
+
+def _cli(*args: str) -> list[str]:
+    return ["verify", *args]
+
+
+def test_cli_verify(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                    capsys: pytest.CaptureFixture[str]) -> None:
+    tar = make_bundle(tmp_path, wheels, sequence=7)
+    gpg_keys.sign("good", tar)
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    state = tmp_path / "state"
+    keys = ["--keyring", str(ring), "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(state)]
+    assert main(_cli(str(tar), *keys, "--json")) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] and out["sequence"] == 7 and out["signature"]["fingerprint"] == gpg_keys.fpr["good"]
+    accepted = load_accepted(state, "demo")
+    assert accepted is not None and accepted.sequence == 7
+    assert main(_cli(str(tar), "--state-dir", str(state))) == 2  # no keys, no --allow-unsigned
+    assert main(_cli(str(tmp_path / "missing.tar"), *keys)) == 2
+    assert main(_cli(str(tar), "--keyring", str(tmp_path / "nokeys.asc"), "--trusted-key",
+                     gpg_keys.fpr["good"], "--state-dir", str(state))) == 2
+    raw = bytearray(tar.read_bytes())
+    raw[-2000] ^= 1
+    tar.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert main(_cli(str(tar), *keys)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "hint: " in err and "Traceback" not in err
+
+
+def _py39() -> str | None:
+    root = Path.home() / ".pyenv" / "versions"
+    found = sorted(root.glob("3.9*/bin/python3")) if root.is_dir() else []
+    return str(found[-1]) if found else None
+
+
+@pytest.mark.skipif(_py39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+def test_verify_on_python39_with_stdlib_only(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("good", tar)
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    script = (
+        "import sys\n"
+        "from wheelferry.offline.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "bad = sorted(m for m in ('requests', 'packaging', 'resolvelib', 'tqdm', 'gnupg', 'urllib3')"
+        " if m in sys.modules)\n"
+        "assert not bad, bad\n"
+        "sys.exit(rc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_"))}
+    env["PYTHONPATH"] = str(SRC)
+    proc = subprocess.run(
+        [_py39(), "-s", "-c", script, "verify", str(tar), "--keyring", str(ring),  # type: ignore[list-item]
+         "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(tmp_path / "state"), "--json"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert json.loads(proc.stdout)["ok"] is True
+    assert sys.version_info >= (3, 9)
