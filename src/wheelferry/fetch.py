@@ -1,0 +1,503 @@
+"""Fetch locked wheels into the cache: parallel, resumable, hashed while streaming.
+
+Each wheel is tried at each of its URLs in order.  Bytes are streamed in 1 MiB
+chunks into the cache's partial area while SHA256 is computed; only a file
+whose size and hash match the lock is moved into the cache.  A dropped
+connection resumes with an HTTP Range request from the partial's length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import http.client
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import requests
+import urllib3
+
+from wheelferry.cache import CHUNK, LockWaitCancelled, WheelCache
+from wheelferry.errors import FetchError
+from wheelferry.lockfile import WheelFile
+from wheelferry.urls import redact_url
+
+ATTEMPTS_PER_URL = 4
+TIMEOUT = (15.0, 60.0)  # (connect, read) seconds: a read stall counts as a dropped connection
+_BACKOFF = 0.25
+_DROPPED = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    urllib3.exceptions.ProtocolError,
+    urllib3.exceptions.ReadTimeoutError,
+    http.client.IncompleteRead,
+    ConnectionError,
+)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One wheel in the cache: where it is, where it came from, what it cost."""
+
+    wheel: WheelFile
+    path: Path
+    url_used: str | None  # credential-free; None when the file was already cached
+    downloaded_bytes: int
+    from_cache: bool
+    started: float = 0.0  # time.monotonic() stamps, for fetch_summary
+    finished: float = 0.0
+
+
+@dataclass(frozen=True)
+class FetchEvent:
+    """Progress reported to ``on_event``: ``start``, ``bytes``, ``retry``, ``failover``, ``done``."""
+
+    kind: str
+    filename: str
+    url: str | None = None  # redacted
+    nbytes: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class UrlFailure:
+    """Why one URL did not give the wheel."""
+
+    url: str  # redacted
+    reason: str
+
+
+class WheelDownloadError(FetchError):
+    """Every URL of a wheel failed; carries each URL with its reason."""
+
+    def __init__(self, wheel: WheelFile, failures: Sequence[UrlFailure]) -> None:
+        tried = "; ".join(f"{f.url} ({f.reason})" for f in failures) or "no URL in the lock"
+        super().__init__(
+            f"could not download {wheel.filename}: tried {tried}",
+            hint="check the index or mirror is reachable, or re-lock if the files changed",
+        )
+        self.wheel = wheel
+        self.failures = tuple(failures)
+
+
+class _Retry(Exception):
+    """This attempt failed in a way worth repeating at the same URL."""
+
+    def __init__(self, reason: str, written: int = 0, *, connect: bool = False) -> None:
+        super().__init__(reason)
+        self.written = written  # bytes kept in the partial before the failure
+        self.connect = connect  # no answer at all: worth one more try, not many
+
+
+class _UrlFailed(Exception):
+    """This URL will not give the wheel; try the next one."""
+
+
+EventHook = Callable[[FetchEvent], Any]
+
+
+def fetch_wheels(
+    wheels: Sequence[WheelFile],
+    cache: WheelCache,
+    session: requests.Session,
+    *,
+    jobs: int = 8,
+    progress: bool = False,
+    on_event: EventHook | None = None,
+    timeout: tuple[float, float] = TIMEOUT,
+) -> list[FetchResult]:
+    """Make sure every wheel is in *cache*, downloading what is missing; results in input order."""
+    unique: dict[str, WheelFile] = {}
+    for w in wheels:
+        unique.setdefault(w.sha256, w)
+    jobs = max(1, jobs)
+    _size_connection_pools(session, jobs)
+    cancel = threading.Event()
+    bar = _progress_bar([w for w in unique.values() if cache.path(w.sha256) is None], progress)
+    fetcher = _Fetcher(cache, session, cancel, on_event, bar, timeout)
+    done: dict[str, FetchResult] = {}
+    failed: list[WheelDownloadError] = []
+    pool = ThreadPoolExecutor(max_workers=min(jobs, max(1, len(unique))),
+                              thread_name_prefix="wheelferry-fetch")
+    try:
+        pending: set[Future[FetchResult]] = {pool.submit(fetcher.fetch_one, w)
+                                             for w in unique.values()}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for fut in finished:
+                try:
+                    result = fut.result()
+                except WheelDownloadError as exc:
+                    failed.append(exc)
+                    continue
+                done[result.wheel.sha256] = result
+    except BaseException:
+        # KeyboardInterrupt (in this thread or raised by a worker), disk full, a bug:
+        # stop every worker at its next chunk; their partials stay resumable.
+        fetcher.stop()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
+    if failed:
+        if len(failed) == 1:
+            raise failed[0]
+        raise FetchError(f"could not download {len(failed)} wheels: "
+                         + " | ".join(str(e) for e in failed), hint=failed[0].hint)
+    return [done[w.sha256] if done[w.sha256].wheel == w else _rebind(done[w.sha256], w)
+            for w in wheels]
+
+
+def fetch_summary(results: Sequence[FetchResult]) -> dict[str, Any]:
+    """Counts, bytes and wall-clock seconds of one fetch, for the CLI and ``--json``."""
+    downloaded = [r for r in results if not r.from_cache]
+    cached = [r for r in results if r.from_cache]
+    seconds = (max(r.finished for r in results) - min(r.started for r in results)) if results else 0.0
+    return {
+        "files": len(results),
+        "downloaded": len(downloaded),
+        "from_cache": len(cached),
+        "bytes_downloaded": sum(r.downloaded_bytes for r in results),
+        "bytes_from_cache": sum(_size(r) for r in cached),
+        "seconds": round(seconds, 3),
+    }
+
+
+def _size(r: FetchResult) -> int:
+    if r.wheel.size is not None:
+        return r.wheel.size
+    try:
+        return r.path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _rebind(result: FetchResult, wheel: WheelFile) -> FetchResult:
+    return FetchResult(wheel, result.path, result.url_used, 0, True, result.started, result.finished)
+
+
+def _size_connection_pools(session: requests.Session, jobs: int) -> None:
+    """Give every HTTP adapter a pool of at least *jobs* connections per host."""
+    for adapter in session.adapters.values():
+        if isinstance(adapter, requests.adapters.HTTPAdapter) and adapter._pool_maxsize < jobs:
+            # Re-initialise in place so a subclass (timeouts, TLS settings) keeps its behaviour.
+            adapter._pool_maxsize = jobs
+            adapter.init_poolmanager(adapter._pool_connections, jobs, block=adapter._pool_block)
+
+
+def _progress_bar(missing: Sequence[WheelFile], enabled: bool) -> Any:
+    if not enabled or not missing:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=sum(w.size or 0 for w in missing), unit="B", unit_scale=True,
+                unit_divisor=1024, desc="downloading", dynamic_ncols=True, leave=False)
+
+
+class _Fetcher:
+    """The per-wheel download logic shared by the worker threads."""
+
+    def __init__(self, cache: WheelCache, session: requests.Session, cancel: threading.Event,
+                 on_event: EventHook | None, bar: Any, timeout: tuple[float, float]) -> None:
+        self.cache = cache
+        self.session = session
+        self.cancel = cancel
+        self.on_event = on_event
+        self.bar = bar
+        self.bar_lock = threading.Lock()
+        self.timeout = timeout
+        self.active: set[requests.Response] = set()
+
+    def stop(self) -> None:
+        """Make every worker give up now: flag it and close the sockets they are reading."""
+        self.cancel.set()
+        with self.bar_lock:
+            active = list(self.active)
+        for resp in active:
+            with contextlib.suppress(Exception):
+                resp.close()
+
+    def emit(self, kind: str, wheel: WheelFile, url: str | None = None, nbytes: int = 0,
+             message: str = "") -> None:
+        if kind == "bytes" and self.bar is not None:
+            with self.bar_lock:
+                self.bar.update(nbytes)
+        if self.on_event is not None:
+            self.on_event(FetchEvent(kind, wheel.filename, url and redact_url(url), nbytes, message))
+
+    def fetch_one(self, wheel: WheelFile) -> FetchResult:
+        started = time.monotonic()
+        cached = self._cached(wheel)
+        if cached is not None:
+            return FetchResult(wheel, cached, None, 0, True, started, time.monotonic())
+        try:
+            with self.cache.lock(wheel.sha256, self.cancel):
+                # Another build may have finished this entry while we waited for the lock.
+                cached = self._cached(wheel)
+                if cached is not None:
+                    return FetchResult(wheel, cached, None, 0, True, started, time.monotonic())
+                return self._download(wheel, started)
+        except LockWaitCancelled:
+            raise KeyboardInterrupt from None
+
+    def _cached(self, wheel: WheelFile) -> Path | None:
+        path = self.cache.path(wheel.sha256)
+        if path is None:
+            return None
+        if wheel.size is not None and path.stat().st_size != wheel.size:
+            self.cache.evict(wheel.sha256)
+            return None
+        return path
+
+    def _download(self, wheel: WheelFile, started: float) -> FetchResult:
+        failures: list[UrlFailure] = []
+        part = self.cache.partial_path(wheel.sha256)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        self.emit("start", wheel, wheel.urls[0] if wheel.urls else None)
+        for url in wheel.urls:
+            try:
+                got = self._from_url(wheel, url, part)
+            except _UrlFailed as exc:
+                failures.append(UrlFailure(redact_url(url), str(exc)))
+                self.emit("failover", wheel, url, message=str(exc))
+                continue
+            path = self.cache.commit(part, wheel.sha256, wheel.filename)
+            self.emit("done", wheel, url, got)
+            return FetchResult(wheel, path, url, got, False, started, time.monotonic())
+        raise WheelDownloadError(wheel, failures)
+
+    def _from_url(self, wheel: WheelFile, url: str, part: Path) -> int:
+        """Bring *part* to the complete, hashed wheel from *url*; return bytes transferred."""
+        scheme = urlsplit(url).scheme.lower()
+        if scheme == "file":
+            return self._copy_local(wheel, url, part)
+        if scheme not in ("http", "https"):
+            raise _UrlFailed(f"unsupported URL scheme {scheme!r}")
+        transferred = 0
+        restarted = False
+        connect_failures = 0
+        last = "no attempt made"
+        for attempt in range(ATTEMPTS_PER_URL + 1):
+            if self.cancel.is_set():
+                raise KeyboardInterrupt
+            if attempt:
+                time.sleep(min(_BACKOFF * 2 ** (attempt - 1), 4.0))
+                self.emit("retry", wheel, url, message=last)
+            try:
+                written, hasher, resumed = self._stream(wheel, url, part)
+            except _Retry as exc:
+                transferred += exc.written
+                last = str(exc)
+                connect_failures += exc.connect
+                if connect_failures > 1:
+                    break
+                continue
+            transferred += written
+            verdict = _verdict(part, wheel, hasher)
+            if verdict is None:
+                return transferred
+            part.unlink(missing_ok=True)
+            # A resumed file that does not hash may have joined two different bodies:
+            # start once more from zero before blaming the URL.
+            if resumed and not restarted:
+                restarted = True
+                last = verdict
+                continue
+            raise _UrlFailed(verdict)
+        raise _UrlFailed(last)
+
+    def _stream(self, wheel: WheelFile, url: str, part: Path) -> tuple[int, Any, bool]:
+        """One HTTP attempt appending to *part*: ``(bytes written, sha256 so far, resumed)``."""
+        have = part.stat().st_size if part.exists() else 0
+        if wheel.size is not None and have > wheel.size:
+            part.unlink()
+            have = 0
+        headers = {"Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        try:
+            resp = self.session.get(url, headers=headers, stream=True, timeout=self.timeout)
+        except requests.exceptions.RetryError as exc:
+            raise _UrlFailed(f"gave up after retries: {_short(exc)}") from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
+            raise _UrlFailed(f"invalid URL: {_short(exc)}") from None
+        except _DROPPED as exc:
+            reason = f"connection failed: {_short(exc)}"
+            # The session's own Retry already repeated the connect; do not multiply it.
+            retry = _retry_of(self.session, url)
+            if (retry.connect if retry.connect is not None else retry.total):
+                raise _UrlFailed(reason) from None
+            raise _Retry(reason, connect=True) from None
+        with self.bar_lock:
+            self.active.add(resp)
+        try:
+            return self._read(wheel, url, part, resp, have)
+        finally:
+            with self.bar_lock:
+                self.active.discard(resp)
+            resp.close()
+
+    def _read(self, wheel: WheelFile, url: str, part: Path, resp: requests.Response,
+              have: int) -> tuple[int, Any, bool]:
+        """Judge the answer to one request and stream its body into *part*."""
+        status = resp.status_code
+        if status == 416 and have:
+            # The partial may already hold the whole file: judge it by its hash.
+            return 0, _hash_file(part), True
+        if status >= 500 or status == 429:
+            if status in (_retry_of(self.session, resp.url).status_forcelist or ()):
+                raise _UrlFailed(f"HTTP {status} {resp.reason or ''}".strip() + " (after retries)")
+            raise _Retry(f"HTTP {status}")
+        if status not in (200, 206):
+            raise _UrlFailed(f"HTTP {status} {resp.reason or ''}".strip())
+        resumed = bool(have) and status == 206 and _range_start(resp) == have
+        if not resumed:
+            # A server that ignores Range answers 200 with the whole file: start over.
+            have = 0
+        ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if have == 0 and ctype in ("text/html", "application/xhtml+xml"):
+            part.unlink(missing_ok=True)
+            raise _UrlFailed(HTML_PAGE)
+        hasher = _hash_file(part) if resumed else hashlib.sha256()
+        written = self._write_body(wheel, url, resp, part, hasher, have)
+        return written, hasher, resumed
+
+    def _write_body(self, wheel: WheelFile, url: str, resp: requests.Response, part: Path,
+                    hasher: Any, have: int) -> int:
+        written = 0
+        try:
+            with open(part, "ab" if have else "wb") as out:
+                for chunk in resp.iter_content(CHUNK):
+                    if self.cancel.is_set():
+                        raise KeyboardInterrupt
+                    if have == 0 and written == 0 and _looks_like_html(chunk):
+                        raise _UrlFailed(HTML_PAGE)
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    written += len(chunk)
+                    if wheel.size is not None and have + written > wheel.size:
+                        raise _UrlFailed(f"sent more than the {wheel.size} bytes the lock records")
+                    self.emit("bytes", wheel, url, len(chunk))
+        except _UrlFailed:
+            part.unlink(missing_ok=True)
+            raise
+        except Exception as exc:
+            if self.cancel.is_set():
+                raise KeyboardInterrupt from None
+            if isinstance(exc, _DROPPED):
+                raise _Retry(f"connection dropped after {have + written} bytes: {_short(exc)}",
+                             written) from None
+            if isinstance(exc, OSError):
+                part.unlink(missing_ok=True)
+                raise _disk_error(exc, wheel) from None
+            raise
+        return written
+
+    def _copy_local(self, wheel: WheelFile, url: str, part: Path) -> int:
+        source = Path(url2pathname(urlsplit(url).path))
+        try:
+            src = open(source, "rb")
+        except OSError as exc:
+            raise _UrlFailed(exc.strerror or str(exc)) from None
+        written = 0
+        hasher = hashlib.sha256()
+        with src:
+            try:
+                with open(part, "wb") as out:
+                    for chunk in iter(lambda: src.read(CHUNK), b""):
+                        if self.cancel.is_set():
+                            raise KeyboardInterrupt
+                        out.write(chunk)
+                        hasher.update(chunk)
+                        written += len(chunk)
+                        self.emit("bytes", wheel, url, len(chunk))
+            except OSError as exc:
+                part.unlink(missing_ok=True)
+                raise _disk_error(exc, wheel) from None
+        verdict = _verdict(part, wheel, hasher)
+        if verdict is not None:
+            part.unlink(missing_ok=True)
+            raise _UrlFailed(verdict)
+        return written
+
+
+HTML_PAGE = "got an HTML page instead of the wheel"
+
+
+def _verdict(part: Path, wheel: WheelFile, hasher: Any) -> str | None:
+    """None when *part* is the wheel the lock names, else why it is not."""
+    size = part.stat().st_size
+    if hasher.hexdigest() == wheel.sha256 and (wheel.size is None or size == wheel.size):
+        return None
+    with open(part, "rb") as f:
+        if _looks_like_html(f.read(512)):
+            return HTML_PAGE
+    if wheel.size is not None and size != wheel.size:
+        return f"got {size} bytes, the lock records {wheel.size}"
+    return f"sha256 mismatch: expected {wheel.sha256}, got {hasher.hexdigest()}"
+
+
+def _looks_like_html(head: bytes) -> bool:
+    # A wheel is a zip and starts with a local file header (PK\x03\x04); an error page
+    # served with status 200 starts with markup.
+    text = head[:512].lstrip().lower()
+    return text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
+
+
+def _hash_file(path: Path) -> Any:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h
+
+
+def _retry_of(session: requests.Session, url: str) -> urllib3.util.Retry:
+    """The urllib3 Retry the session applies to *url* (a no-retry policy if none)."""
+    try:
+        retry = getattr(session.get_adapter(url), "max_retries", None)
+    except requests.exceptions.InvalidSchema:
+        retry = None
+    return retry if isinstance(retry, urllib3.util.Retry) else urllib3.util.Retry(0, read=False)
+
+
+def _range_start(resp: requests.Response) -> int | None:
+    """The first byte of a 206 answer, from ``Content-Range: bytes START-END/TOTAL``."""
+    value = resp.headers.get("Content-Range", "")
+    unit, _, spec = value.partition(" ")
+    if unit.strip().lower() != "bytes":
+        return None
+    try:
+        return int(spec.split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+def _disk_error(exc: OSError, wheel: WheelFile) -> FetchError:
+    if exc.errno == errno.ENOSPC:
+        return FetchError(f"no space left on device while writing {wheel.filename}",
+                          hint="free some space in the cache directory or choose another with --cache")
+    return FetchError(f"could not write {wheel.filename} into the cache: {exc.strerror or exc}",
+                      hint="check the cache directory is writable, or choose another with --cache")
+
+
+def _short(exc: BaseException) -> str:
+    """A one-line, credential-free reason from a requests/urllib3 exception."""
+    from wheelferry.urls import redact_text
+
+    text = str(exc.args[0] if exc.args else exc)
+    if "Read timed out" in text:
+        return "read timed out"
+    if "Connection refused" in text:
+        return "connection refused"
+    return redact_text(text.splitlines()[0] if text else type(exc).__name__)[:200]
