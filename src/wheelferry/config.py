@@ -1,0 +1,155 @@
+"""Which indexes and find-links locations to use: pip's own configuration, read at run time."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+from urllib.parse import unquote, urlsplit
+
+from wheelferry.urls import redact_url
+
+Warn = Callable[[str], None]
+
+# pip reads [global] first, then the section of the running command overrides it.
+_SECTIONS = ("global", "download", "install")
+_TRUE = {"1", "true", "yes", "on", "y"}
+# Asked of pip in a subprocess, so the default index is whatever that pip ships with.
+_DEFAULT_INDEX_SCRIPT = "from pip._internal.models.index import PyPI; print(PyPI.simple_url)"
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Where packages come from: one main index (None = no index), extra indexes, find-links."""
+
+    index_url: str | None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+
+    def index_urls(self) -> tuple[str, ...]:
+        """The main index (if any) followed by the extra indexes."""
+        return ((self.index_url,) if self.index_url else ()) + self.extra_index_urls
+
+    def all_urls(self) -> tuple[str, ...]:
+        """Every configured location, for the session's credential table."""
+        return self.index_urls() + self.find_links
+
+
+def _dedup(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(i for i in items if i))
+
+
+def _split(value: str) -> tuple[str, ...]:
+    """pip splits list-valued options (extra-index-url, find-links) on whitespace."""
+    return tuple(value.split())
+
+
+def _run_python(python: str, args: list[str], environ: Mapping[str, str]) -> str | None:
+    try:
+        proc = subprocess.run([python, *args], capture_output=True, text=True,
+                              env=dict(environ), check=False, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def read_pip_config_list(text: str) -> dict[str, str]:
+    """Parse ``pip config list`` output (``section.key='value'``) into ``{key: value}``.
+
+    Environment entries (``:env:.``) are skipped: the caller applies its own environment.
+    """
+    by_section: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        key, sep, raw = line.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in _SECTIONS:
+            continue
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw.strip("'\"")
+        by_section.setdefault(section, {})[name.replace("_", "-")] = str(value)
+    merged: dict[str, str] = {}
+    for section in _SECTIONS:
+        merged.update(by_section.get(section, {}))
+    return merged
+
+
+def _local_path(location: str) -> Path | None:
+    """The filesystem path of a local location (``file://`` URL or plain path), else None."""
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if parts.scheme in ("http", "https"):
+        return None
+    if len(parts.scheme) == 1:  # a Windows drive letter, not a scheme
+        return Path(location)
+    return Path(location) if not parts.scheme else None
+
+
+def _as_url(location: str) -> str:
+    """Plain paths become absolute ``file://`` URLs; URLs are kept as written."""
+    parts = urlsplit(location)
+    if parts.scheme and len(parts.scheme) > 1:
+        return location
+    return Path(location).expanduser().resolve().as_uri()
+
+
+def _drop_missing(locations: Iterable[str], what: str, warn: Warn) -> tuple[str, ...]:
+    kept = []
+    for loc in locations:
+        path = _local_path(loc)
+        if path is not None and not path.expanduser().exists():
+            warn(f"pip's configured {what} {redact_url(loc)} does not exist; ignoring it")
+            continue
+        kept.append(_as_url(loc) if path is not None else loc)
+    return tuple(kept)
+
+
+def pip_default_index(python: str = sys.executable,
+                      environ: Mapping[str, str] = os.environ) -> str | None:
+    """The index pip uses when nothing is configured, as that pip defines it."""
+    out = _run_python(python, ["-c", _DEFAULT_INDEX_SCRIPT], environ)
+    return out.strip() or None if out else None
+
+
+def pip_index_config(environ: Mapping[str, str] = os.environ, python: str = sys.executable,
+                     *, warn: Warn = lambda _msg: None) -> IndexConfig:
+    """What pip on this machine is configured to use: config files, then PIP_* variables."""
+    out = _run_python(python, ["-m", "pip", "config", "list"], environ)
+    if out is None:
+        warn("could not run `pip config list`; using only PIP_* environment variables")
+    values = read_pip_config_list(out or "")
+    env_map = {"PIP_INDEX_URL": "index-url", "PIP_EXTRA_INDEX_URL": "extra-index-url",
+               "PIP_FIND_LINKS": "find-links", "PIP_NO_INDEX": "no-index"}
+    for env_name, key in env_map.items():
+        if environ.get(env_name):
+            values[key] = environ[env_name]
+    no_index = values.get("no-index", "").strip().lower() in _TRUE
+    index_url = values.get("index-url", "").strip() or None
+    extras = _split(values.get("extra-index-url", ""))
+    if no_index:
+        index_url, extras = None, ()
+    elif index_url is None:
+        index_url = pip_default_index(python, environ)
+        if index_url is None:
+            warn("could not ask pip for its default index; set --index-url or PIP_INDEX_URL")
+    main = _drop_missing((index_url,), "index", warn) if index_url else ()
+    extras = _drop_missing(extras, "extra index", warn)
+    find_links = _drop_missing(_split(values.get("find-links", "")), "find-links location", warn)
+    return IndexConfig(main[0] if main else None, _dedup(extras), _dedup(find_links))
+
+
+def merge(base: IndexConfig, index_url: str | None = None, extra: Iterable[str] = (),
+          find_links: Iterable[str] = (), no_index: bool = False) -> IndexConfig:
+    """Apply CLI or spec settings: an index URL replaces pip's; extras and find-links add."""
+    main = base.index_url if index_url is None else _as_url(index_url)
+    extras = _dedup(base.extra_index_urls + tuple(_as_url(e) for e in extra))
+    links = _dedup(base.find_links + tuple(_as_url(f) for f in find_links))
+    if no_index:
+        main, extras = None, ()
+    return replace(base, index_url=main, extra_index_urls=extras, find_links=links)
