@@ -1,0 +1,188 @@
+"""Index pages (PEP 503/691/592/658/714) parse; the client merges indexes and find-links."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from packaging.tags import Tag
+from packaging.version import Version
+
+from tests.support.wheels import build_wheel, sha256_file
+from wheelferry.config import IndexConfig
+from wheelferry.errors import IndexUnreachableError
+from wheelferry.http import make_session
+from wheelferry.index import DistFile, IndexClient, parse_html_page, parse_json_page
+
+PAGES = Path(__file__).parent / "data" / "pages"
+LINUX = "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+YANKED = "numpy-1.22.0-cp310-cp310-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+
+
+def _session():
+    return make_session(retries=2, backoff=0.01)
+
+
+def test_recorded_json_page() -> None:
+    files = parse_json_page((PAGES / "numpy.json").read_bytes(), "https://mirror.example/simple/numpy/")
+    assert [f.filename for f in files] == [
+        LINUX, "numpy-1.26.4-cp311-cp311-win_amd64.whl", "numpy-1.26.4.tar.gz", YANKED]
+    linux = files[0]
+    assert linux.url.startswith("https://files.mirror.example/packages/") and "#" not in linux.url
+    assert linux.requires_python == ">=3.9" and linux.yanked is None
+    assert linux.size == 18297376 and linux.upload_time == "2024-02-05T23:51:21.312480Z"
+    assert isinstance(linux.core_metadata, dict) and len(linux.core_metadata["sha256"]) == 64
+    assert linux.sha256 is not None and linux.name == "numpy" and linux.version == Version("1.26.4")
+    assert Tag("cp311", "cp311", "manylinux2014_x86_64") in linux.tags
+    sdist = files[2]
+    assert not sdist.is_wheel and sdist.tags == frozenset() and sdist.core_metadata is False
+    assert files[3].yanked == "The wheels lack a dependency on the C runtime"
+
+
+def test_recorded_html_page_matches_json() -> None:
+    url = "https://mirror.example/simple/numpy/"
+    from_html = parse_html_page((PAGES / "numpy.html").read_bytes(), url)
+    from_json = parse_json_page((PAGES / "numpy.json").read_bytes(), url)
+    # HTML carries no size or upload time; everything else agrees.
+    assert [(f.filename, f.url, dict(f.hashes), f.requires_python, f.yanked, f.core_metadata)
+            for f in from_html] == \
+        [(f.filename, f.url, dict(f.hashes), f.requires_python, f.yanked, f.core_metadata)
+         for f in from_json]
+
+
+def test_base_href_relative_links_and_unescaping() -> None:
+    files = parse_html_page((PAGES / "tiny-base-href.html").read_bytes(),
+                            "https://mirror.example/simple/tiny/")
+    assert [f.url for f in files] == [
+        "https://mirror.example/artifactory/api/packages/tiny-1.0-py3-none-any.whl",
+        "https://mirror.example/artifactory/api/packages/tiny-0.9-py2.py3-none-any.whl"]
+    assert files[0].requires_python == ">=3.8,<4" and files[0].core_metadata is True
+    assert files[0].yanked is None and files[1].yanked == ""
+    assert files[1].hashes == {"md5": "0123456789abcdef0123456789abcdef"} and files[1].sha256 is None
+
+
+def test_json_relative_urls_and_bad_pages() -> None:
+    page = {"meta": {"api-version": "1.0"}, "name": "x", "files": [
+        {"filename": "x-1-py3-none-any.whl", "url": "../../f/x-1-py3-none-any.whl#sha256=AB",
+         "hashes": {}, "yanked": True, "core-metadata": {}, "size": True}]}
+    (f,) = parse_json_page(json.dumps(page).encode(), "http://u:p@127.0.0.1:9/simple/x/")
+    assert f.url == "http://127.0.0.1:9/f/x-1-py3-none-any.whl"
+    assert f.hashes == {"sha256": "ab"} and f.yanked == "" and f.core_metadata is True
+    assert f.size is None
+    with pytest.raises(IndexUnreachableError, match="not a valid JSON"):
+        parse_json_page(b"<html>", "https://mirror.example/simple/x/")
+    page["meta"] = {"api-version": "2.0"}
+    with pytest.raises(IndexUnreachableError, match="2.0"):
+        parse_json_page(json.dumps(page).encode(), "https://mirror.example/simple/x/")
+
+
+def test_distfile_is_hashable() -> None:
+    a = DistFile("a-1-py3-none-any.whl", "https://mirror.example/a", {"sha256": "00"})
+    assert len({a, DistFile("a-1-py3-none-any.whl", "https://mirror.example/a", {"sha256": "00"})}) == 1
+
+
+@pytest.mark.parametrize("mode", ["json", "html", "both"])
+def test_client_reads_loopback_index(index_server, tmp_path: Path, mode: str) -> None:
+    wheel = build_wheel(tmp_path / "w", "Demo.Pkg", "1.0", requires_python=">=3.9")
+    build_wheel(tmp_path / "w", "demo-pkg", "2.0")
+    server = index_server(tmp_path / "w", mode=mode,
+                          yanked={wheel.name: "bad build"}, requires_python={wheel.name: ">=3.9"})
+    client = IndexClient(IndexConfig(server.url), _session())
+    files = client.files("DEMO_pkg")
+    assert [f.filename for f in files] == [wheel.name, "demo_pkg-2.0-py3-none-any.whl"]
+    first = files[0]
+    assert first.url == server.file_url(wheel.name) and first.source == server.url
+    assert first.sha256 == sha256_file(wheel) and first.requires_python == ">=3.9"
+    assert first.yanked == "bad build" and first.core_metadata
+    assert client.files("nothing-here") == []
+    before = len(server.requests)
+    assert client.files("demo-pkg") == files
+    assert len(server.requests) == before
+
+
+def test_static_file_index_and_find_links_dir(tmp_path: Path) -> None:
+    root = tmp_path / "export"
+    wheel = build_wheel(tmp_path / "files", "pkg", "1.0")
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "index.html").write_text(
+        f'<a href="../../files/{wheel.name}#sha256={sha256_file(wheel)}">{wheel.name}</a>')
+    links = tmp_path / "links"
+    local = build_wheel(links, "pkg", "2.0")
+    (links / (local.name + ".metadata")).write_bytes(b"Name: pkg\nVersion: 2.0\n")
+    build_wheel(links, "other", "1.0")
+    (links / "README.txt").write_text("not a distribution")
+    client = IndexClient(IndexConfig(root.as_uri(), (), (links.as_uri(),)), _session())
+    from_index, from_links = client.files("pkg")
+    assert from_index.url == wheel.resolve().as_uri() and from_index.source == root.as_uri()
+    assert from_links.url == local.resolve().as_uri() and from_links.sha256 == sha256_file(local)
+    assert from_links.core_metadata is True and from_links.size == local.stat().st_size
+    (root / "pkg" / "index.json").write_text(json.dumps({"meta": {"api-version": "1.1"}, "files": []}))
+    assert [f.filename for f in IndexClient(client.config, _session()).files("pkg")] == [local.name]
+
+
+def test_find_links_page_and_missing_dir(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w", mode="html")
+    page = tmp_path / "links.html"
+    page.write_text(f'<a href="{server.file_url("pkg-1.0-py3-none-any.whl")}">pkg</a>')
+    client = IndexClient(IndexConfig(None, (), (page.as_uri(), server.url + "/pkg/")), _session())
+    assert len(client.files("pkg")) == 2
+    missing = IndexClient(IndexConfig(None, (), ((tmp_path / "nope").as_uri(),)), _session())
+    with pytest.raises(IndexUnreachableError, match="does not exist"):
+        missing.files("pkg")
+
+
+def test_same_name_on_two_indexes_warns(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "a", "internal-tool", "1.0")
+    build_wheel(tmp_path / "b", "internal-tool", "99.0")
+    build_wheel(tmp_path / "b", "public", "1.0")
+    a, b = index_server(tmp_path / "a"), index_server(tmp_path / "b", mode="html")
+    warnings: list[str] = []
+    client = IndexClient(IndexConfig(a.url, (b.url,)), _session(), warn=warnings.append)
+    client.prefetch(["internal_tool", "public", "internal-tool"])
+    assert [f.version for f in client.files("internal-tool")] == [Version("1.0"), Version("99.0")]
+    assert [f.source for f in client.files("internal-tool")] == [a.url, b.url]
+    assert len(warnings) == 1 and "internal-tool" in warnings[0]
+    assert a.url in warnings[0] and b.url in warnings[0] and "dependency confusion" in warnings[0]
+
+
+def test_server_errors_are_retried(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w", fail={"/simple/pkg/": 2})
+    assert len(IndexClient(IndexConfig(server.url), _session()).files("pkg")) == 1
+    assert server.count("GET", "/simple/pkg/") == 3
+
+
+def test_unreachable_index_names_url_without_credentials(index_server, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://alice:hunter2@127.0.0.1:{port}/simple"
+    client = IndexClient(IndexConfig(url), make_session([url], retries=1, backoff=0))
+    with pytest.raises(IndexUnreachableError) as info:
+        client.files("pkg")
+    text = str(info.value) + (info.value.hint or "")
+    assert f"127.0.0.1:{port}" in text and "refused" in text
+    assert "hunter2" not in text and "alice" not in text
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    broken = index_server(tmp_path / "w", fail={"/simple/pkg/": 99})
+    with pytest.raises(IndexUnreachableError, match="HTTP 500"):
+        IndexClient(IndexConfig(broken.url), _session()).files("pkg")
+
+
+def test_credentials_come_from_the_session(index_server, tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w", auth=("bob", "s3cr@t"))
+    with_creds = server.url.replace("http://", "http://bob:s3cr%40t@")
+    config = IndexConfig(with_creds)
+    (f,) = IndexClient(config, make_session(config.all_urls())).files("pkg")
+    assert "bob" not in f.url and "bob" not in f.source
+    # The file URL is outside /simple but on the same host: the session still authenticates.
+    data = make_session(config.all_urls()).get(f.url).content
+    assert hashlib.sha256(data).hexdigest() == sha256_file(wheel)
+    with pytest.raises(IndexUnreachableError, match="401") as info:
+        IndexClient(IndexConfig(server.url), _session()).files("pkg")
+    assert "s3cr" not in str(info.value)
