@@ -2,11 +2,306 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+from urllib.parse import unquote, urlsplit
 
 from wheelferry import __version__
-from wheelferry.clikit import ArgumentParser, dispatch
+from platformdirs import user_cache_dir
+
+from wheelferry.clikit import ArgumentParser, dispatch, progress_enabled, say, warn
+from wheelferry.errors import TargetError, UsageError
 from wheelferry.offline import cli as offline_cli
+from wheelferry.spec import Spec, expand_requirement_args, load_spec, spec_from_requirements
+from wheelferry.target import Target, host_target, parse_target, target_from_capture
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "? B"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
+def add_spec_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments shared by `lock` and `build` to say what to lock and from where."""
+    p.add_argument("spec", nargs="?", metavar="SPEC.toml", help="spec file (manifests/NAME.toml)")
+    p.add_argument("-r", "--requirement", action="append", default=[], metavar="REQ",
+                   help="a PEP 508 requirement or a requirements file (repeatable)")
+    p.add_argument("--name", help="bundle name when using -r (default: the first requirement's name)")
+    p.add_argument("--target", action="append", default=[], metavar="T",
+                   help="PLATFORM:PYTHON[:VARIANT] or @capture.json (repeatable; default: this host)")
+    p.add_argument("--glibc", help="glibc version of linux targets (default 2.28)")
+    p.add_argument("--macos", help="macOS version of macos targets (default 12.0)")
+    p.add_argument("--index-url", "-i", metavar="URL", help="base URL of the index (default: pip's)")
+    p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
+    p.add_argument("--find-links", "-f", action="append", default=[], metavar="DIR")
+    p.add_argument("--no-index", action="store_true", help="use only --find-links locations")
+    p.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                   help="drop a package and everything only it pulls in (repeatable)")
+    p.add_argument("--cache", type=Path, metavar="DIR", help="cache directory (default: the user cache)")
+    p.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel network requests (default 8)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+
+
+def read_spec(args: argparse.Namespace) -> Spec:
+    """The spec from SPEC.toml or -r, with command-line overrides applied."""
+    if args.spec and args.requirement:
+        raise UsageError("give either SPEC.toml or -r requirements, not both")
+    if args.spec:
+        spec = load_spec(Path(args.spec))
+    elif args.requirement:
+        spec = spec_from_requirements(expand_requirement_args(args.requirement), args.name)
+    else:
+        raise UsageError("nothing to lock", hint="pass SPEC.toml or -r REQUIREMENT")
+    from packaging.utils import canonicalize_name
+
+    return spec.with_overrides(
+        exclude=tuple(sorted(set(spec.exclude) | {str(canonicalize_name(e)) for e in args.exclude})),
+        glibc=args.glibc, macos=args.macos,
+    )
+
+
+def resolve_targets(spec: Spec, args: argparse.Namespace) -> list[Target]:
+    """Turn target strings (or none: this host) into Targets, once, at the edge."""
+    texts = list(args.target) or list(spec.targets)
+    if not texts:
+        return [host_target(glibc=spec.glibc, macos=spec.macos)]
+    out = []
+    for text in texts:
+        if text.startswith("@"):
+            out.append(load_capture(Path(text[1:]) if args.target else (spec.base_dir or Path(".")) / text[1:]))
+        else:
+            out.append(parse_target(text, glibc=spec.glibc, macos=spec.macos))
+    return out
+
+
+def load_capture(path: Path) -> Target:
+    """A target from a probe or pex complete-platform JSON file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise TargetError(f"cannot read target capture {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise TargetError(f"target capture {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise TargetError(f"target capture {path} is not a JSON object")
+    name = data.get("name") if isinstance(data.get("name"), str) else path.stem
+    return target_from_capture(data, name)
+
+
+class Network:
+    """The index, metadata source and HTTP session one command uses."""
+
+    def __init__(self, spec: Spec, args: argparse.Namespace) -> None:
+        from wheelferry.config import merge, pip_index_config
+        from wheelferry.http import make_session
+        from wheelferry.index import IndexClient
+        from wheelferry.metadata import MetadataSource
+
+        config = merge(
+            pip_index_config(warn=warn),
+            index_url=args.index_url or spec.index_url,
+            extra=tuple(spec.extra_index_urls) + tuple(args.extra_index_url),
+            find_links=tuple(spec.find_links) + tuple(args.find_links),
+            no_index=args.no_index,
+        )
+        self.config = config
+        self.cache_root = args.cache or Path(user_cache_dir("wheelferry"))
+        urls = ([config.index_url] if config.index_url else []) + list(config.extra_index_urls)
+        self.session = make_session(urls + list(config.find_links))
+        self.index = IndexClient(config, self.session, warn=warn, jobs=args.jobs)
+        self.metadata = MetadataSource(self.session, self.cache_root / "metadata", jobs=args.jobs)
+        self.index_urls = urls + list(config.find_links)
+
+    def hash_dist(self, dist: Any) -> tuple[str, int]:
+        """sha256 and size of a file the index listed without a hash (read or downloaded once)."""
+        h, size = hashlib.sha256(), 0
+        if dist.url.startswith("file:"):
+            with open(unquote(urlsplit(dist.url).path), "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+                    size += len(chunk)
+        else:
+            with self.session.get(dist.url, stream=True, timeout=60) as resp:
+                resp.raise_for_status()
+                for chunk in resp.iter_content(1 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+        return h.hexdigest(), size
+
+
+def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
+    """Lock *spec* for its targets and return the Lock (written by the caller)."""
+    from wheelferry.lock import build_lock, lock_target
+    from wheelferry.rules import load_rules
+
+    targets = resolve_targets(spec, args)
+    net = Network(spec, args)
+    rules = load_rules()
+    locked = []
+    for target in targets:
+        started = time.monotonic()
+        tl = lock_target(spec, target, net.index, net.metadata, rules, jobs=args.jobs)
+        size = sum(p.dist.size or 0 for p in tl.resolution.packages.values())
+        say(f"{target.id}: {len(tl.resolution.packages)} packages, {_human(size)} "
+            f"({time.monotonic() - started:.1f} s)")
+        for note in tl.notes:
+            say(f"  note: {note}")
+        locked.append(tl)
+    lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
+    return lock, net
+
+
+def trim_report(lock: Any) -> list[dict[str, Any]]:
+    """What exclusions removed per target, with sizes and who declared it."""
+    out = []
+    for t in lock.targets:
+        removed = [r.to_json() for r in t.removed]
+        if removed or any(e.reason == "excluded" for e in t.trimmed):
+            out.append({"target": t.id, "removed": removed,
+                        "saved-bytes": sum(r.size or 0 for r in t.removed),
+                        "excluded-edges": [e.to_json() for e in t.trimmed if e.reason == "excluded"]})
+    return out
+
+
+def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
+    from wheelferry.lock import render_lock_files, write_lock_dir
+
+    spec = read_spec(args)
+    lock, _ = do_lock(spec, args)
+    out_dir = args.output or Path("wheelhouse") / f"{spec.name}-lock"
+    files = render_lock_files(lock)
+    write_lock_dir(out_dir, files)
+    report = trim_report(lock)
+    for entry in report:
+        say(f"trimmed for {entry['target']}: saves {_human(entry['saved-bytes'])}")
+        for r in entry["removed"]:
+            say(f"  - {r['name']} {r['version'] or ''} ({_human(r['size'])}), declared by "
+                f"{', '.join(r['declared-by'])}")
+    say(f"lock written to {out_dir}/ ({', '.join(sorted(files))})")
+    return {
+        "lock_dir": str(out_dir),
+        "files": sorted(files),
+        "targets": [{"id": t.id, "spec": t.spec, "packages": {p.name: p.version for p in t.packages},
+                     "bytes": sum(lock.wheels[p.wheel].size or 0 for p in t.packages),
+                     "notes": list(t.notes)} for t in lock.targets],
+        "trimmed": report,
+    }
+
+
+def _created_epoch(lock: Any) -> int:
+    """The bundle's time: SOURCE_DATE_EPOCH, else the newest wheel upload (reproducible), else 0."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+    times = []
+    for w in lock.wheels.values():
+        if w.upload_time:
+            try:
+                times.append(dt.datetime.fromisoformat(w.upload_time.replace("Z", "+00:00")))
+            except ValueError:
+                continue
+    return int(max(times).timestamp()) if times else 0
+
+
+def _wheel_metadata(path: Path) -> bytes:
+    """The METADATA member of a wheel on disk (small; read without extracting)."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
+                return zf.read(name)
+    return b""
+
+
+def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
+    from wheelferry.bundle import write_bundle
+    from wheelferry.cache import WheelCache
+    from wheelferry.fetch import fetch_summary, fetch_wheels
+    from wheelferry.lock import read_lock_dir, render_lock_files
+    from wheelferry.pyz import write_offline_pyz
+    from wheelferry.sbom import sbom_json
+    from wheelferry.sign import check_signing_key, export_public_key, read_passphrase, sign_detached
+
+    if bool(args.sign_key) == bool(args.no_sign):
+        raise UsageError("say how to sign: --sign-key FPR, or --no-sign for an unsigned bundle")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    expires_days = args.expires
+    if expires_days is not None and expires_days <= 0:
+        raise UsageError("--expires takes a positive number of days")
+    key = None
+    passphrase = None
+    if args.sign_key:
+        key = check_signing_key(args.sign_key, args.gnupghome)
+        passphrase = read_passphrase(args.passphrase_file)
+    else:
+        warn("building an UNSIGNED bundle (--no-sign): the isolated host can only check it with "
+             "--allow-unsigned, which proves nothing about who made it")
+    if args.lock:
+        if args.spec or args.requirement:
+            raise UsageError("give either --lock DIR or a spec, not both")
+        lock = read_lock_dir(args.lock)
+        spec_name = lock.spec.name
+        from wheelferry.config import pip_index_config
+        from wheelferry.http import make_session
+
+        config = pip_index_config(warn=warn)
+        session = make_session([u for u in [config.index_url, *config.extra_index_urls] if u])
+        cache_root = args.cache or Path(user_cache_dir("wheelferry"))
+    else:
+        spec = read_spec(args)
+        spec_name = spec.name
+        lock, net = do_lock(spec, args)
+        session, cache_root = net.session, net.cache_root
+    started = time.monotonic()
+    results = fetch_wheels(list(lock.wheels.values()), WheelCache(cache_root / "wheels"), session,
+                           jobs=args.jobs, progress=progress_enabled())
+    fetched = fetch_summary(results)
+    say(f"fetched {fetched['files']} wheels: {_human(fetched['bytes_downloaded'])} downloaded, "
+        f"{_human(fetched['bytes_from_cache'])} from cache ({time.monotonic() - started:.1f} s)")
+    paths = {r.wheel.filename: r.path for r in results}
+    created = _created_epoch(lock)
+    out_dir = args.output or Path("wheelhouse")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metadata = {name: _wheel_metadata(path) for name, path in paths.items()}
+    bundle = write_bundle(
+        out_dir, name=spec_name, lock=lock, lock_files=render_lock_files(lock), wheel_paths=paths,
+        sequence=args.sequence if args.sequence is not None else created, created=created,
+        expires=created + int(expires_days * 86400) if expires_days else None,
+        tool=f"wheelferry {__version__}", compress=args.compress,
+        sbom=sbom_json(lock, metadata, created=created), progress=progress_enabled(),
+    )
+    pyz = write_offline_pyz(out_dir / "wheelferry-offline.pyz")
+    signatures = []
+    if key is not None:
+        signatures.append(sign_detached(bundle.path, key, args.gnupghome, passphrase))
+        signatures.append(sign_detached(pyz, key, args.gnupghome, passphrase))
+        if args.export_key:
+            export_public_key(key, args.gnupghome, out_dir / f"{spec_name}.pub.asc")
+    say(f"bundle: {bundle.path} ({_human(bundle.size)}, {len(lock.wheels)} wheels, "
+        f"targets {', '.join(lock.target_ids)})")
+    for sig in signatures:
+        say(f"signature: {sig}")
+    say(f"offline kit: {pyz}")
+    return {"bundle": str(bundle.path), "size": bundle.size, "signatures": [str(s) for s in signatures],
+            "offline_kit": str(pyz), "targets": lock.target_ids, "wheels": len(lock.wheels),
+            "sequence": bundle.manifest.sequence, "fetch": fetched,
+            "signed_by": key.fingerprint if key else None}
 
 
 def build_parser() -> ArgumentParser:
@@ -16,6 +311,27 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=ArgumentParser)
+    p = sub.add_parser("lock", help="resolve wheels for target machines and write a lock directory")
+    add_spec_arguments(p)
+    p.add_argument("-o", "--output", type=Path, metavar="DIR",
+                   help="lock directory (default: wheelhouse/NAME-lock)")
+    p.set_defaults(handler=cmd_lock)
+
+    p = sub.add_parser("build", help="fetch the locked wheels and write a signed, deterministic bundle")
+    add_spec_arguments(p)
+    p.add_argument("--lock", type=Path, metavar="DIR", help="build from this lock directory")
+    p.add_argument("--sign-key", metavar="FPR", help="fingerprint of the signing key")
+    p.add_argument("--no-sign", action="store_true", help="write an unsigned bundle (says so loudly)")
+    p.add_argument("--gnupghome", help="GnuPG home holding the signing key (default: gpg's)")
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE",
+                   help="file holding the key's passphrase (else WHEELFERRY_PASSPHRASE or gpg-agent)")
+    p.add_argument("--export-key", action="store_true", help="also write the public key beside the bundle")
+    p.add_argument("-o", "--output", type=Path, metavar="DIR", help="output directory (default: wheelhouse)")
+    p.add_argument("--expires", type=float, metavar="DAYS", help="the bundle expires DAYS after it was made")
+    p.add_argument("--sequence", type=int, metavar="N",
+                   help="sequence number (default: the bundle's time); installers refuse older ones")
+    p.add_argument("--compress", choices=["gzip", "zstd"], help="compress the tar (default: none)")
+    p.set_defaults(handler=cmd_build)
     offline_cli.register(sub)
     return parser
 

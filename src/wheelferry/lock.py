@@ -1,0 +1,274 @@
+"""Locking: spec + targets -> resolved graphs -> the lock files, written atomically.
+
+Writes ``wheelferry.lock.json`` (canonical), ``pylock.<id>.toml`` (PEP 751) and
+``requirements.<id>.txt`` (pip hash-checking mode) per target.  Rendering is
+pure and deterministic; only :func:`write_lock_dir` touches the disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, Sequence
+
+import tomli_w
+from packaging.pylock import Pylock, PylockValidationError
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from wheelferry import __version__
+from wheelferry.errors import LockFileError, ResolutionError, UsageError
+from wheelferry.index import DistFile
+from wheelferry.lockfile import (
+    LOCK_FILENAME, Lock, LockedPackage, LockedTarget, RemovedPackage, SpecRecord, WheelFile,
+    loads_lock,
+)
+from wheelferry.resolver import IndexLike, MetadataLike, Resolution, resolve
+from wheelferry.rules import Rule, apply_rules
+from wheelferry.spec import Spec
+from wheelferry.target import Target, marker_environment
+from wheelferry.urls import strip_credentials
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+Hasher = Callable[[DistFile], "tuple[str, int]"]
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TargetLock:
+    """One target's resolution plus what the rules and the exclusions did to it."""
+
+    target: Target
+    resolution: Resolution
+    notes: tuple[str, ...]
+    removed: tuple[RemovedPackage, ...]
+
+
+def _newest_in_range(index: IndexLike, req: Requirement) -> Version | None:
+    versions = set()
+    for f in index.files(req.name):
+        try:
+            versions.add(Version(str(f.version)))
+        except (InvalidVersion, TypeError):
+            continue
+    matching = list(req.specifier.filter(versions))
+    return max(matching) if matching else None
+
+
+def lock_target(
+    spec: Spec,
+    target: Target,
+    index: IndexLike,
+    metadata: MetadataLike,
+    rules: Sequence[Rule],
+    *,
+    jobs: int = 8,
+) -> TargetLock:
+    """Resolve *spec* for one *target*, applying package rules and exclusions."""
+    reqs = spec.parsed_requirements()
+    clash = sorted({str(canonicalize_name(r.name)) for r in reqs} & set(spec.exclude))
+    if clash:
+        raise UsageError(f"{', '.join(clash)} is both requested and excluded")
+
+    def expected(req: Requirement) -> Version | None:
+        return _newest_in_range(index, req)
+
+    outcome = apply_rules(reqs, target, rules, expected)
+    resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs)
+    # A rule keyed on a release must see the release really chosen, not the one expected.
+    picked = {n: Version(p.version) for n, p in resolution.packages.items()}
+    second = apply_rules(reqs, target, rules, lambda r: picked.get(str(canonicalize_name(r.name))))
+    if [str(r) for r in second.requirements] != [str(r) for r in outcome.requirements]:
+        outcome = second
+        resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs)
+    removed = _removed_by_exclusion(outcome.requirements, target, index, metadata, resolution, jobs)
+    return TargetLock(target, resolution, outcome.notes, removed)
+
+
+def _removed_by_exclusion(reqs: Sequence[Requirement], target: Target, index: IndexLike,
+                          metadata: MetadataLike, kept: Resolution, jobs: int) -> tuple[RemovedPackage, ...]:
+    """What the exclusions kept out: a second resolution without them, compared with the first."""
+    excluded_edges = [t for t in kept.trimmed if t.reason == "excluded"]
+    if not excluded_edges:
+        return ()
+    try:
+        full = resolve(reqs, target, index, metadata, jobs=jobs)
+    except ResolutionError:
+        names = {str(canonicalize_name(Requirement(t.requirement).name)): t for t in excluded_edges}
+        return tuple(RemovedPackage(n, None, None, tuple(sorted({
+            t.parent or "(requested)" for t in excluded_edges
+            if canonicalize_name(Requirement(t.requirement).name) == n}))) for n in sorted(names))
+    out = []
+    for name, pkg in full.packages.items():
+        if name in kept.packages:
+            continue
+        declared = sorted({e.parent or "(requested)" for e in pkg.required_by})
+        out.append(RemovedPackage(name, pkg.version, pkg.dist.size, tuple(declared)))
+    return tuple(sorted(out, key=lambda r: r.name))
+
+
+def build_lock(
+    spec: Spec,
+    locked: Sequence[TargetLock],
+    index: IndexLike,
+    indexes: Iterable[str],
+    hasher: Hasher,
+    warn: Warn,
+) -> Lock:
+    """Assemble the canonical :class:`Lock`; every wheel appears once with every URL offering it."""
+    wheels: dict[str, WheelFile] = {}
+    targets = []
+    for tl in locked:
+        packages = []
+        for name, pkg in sorted(tl.resolution.packages.items()):
+            if pkg.dist.filename not in wheels:
+                wheels[pkg.dist.filename] = _wheel_file(pkg.dist, index, hasher, warn)
+            packages.append(LockedPackage(name, pkg.version, pkg.dist.filename, pkg.required_by,
+                                          pkg.dependencies, pkg.extras))
+        t = tl.target
+        targets.append(LockedTarget(
+            id=t.id, spec=t.spec, description=t.describe(), markers=marker_environment(t),
+            requirements=tuple(tl.resolution.requirements), packages=tuple(packages),
+            trimmed=tuple(tl.resolution.trimmed), removed=tl.removed, notes=tl.notes,
+            tags=t.captured_tags,
+        ))
+    ids = [t.id for t in targets]
+    if len(set(ids)) != len(ids):
+        raise UsageError(f"two targets share the id {sorted({i for i in ids if ids.count(i) > 1})}")
+    record = SpecRecord(spec.name, spec.requirements, tuple(t.spec for t in (tl.target for tl in locked)),
+                        spec.exclude, spec.smoke)
+    return Lock(record, tuple(strip_credentials(u) for u in indexes), tuple(targets), wheels,
+                f"wheelferry {__version__}")
+
+
+def _wheel_file(dist: DistFile, index: IndexLike, hasher: Hasher, warn: Warn) -> WheelFile:
+    sha, size = dist.hashes.get("sha256"), dist.size
+    if not sha:
+        sha, size = hasher(dist)
+    same = [f for f in index.files(dist.name) if f.filename == dist.filename]
+    urls = []
+    for f in same:
+        other = f.hashes.get("sha256")
+        if other and other != sha:
+            warn(f"{dist.filename} is offered with a different sha256 by {f.source}; that copy is ignored")
+            continue
+        urls.append(strip_credentials(f.url))
+    if not urls:
+        urls = [strip_credentials(dist.url)]
+    return WheelFile(dist.filename, sha, size, tuple(dict.fromkeys(urls)), dist.requires_python,
+                     dist.upload_time)
+
+
+def environment_marker(markers: Mapping[str, str]) -> str:
+    """A PEP 508 marker naming the target environment (for pylock ``environments``)."""
+    return (f'sys_platform == "{markers["sys_platform"]}" and platform_machine == '
+            f'"{markers["platform_machine"]}" and python_version == "{markers["python_version"]}"')
+
+
+def _upload_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def render_pylock(lock: Lock, target: LockedTarget) -> str:
+    """PEP 751 ``pylock.<id>.toml`` for one target; checked by packaging.pylock before return."""
+    packages = []
+    for p in sorted(target.packages, key=lambda p: p.name):
+        w = lock.wheels[p.wheel]
+        wheel: dict[str, object] = {"name": w.filename, "url": w.urls[0], "hashes": {"sha256": w.sha256}}
+        if w.size is not None:
+            wheel["size"] = w.size
+        up = _upload_time(w.upload_time)
+        if up is not None:
+            wheel["upload-time"] = up
+        entry: dict[str, object] = {"name": p.name, "version": p.version, "wheels": [wheel]}
+        if p.dependencies:
+            entry["dependencies"] = [{"name": d} for d in p.dependencies]
+        packages.append(entry)
+    doc = {
+        "lock-version": "1.0",
+        "environments": [environment_marker(target.markers)],
+        "requires-python": f"=={target.markers['python_version']}.*",
+        "created-by": "wheelferry",
+        "packages": packages,
+        "tool": {"wheelferry": {"target": target.id, "spec": target.spec}},
+    }
+    text = f"# wheelferry lock for {target.id} ({target.spec}); generated, do not edit\n" + tomli_w.dumps(doc)
+    try:
+        Pylock.from_dict(tomllib.loads(text))
+    except PylockValidationError as exc:  # pragma: no cover - a bug, not a user error
+        raise LockFileError(f"internal error: pylock for {target.id} does not validate: {exc}") from None
+    return text
+
+
+def render_requirements(lock: Lock, target: LockedTarget) -> str:
+    """A pip hash-checking requirements file for one target."""
+    lines = [
+        f"# wheelferry lock for {target.id} ({target.spec}); generated, do not edit",
+        f"# pip install --no-index --find-links WHEELS --require-hashes -r requirements.{target.id}.txt",
+    ]
+    if any(t.reason == "excluded" for t in target.trimmed):
+        lines.append("# some dependencies were excluded on purpose: add --no-deps to that pip command")
+    for p in sorted(target.packages, key=lambda p: p.name):
+        lines.append(f"{p.name}=={p.version} \\\n    --hash=sha256:{lock.wheels[p.wheel].sha256}")
+    return "\n".join(lines) + "\n"
+
+
+def render_lock_files(lock: Lock) -> dict[str, bytes]:
+    """Every file of a lock directory, by name."""
+    files = {LOCK_FILENAME: lock.dumps().encode()}
+    for t in lock.targets:
+        files[f"pylock.{t.id}.toml"] = render_pylock(lock, t).encode()
+        files[f"requirements.{t.id}.txt"] = render_requirements(lock, t).encode()
+    return files
+
+
+def write_lock_dir(out_dir: Path, files: Mapping[str, bytes]) -> None:
+    """Write a lock directory atomically: a new directory is renamed into place whole."""
+    out_dir = out_dir.resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir} exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / LOCK_FILENAME).exists():
+        raise UsageError(f"{out_dir} exists and is not a lock directory; choose another -o")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for name, data in sorted(files.items()):
+            (tmp / name).write_bytes(data)
+            os.chmod(tmp / name, 0o644)
+        os.chmod(tmp, 0o755)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_lock_dir(lock_dir: Path) -> Lock:
+    """Read and validate ``wheelferry.lock.json`` from a lock directory."""
+    path = lock_dir / LOCK_FILENAME
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise LockFileError(f"cannot read {path}: {exc.strerror}",
+                            hint="pass the directory written by `wheelferry lock -o DIR`") from None
+    return loads_lock(text, str(path))

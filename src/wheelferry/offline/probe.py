@@ -1,0 +1,91 @@
+"""Capture an interpreter exactly: its complete marker environment and wheel-tag ladder.
+
+The capture is what pip on that host would accept, read by that interpreter
+itself through pip's own vendored ``packaging`` (pip is on every isolated host),
+so no guess about glibc, musl or macOS versions is involved.  The JSON shape is
+pex's "complete platform" (``marker_environment`` + ``compatible_tags``) plus a
+``name``, so either tool's captures work as ``--target @FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from wheelferry.errors import UsageError, WheelferryError
+
+CAPTURE_FORMAT = 1
+
+# Runs inside the interpreter being described; standard library plus pip only.
+_SCRIPT = r"""
+import json, platform, sys
+try:
+    from pip._vendor.packaging import tags, markers
+except ImportError:
+    from packaging import tags, markers
+env = markers.default_environment()
+libc = platform.libc_ver()
+print(json.dumps({
+    "marker_environment": env,
+    "compatible_tags": [str(t) for t in tags.sys_tags()],
+    "python": sys.version.split()[0],
+    "executable": sys.executable,
+    "libc": list(libc),
+}))
+"""
+
+
+def describe_interpreter(python: str = sys.executable, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+    """Marker environment and compatible tags of *python*, as that interpreter reports them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PYTHONNOUSERSITE"] = "1"
+    try:
+        proc = run([python, "-c", _SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+    except FileNotFoundError:
+        raise UsageError(f"no interpreter at {python}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot run {python}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise WheelferryError(f"{python} could not describe itself: {last}",
+                              hint="the interpreter needs pip installed")
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def default_capture_name(data: dict[str, Any]) -> str:
+    """``<hostname>-cpXY`` without dots, e.g. ``factory7-cp311``."""
+    env = data["marker_environment"]
+    host = re.sub(r"[^A-Za-z0-9_-]+", "-", platform.node().split(".")[0]) or "host"
+    return f"{host}-cp{env['python_version'].replace('.', '')}"
+
+
+def capture(python: str = sys.executable, name: str | None = None,
+            run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+    """A capture document for *python*, ready to be written as JSON."""
+    data = describe_interpreter(python, run)
+    return {
+        "format": CAPTURE_FORMAT,
+        "name": name or default_capture_name(data),
+        "marker_environment": data["marker_environment"],
+        "compatible_tags": data["compatible_tags"],
+        "python": data["python"],
+        "libc": data["libc"],
+    }
+
+
+def write_capture(doc: dict[str, Any], out: Path) -> None:
+    """Write the capture JSON atomically."""
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()

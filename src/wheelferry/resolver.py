@@ -1,0 +1,451 @@
+"""Resolution for a target: a resolvelib provider that judges everything for the TARGET.
+
+Markers, Requires-Python and wheel tags are evaluated against the target's
+complete marker environment and tag ladder, never the host's.  Extras follow
+resolvelib's pattern ``X[e]==v -> X==v``.  Only wheels are candidates; an sdist
+is never chosen, built or run.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from email.parser import BytesParser
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+from resolvelib import AbstractProvider, BaseReporter, Resolver
+from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+
+from wheelferry.errors import MetadataError, NoWheelError, ResolutionError
+from wheelferry.index import DistFile
+from wheelferry.lockfile import Edge, TrimmedEdge
+from wheelferry.target import Target, evaluation_environment, tag_ladder
+
+PYTHON = "<python>"
+
+
+class IndexLike(Protocol):
+    def files(self, project: str) -> list[DistFile]: ...
+
+
+class MetadataLike(Protocol):
+    def get(self, dist: DistFile) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement and the name under which resolvelib tracks it."""
+
+    name: str  # canonical
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    text: str
+
+    @property
+    def identifier(self) -> str:
+        return self.name if not self.extras else f"{self.name}[{','.join(sorted(self.extras))}]"
+
+    @classmethod
+    def from_requirement(cls, req: Requirement) -> Req:
+        return cls(str(canonicalize_name(req.name)), frozenset(canonicalize_name(e) for e in req.extras),
+                   req.specifier, str(req))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A version of a project with the best wheel for the target."""
+
+    name: str
+    version: Version
+    extras: frozenset[str]
+    dist: DistFile | None  # None only for the Python pseudo-candidate
+
+    @property
+    def identifier(self) -> str:
+        return self.name if not self.extras else f"{self.name}[{','.join(sorted(self.extras))}]"
+
+
+@dataclass(frozen=True)
+class ResolvedPackage:
+    """One pinned package of a resolution."""
+
+    name: str
+    version: str
+    dist: DistFile
+    extras: tuple[str, ...]
+    required_by: tuple[Edge, ...]
+    dependencies: tuple[str, ...]
+
+
+@dataclass
+class Resolution:
+    """The resolved graph for one target."""
+
+    target: Target
+    requirements: list[str]
+    packages: dict[str, ResolvedPackage]
+    trimmed: list[TrimmedEdge] = field(default_factory=list)
+
+
+class Finder:
+    """Candidates and dependencies for one target, with background prefetching."""
+
+    def __init__(self, index: IndexLike, metadata: MetadataLike, target: Target, *, jobs: int = 8) -> None:
+        self.index = index
+        self.metadata = metadata
+        self.target = target
+        self._rank: dict[str, int] = {}
+        for i, t in enumerate(tag_ladder(target)):
+            self._rank.setdefault(str(t), i)
+        self._python_ok: dict[str, bool] = {}
+        self._best: dict[str, dict[Version, tuple[DistFile, bool]]] = {}
+        self._env = {e: evaluation_environment(target, e) for e in ("",)}
+        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="wheelferry-meta")
+        self._meta: dict[str, Future[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def env(self, extra: str) -> dict[str, str]:
+        if extra not in self._env:
+            self._env[extra] = evaluation_environment(self.target, extra)
+        return self._env[extra]
+
+    def python_ok(self, spec: str | None) -> bool:
+        if not spec:
+            return True
+        ok = self._python_ok.get(spec)
+        if ok is None:
+            try:
+                ok = SpecifierSet(spec).contains(self.target.python_full_version, prereleases=True)
+            except InvalidSpecifier:
+                ok = True  # as pip does: an unparsable Requires-Python does not hide the file
+            self._python_ok[spec] = ok
+        return ok
+
+    def wheel_rank(self, filename: str) -> int | None:
+        """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
+        parts = filename[:-4].split("-")
+        if len(parts) < 5:
+            return None
+        pys, abis, plats = parts[-3].split("."), parts[-2].split("."), parts[-1].split(".")
+        ranks = [r for py in pys for abi in abis for plat in plats
+                 if (r := self._rank.get(f"{py}-{abi}-{plat}")) is not None]
+        return min(ranks) if ranks else None
+
+    def best_wheels(self, name: str) -> dict[Version, tuple[DistFile, bool]]:
+        """Newest-first map version -> (best wheel for the target, yanked); memoised per project."""
+        cached = self._best.get(name)
+        if cached is not None:
+            return cached
+        best: dict[Version, tuple[int, DistFile]] = {}
+        for dist in self.index.files(name):
+            if not dist.filename.endswith(".whl"):
+                continue
+            rank = self.wheel_rank(dist.filename)
+            if rank is None or not self.python_ok(dist.requires_python):
+                continue
+            try:
+                version = parse_wheel_filename(dist.filename)[1]
+            except InvalidWheelFilename:
+                continue
+            cur = best.get(version)
+            if cur is None or (rank, dist.filename) < (cur[0], cur[1].filename):
+                best[version] = (rank, dist)
+        result = {v: (d, d.yanked is not None) for v, (_, d) in sorted(best.items(), reverse=True)}
+        self._best[name] = result
+        return result
+
+    def _load(self, dist: DistFile) -> dict[str, Any]:
+        raw = self.metadata.get(dist)
+        msg = BytesParser().parsebytes(raw, headersonly=True)
+        reqs: list[Requirement] = []
+        for line in msg.get_all("Requires-Dist") or []:
+            try:
+                reqs.append(Requirement(str(line)))
+            except InvalidRequirement as exc:
+                raise MetadataError(f"{dist.filename}: bad Requires-Dist {line!r}: {exc}") from None
+        return {
+            "requires": reqs,
+            "requires_python": msg.get("Requires-Python"),
+            "extras": [str(canonicalize_name(e)) for e in msg.get_all("Provides-Extra") or []],
+        }
+
+    def metadata_for(self, dist: DistFile) -> dict[str, Any]:
+        with self._lock:
+            fut = self._meta.get(dist.filename)
+            if fut is None:
+                fut = self._pool.submit(self._load, dist)
+                self._meta[dist.filename] = fut
+        return fut.result()
+
+    def prefetch(self, reqs: Iterable[Req]) -> None:
+        """Warm index pages and the likely candidate's metadata for *reqs* in the background."""
+        for r in reqs:
+            self._pool.submit(self._prefetch_one, r)
+
+    def _prefetch_one(self, req: Req) -> None:
+        try:
+            for version, (dist, yanked) in self.best_wheels(req.name).items():
+                if not yanked and req.specifier.contains(version):
+                    with self._lock:
+                        if dist.filename not in self._meta:
+                            self._meta[dist.filename] = self._pool.submit(self._load, dist)
+                    return
+        except Exception:  # noqa: BLE001 - a prefetch failure resurfaces when the resolver asks
+            return
+
+
+class Provider(AbstractProvider):  # type: ignore[misc]
+    """resolvelib hooks; all packaging knowledge lives here, judged for the target."""
+
+    def __init__(self, finder: Finder, exclude: frozenset[str], roots: Sequence[Req]) -> None:
+        self.finder = finder
+        self.exclude = exclude
+        self.root_names = {r.identifier for r in roots}
+        self.trimmed: list[TrimmedEdge] = []
+        self._trim_seen: set[tuple[str | None, str, str]] = set()
+
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
+                       candidates: Mapping[str, Iterator[Candidate]], information: Any,
+                       backtrack_causes: Sequence[Any]) -> Any:
+        infos = list(information[identifier])
+        pinned = any(any(s.operator in ("==", "===") and "*" not in s.version for s in i.requirement.specifier)
+                     for i in infos if isinstance(i.requirement, Req))
+        causes = {c.requirement.name for c in backtrack_causes if isinstance(c.requirement, Req)}
+        return (identifier != PYTHON, identifier.split("[")[0] not in causes, not pinned,
+                identifier not in self.root_names, identifier)
+
+    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
+                     incompatibilities: Mapping[str, Iterator[Candidate]]) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        bad = {c.version for c in incompatibilities[identifier]}
+        if identifier == PYTHON:
+            version = Version(self.finder.target.python_full_version)
+            ok = all(r.specifier.contains(version, prereleases=True) for r in reqs)
+            return [Candidate(PYTHON, version, frozenset(), None)] if ok and version not in bad else []
+        name = identifier.split("[")[0]
+        extras = frozenset().union(*(r.extras for r in reqs)) if reqs else frozenset()
+        spec = SpecifierSet()
+        for r in reqs:
+            spec &= r.specifier
+        pins = {Version(s.version) for r in reqs for s in r.specifier
+                if s.operator in ("==", "===") and "*" not in s.version}
+        wheels = self.finder.best_wheels(name)
+        allowed = set(spec.filter(v for v in wheels if v not in bad))
+        return [Candidate(name, v, extras, d) for v, (d, yanked) in wheels.items()
+                if v in allowed and (not yanked or v in pins)]  # PEP 592
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if candidate.name == PYTHON:
+            return requirement.specifier.contains(candidate.version, prereleases=True)
+        return requirement.specifier.contains(candidate.version, prereleases=True) and (
+            requirement.extras <= candidate.extras)
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if candidate.name == PYTHON or candidate.dist is None:
+            return []
+        meta = self.finder.metadata_for(candidate.dist)
+        deps: list[Req] = []
+        if candidate.extras:
+            # X[e]==v depends on X==v, plus what extra e adds.
+            deps.append(Req(candidate.name, frozenset(), SpecifierSet(f"=={candidate.version}"),
+                            f"{candidate.name}=={candidate.version}"))
+        elif meta["requires_python"]:
+            deps.append(Req(PYTHON, frozenset(), _safe_specifier(meta["requires_python"]),
+                            f"Requires-Python {meta['requires_python']}"))
+        wanted = sorted(candidate.extras) if candidate.extras else [""]
+        for req in meta["requires"]:
+            if not any(_marker_true(req.marker, self.finder.env(e)) for e in wanted):
+                continue
+            if candidate.extras and _marker_true(req.marker, self.finder.env("")):
+                continue  # already a dependency of the base X==v
+            dep = Req.from_requirement(req)
+            if dep.name in self.exclude:
+                self._trim(candidate.name, req, "excluded")
+                continue
+            deps.append(dep)
+        self.finder.prefetch(deps)
+        return deps
+
+    def _trim(self, parent: str | None, req: Requirement, reason: str) -> None:
+        key = (parent, str(req), reason)
+        if key not in self._trim_seen:
+            self._trim_seen.add(key)
+            self.trimmed.append(TrimmedEdge(parent, str(req), reason))
+
+
+def _safe_specifier(text: str) -> SpecifierSet:
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        return SpecifierSet()
+
+
+def _marker_true(marker: Marker | None, env: dict[str, str]) -> bool:
+    return marker is None or marker.evaluate(env)
+
+
+def resolve(
+    requirements: Sequence[Requirement],
+    target: Target,
+    index: IndexLike,
+    metadata: MetadataLike,
+    *,
+    exclude: Iterable[str] = (),
+    jobs: int = 8,
+    reporter: BaseReporter | None = None,
+) -> Resolution:
+    """Resolve *requirements* for *target* from *index*; raise a readable error when impossible."""
+    excluded = frozenset(str(canonicalize_name(e)) for e in exclude)
+    finder = Finder(index, metadata, target, jobs=jobs)
+    env = finder.env("")
+    roots = [Req.from_requirement(r) for r in requirements if _marker_true(r.marker, env)]
+    provider = Provider(finder, excluded, roots)
+    for r in roots:
+        if r.name in excluded:
+            provider._trim(None, Requirement(r.text), "excluded")
+    roots = [r for r in roots if r.name not in excluded]
+    finder.prefetch(roots)
+    try:
+        result = Resolver(provider, reporter or BaseReporter()).resolve(roots, max_rounds=20000)
+    except ResolutionImpossible as exc:
+        raise explain_impossible(exc, finder) from None
+    except ResolutionTooDeep:
+        raise ResolutionError(f"resolution for {target.id} did not finish: too much backtracking",
+                              hint="pin a few top-level versions to narrow the search") from None
+    finally:
+        finder.close()
+    return _collect(result, provider, finder, [r.text for r in roots])
+
+
+def _collect(result: Any, provider: Provider, finder: Finder, root_texts: list[str]) -> Resolution:
+    mapping: dict[str, Candidate] = result.mapping
+    base: dict[str, Candidate] = {}
+    extras: dict[str, set[str]] = {}
+    for cand in mapping.values():
+        if cand.name == PYTHON:
+            continue
+        base.setdefault(cand.name, cand)
+        extras.setdefault(cand.name, set()).update(cand.extras)
+    required_by: dict[str, set[tuple[str | None, str]]] = {n: set() for n in base}
+    depends: dict[str, set[str]] = {n: set() for n in base}
+    for ident, criterion in result.criteria.items():
+        name = ident.split("[")[0]
+        if name not in base:
+            continue
+        for info in criterion.information:
+            parent = info.parent.name if info.parent is not None else None
+            if parent == name:
+                continue  # the X[e] -> X edge
+            required_by[name].add((parent, info.requirement.text))
+            if parent is not None and parent in depends:
+                depends[parent].add(name)
+    trimmed = list(provider.trimmed)
+    for name, cand in base.items():
+        assert cand.dist is not None
+        meta = finder.metadata_for(cand.dist)
+        for req in meta["requires"]:
+            if req.marker is None or _marker_true(req.marker, finder.env("")):
+                continue
+            unused = [e for e in meta["extras"] if e not in extras[name] and _marker_true(req.marker, finder.env(e))]
+            if unused:
+                trimmed.append(TrimmedEdge(name, str(req), "extra"))
+    packages = {
+        name: ResolvedPackage(
+            name=name, version=str(cand.version), dist=cand.dist,  # type: ignore[arg-type]
+            extras=tuple(sorted(extras[name])),
+            required_by=tuple(Edge(p, r) for p, r in sorted(required_by[name], key=lambda x: (x[0] or "", x[1]))),
+            dependencies=tuple(sorted(depends[name])),
+        )
+        for name, cand in sorted(base.items())
+    }
+    return Resolution(finder.target, root_texts, packages, trimmed)
+
+
+def explain_impossible(exc: ResolutionImpossible, finder: Finder) -> ResolutionError:
+    """Turn resolvelib's causes into a short readable explanation (or a no-wheel error)."""
+    by_name: dict[str, list[str]] = {}
+    for info in exc.causes:
+        req = info.requirement
+        if not isinstance(req, Req):
+            continue
+        parent = info.parent
+        who = "requested" if parent is None else f"{parent.name} {parent.version}"
+        label = req.text if req.name != PYTHON else f"Python {finder.target.python_full_version} ({req.text})"
+        by_name.setdefault(req.name, []).append(f"{label} (from {who})")
+    for name, _ in by_name.items():
+        if name == PYTHON:
+            continue
+        specs = [i.requirement.specifier for i in exc.causes
+                 if isinstance(i.requirement, Req) and i.requirement.name == name]
+        spec = SpecifierSet()
+        for s in specs:
+            spec &= s
+        wheels = finder.best_wheels(name)
+        if not any(spec.contains(v, prereleases=True) for v in wheels):
+            return no_wheel_error(name, spec, finder)
+    parts = [f"{name}: " + "; ".join(sorted(set(items))) for name, items in sorted(by_name.items())]
+    return ResolutionError(
+        f"no set of versions fits target {finder.target.id}: " + " | ".join(parts),
+        hint="relax a pin, or use --exclude for a package the target does not need",
+    )
+
+
+def no_wheel_error(name: str, spec: SpecifierSet, finder: Finder) -> NoWheelError:
+    """Name the package, the range, the target and which files exist for which platforms."""
+    files = finder.index.files(name)
+    matching = [f for f in files if _file_version_in(f, spec)]
+    shown = matching or files
+    summary: dict[str, set[str]] = {}
+    for f in shown:
+        if f.filename.endswith(".whl"):
+            try:
+                _, ver, _, tags = parse_wheel_filename(f.filename)
+            except InvalidWheelFilename:
+                continue
+            summary.setdefault(str(ver), set()).update(
+                f"{t.interpreter}-{t.platform}" for t in tags)
+        else:
+            summary.setdefault("sdist", set()).add(f.filename)
+    if not files:
+        what = "the index has no files for it at all"
+    else:
+        items = []
+        for ver in sorted(summary, key=lambda v: (v == "sdist", v))[-6:]:
+            tags = sorted(summary[ver])
+            more = f" (+{len(tags) - 6} more)" if len(tags) > 6 else ""
+            items.append(f"{ver}: {', '.join(tags[:6])}{more}")
+        what = "files that exist: " + "; ".join(items)
+    rng = str(spec) or "any version"
+    return NoWheelError(
+        f"no wheel of {name} ({rng}) for target {finder.target.id} "
+        f"(Python {finder.target.python_version}, {finder.target.platform_label}); {what}",
+        hint="wheelferry never builds sdists; choose another version or target, or --exclude it",
+    )
+
+
+def _file_version_in(dist: DistFile, spec: SpecifierSet) -> bool:
+    try:
+        version = Version(dist.version) if isinstance(dist.version, str) else dist.version
+    except Exception:  # noqa: BLE001
+        return False
+    return version is not None and spec.contains(version, prereleases=True)
+
+
+def iter_versions(finder: Finder, name: str) -> list[Version]:
+    """Versions that have a usable wheel for the finder's target, newest first."""
+    return list(finder.best_wheels(name))
+
+
+ProgressHook = Callable[[str], None]
