@@ -9,8 +9,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import pytest
 import requests
@@ -327,7 +327,7 @@ _DISK_FULL_CHILD = textwrap.dedent("""
 def _unshare_works() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, check=False)
     return probe.returncode == 0
 
 
@@ -345,8 +345,8 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(
     cmd = ["unshare", "-rm", "sh", "-c",
            'mount -t tmpfs -o size=1m tmpfs "$1" && shift && exec "$@"', "sh",
            str(small), sys.executable, str(script), str(small), json.dumps(w.to_json())]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
-                          timeout=60)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False,
+                          env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["type"] == "FetchError"

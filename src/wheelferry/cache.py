@@ -17,9 +17,10 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, BinaryIO
 
 import filelock
 import platformdirs
@@ -77,11 +78,7 @@ class WheelCache:
 
     def add(self, source: Path, filename: str | None = None) -> tuple[str, Path]:
         """Hash a local file and copy it into the cache; return ``(sha256, path)``."""
-        h = hashlib.sha256()
-        with open(source, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                h.update(chunk)
-        sha = h.hexdigest()
+        sha = hash_file(source).hexdigest()
         name = filename or Path(source).name
         with self.lock(sha):
             existing = self.path(sha)
@@ -91,7 +88,7 @@ class WheelCache:
             tmp.parent.mkdir(parents=True, exist_ok=True)
             try:
                 shutil.copyfile(source, tmp)
-                if _sha256_file(tmp) != sha:
+                if hash_file(tmp).hexdigest() != sha:
                     raise FetchError(f"{source} changed while it was copied into the cache")
                 return sha, self.commit(tmp, sha, name)
             finally:
@@ -126,15 +123,86 @@ class WheelCache:
             lk.release()
 
 
+class Partial:
+    """One entry's download in progress: appended to, hashed as written, committed only if right.
+
+    Lives in the partial area, so an interrupted download is resumed next time and
+    is never mistaken for a complete file.  Hold the entry's lock while using it.
+    """
+
+    def __init__(self, cache: WheelCache, sha256: str, size: int | None) -> None:
+        self.cache = cache
+        self.sha256 = _check_sha(sha256)
+        self.size = size
+        self.path = cache.partial_path(sha256)
+        self._hash: Any = None
+        self._out: BinaryIO | None = None
+
+    def length(self) -> int:
+        """Bytes already kept (0 when there is no partial, or it is longer than the wheel)."""
+        try:
+            have = self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+        return 0 if self.size is not None and have > self.size else have
+
+    def open(self, offset: int) -> None:
+        """Start writing at *offset*: 0 starts afresh, ``length()`` continues the partial."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if offset and offset == self.length():
+            self._hash = hash_file(self.path)
+            self._out = open(self.path, "ab")  # noqa: SIM115 (kept open across write calls)
+        else:
+            self._hash = hashlib.sha256()
+            self._out = open(self.path, "wb")  # noqa: SIM115
+
+    def write(self, chunk: bytes) -> None:
+        """Append *chunk* and feed it to the running hash."""
+        assert self._out is not None
+        self._out.write(chunk)
+        self._hash.update(chunk)
+
+    def close(self) -> None:
+        """Flush and close (the bytes stay for a later resume)."""
+        if self._out is not None:
+            out, self._out = self._out, None
+            out.close()
+
+    def mismatch(self) -> str | None:
+        """None when the closed partial is exactly the wheel, else what is wrong with it."""
+        have = self.path.stat().st_size
+        digest = self._hash.hexdigest() if self._hash is not None else hash_file(self.path).hexdigest()
+        if self.size is not None and have != self.size:
+            return f"got {have} bytes, the lock records {self.size}"
+        if digest != self.sha256:
+            return f"sha256 mismatch: expected {self.sha256}, got {digest}"
+        return None
+
+    def commit(self, filename: str) -> Path:
+        """Move the partial into the cache as *filename*; refuse if it does not hash right."""
+        self.close()
+        problem = self.mismatch()
+        if problem is not None:
+            raise ValueError(f"refusing to cache {filename}: {problem}")
+        return self.cache.commit(self.path, self.sha256, filename)
+
+    def discard(self) -> None:
+        """Forget the partial (it cannot become the wheel)."""
+        self.close()
+        self._hash = None
+        self.path.unlink(missing_ok=True)
+
+
 def _check_sha(sha256: str) -> str:
     if not _SHA256.match(sha256):
         raise UsageError(f"not a sha256 hex digest: {sha256!r}")
     return sha256
 
 
-def _sha256_file(path: Path) -> str:
+def hash_file(path: Path) -> Any:
+    """A sha256 object fed with the whole of *path* (to continue with more bytes, or digest)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return h

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import http.client
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import requests
 import urllib3
 
-from wheelferry.cache import CHUNK, LockWaitCancelled, WheelCache
+from wheelferry.cache import CHUNK, LockWaitCancelled, Partial, WheelCache
 from wheelferry.errors import FetchError
 from wheelferry.lockfile import WheelFile
 from wheelferry.urls import redact_url
@@ -168,18 +168,9 @@ def fetch_summary(results: Sequence[FetchResult]) -> dict[str, Any]:
         "downloaded": len(downloaded),
         "from_cache": len(cached),
         "bytes_downloaded": sum(r.downloaded_bytes for r in results),
-        "bytes_from_cache": sum(_size(r) for r in cached),
+        "bytes_from_cache": sum(r.path.stat().st_size for r in cached),
         "seconds": round(seconds, 3),
     }
-
-
-def _size(r: FetchResult) -> int:
-    if r.wheel.size is not None:
-        return r.wheel.size
-    try:
-        return r.path.stat().st_size
-    except OSError:
-        return 0
 
 
 def _rebind(result: FetchResult, wheel: WheelFile) -> FetchResult:
@@ -189,16 +180,18 @@ def _rebind(result: FetchResult, wheel: WheelFile) -> FetchResult:
 def _size_connection_pools(session: requests.Session, jobs: int) -> None:
     """Give every HTTP adapter a pool of at least *jobs* connections per host."""
     for adapter in session.adapters.values():
-        if isinstance(adapter, requests.adapters.HTTPAdapter) and adapter._pool_maxsize < jobs:
+        size = getattr(adapter, "_pool_maxsize", jobs)
+        if isinstance(adapter, requests.adapters.HTTPAdapter) and size < jobs:
             # Re-initialise in place so a subclass (timeouts, TLS settings) keeps its behaviour.
-            adapter._pool_maxsize = jobs
-            adapter.init_poolmanager(adapter._pool_connections, jobs, block=adapter._pool_block)
+            adapter._pool_maxsize = jobs  # type: ignore[attr-defined]
+            adapter.init_poolmanager(getattr(adapter, "_pool_connections", 10), jobs,
+                                     block=getattr(adapter, "_pool_block", False))
 
 
 def _progress_bar(missing: Sequence[WheelFile], enabled: bool) -> Any:
     if not enabled or not missing:
         return None
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     return tqdm(total=sum(w.size or 0 for w in missing), unit="B", unit_scale=True,
                 unit_divisor=1024, desc="downloading", dynamic_ncols=True, leave=False)
@@ -261,31 +254,34 @@ class _Fetcher:
 
     def _download(self, wheel: WheelFile, started: float) -> FetchResult:
         failures: list[UrlFailure] = []
-        part = self.cache.partial_path(wheel.sha256)
-        part.parent.mkdir(parents=True, exist_ok=True)
+        part = Partial(self.cache, wheel.sha256, wheel.size)
         self.emit("start", wheel, wheel.urls[0] if wheel.urls else None)
         for url in wheel.urls:
             try:
                 got = self._from_url(wheel, url, part)
+                path = part.commit(wheel.filename)
             except _UrlFailed as exc:
                 failures.append(UrlFailure(redact_url(url), str(exc)))
                 self.emit("failover", wheel, url, message=str(exc))
                 continue
-            path = self.cache.commit(part, wheel.sha256, wheel.filename)
+            except OSError as exc:
+                part.discard()
+                raise _disk_error(exc, wheel) from None
+            finally:
+                part.close()
             self.emit("done", wheel, url, got)
             return FetchResult(wheel, path, url, got, False, started, time.monotonic())
         raise WheelDownloadError(wheel, failures)
 
-    def _from_url(self, wheel: WheelFile, url: str, part: Path) -> int:
-        """Bring *part* to the complete, hashed wheel from *url*; return bytes transferred."""
+    def _from_url(self, wheel: WheelFile, url: str, part: Partial) -> int:
+        """Bring *part* to the complete wheel from *url*; return bytes transferred."""
         scheme = urlsplit(url).scheme.lower()
         if scheme == "file":
             return self._copy_local(wheel, url, part)
         if scheme not in ("http", "https"):
             raise _UrlFailed(f"unsupported URL scheme {scheme!r}")
-        transferred = 0
+        transferred = connect_failures = 0
         restarted = False
-        connect_failures = 0
         last = "no attempt made"
         for attempt in range(ATTEMPTS_PER_URL + 1):
             if self.cancel.is_set():
@@ -294,7 +290,7 @@ class _Fetcher:
                 time.sleep(min(_BACKOFF * 2 ** (attempt - 1), 4.0))
                 self.emit("retry", wheel, url, message=last)
             try:
-                written, hasher, resumed = self._stream(wheel, url, part)
+                resumed = self._stream(wheel, url, part)
             except _Retry as exc:
                 transferred += exc.written
                 last = str(exc)
@@ -302,26 +298,23 @@ class _Fetcher:
                 if connect_failures > 1:
                     break
                 continue
-            transferred += written
-            verdict = _verdict(part, wheel, hasher)
+            transferred += resumed.written
+            verdict = _verdict(part)
             if verdict is None:
                 return transferred
-            part.unlink(missing_ok=True)
+            part.discard()
             # A resumed file that does not hash may have joined two different bodies:
             # start once more from zero before blaming the URL.
-            if resumed and not restarted:
+            if resumed.offset and not restarted:
                 restarted = True
                 last = verdict
                 continue
             raise _UrlFailed(verdict)
         raise _UrlFailed(last)
 
-    def _stream(self, wheel: WheelFile, url: str, part: Path) -> tuple[int, Any, bool]:
-        """One HTTP attempt appending to *part*: ``(bytes written, sha256 so far, resumed)``."""
-        have = part.stat().st_size if part.exists() else 0
-        if wheel.size is not None and have > wheel.size:
-            part.unlink()
-            have = 0
+    def _stream(self, wheel: WheelFile, url: str, part: Partial) -> _Attempt:
+        """One HTTP request, its body appended to *part*."""
+        have = part.length()
         headers = {"Accept-Encoding": "identity"}
         if have:
             headers["Range"] = f"bytes={have}-"
@@ -335,7 +328,7 @@ class _Fetcher:
             reason = f"connection failed: {_short(exc)}"
             # The session's own Retry already repeated the connect; do not multiply it.
             retry = _retry_of(self.session, url)
-            if (retry.connect if retry.connect is not None else retry.total):
+            if retry.connect if retry.connect is not None else retry.total:
                 raise _UrlFailed(reason) from None
             raise _Retry(reason, connect=True) from None
         with self.bar_lock:
@@ -347,104 +340,97 @@ class _Fetcher:
                 self.active.discard(resp)
             resp.close()
 
-    def _read(self, wheel: WheelFile, url: str, part: Path, resp: requests.Response,
-              have: int) -> tuple[int, Any, bool]:
+    def _read(self, wheel: WheelFile, url: str, part: Partial, resp: requests.Response,
+              have: int) -> _Attempt:
         """Judge the answer to one request and stream its body into *part*."""
         status = resp.status_code
         if status == 416 and have:
             # The partial may already hold the whole file: judge it by its hash.
-            return 0, _hash_file(part), True
+            part.open(have)
+            part.close()
+            return _Attempt(have, 0)
         if status >= 500 or status == 429:
             if status in (_retry_of(self.session, resp.url).status_forcelist or ()):
                 raise _UrlFailed(f"HTTP {status} {resp.reason or ''}".strip() + " (after retries)")
             raise _Retry(f"HTTP {status}")
         if status not in (200, 206):
             raise _UrlFailed(f"HTTP {status} {resp.reason or ''}".strip())
-        resumed = bool(have) and status == 206 and _range_start(resp) == have
-        if not resumed:
+        if not (status == 206 and _range_start(resp) == have):
             # A server that ignores Range answers 200 with the whole file: start over.
             have = 0
         ctype = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if have == 0 and ctype in ("text/html", "application/xhtml+xml"):
-            part.unlink(missing_ok=True)
             raise _UrlFailed(HTML_PAGE)
-        hasher = _hash_file(part) if resumed else hashlib.sha256()
-        written = self._write_body(wheel, url, resp, part, hasher, have)
-        return written, hasher, resumed
+        return _Attempt(have, self._write_body(wheel, url, resp.iter_content(CHUNK), part, have))
 
-    def _write_body(self, wheel: WheelFile, url: str, resp: requests.Response, part: Path,
-                    hasher: Any, have: int) -> int:
+    def _write_body(self, wheel: WheelFile, url: str, chunks: Iterable[bytes], part: Partial,
+                    have: int) -> int:
+        """Append *chunks* to *part* from byte *have*; return bytes written."""
         written = 0
         try:
-            with open(part, "ab" if have else "wb") as out:
-                for chunk in resp.iter_content(CHUNK):
-                    if self.cancel.is_set():
-                        raise KeyboardInterrupt
-                    if have == 0 and written == 0 and _looks_like_html(chunk):
-                        raise _UrlFailed(HTML_PAGE)
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    written += len(chunk)
-                    if wheel.size is not None and have + written > wheel.size:
-                        raise _UrlFailed(f"sent more than the {wheel.size} bytes the lock records")
-                    self.emit("bytes", wheel, url, len(chunk))
+            part.open(have)
+            for chunk in chunks:
+                if self.cancel.is_set():
+                    raise KeyboardInterrupt
+                if have == 0 and written == 0 and _looks_like_html(chunk):
+                    raise _UrlFailed(HTML_PAGE)
+                part.write(chunk)
+                written += len(chunk)
+                if wheel.size is not None and have + written > wheel.size:
+                    raise _UrlFailed(f"sent more than the {wheel.size} bytes the lock records")
+                self.emit("bytes", wheel, url, len(chunk))
+            part.close()
         except _UrlFailed:
-            part.unlink(missing_ok=True)
+            part.discard()
             raise
         except Exception as exc:
             if self.cancel.is_set():
                 raise KeyboardInterrupt from None
             if isinstance(exc, _DROPPED):
+                part.close()
                 raise _Retry(f"connection dropped after {have + written} bytes: {_short(exc)}",
                              written) from None
             if isinstance(exc, OSError):
-                part.unlink(missing_ok=True)
+                part.discard()
                 raise _disk_error(exc, wheel) from None
             raise
         return written
 
-    def _copy_local(self, wheel: WheelFile, url: str, part: Path) -> int:
-        source = Path(url2pathname(urlsplit(url).path))
-        try:
-            src = open(source, "rb")
-        except OSError as exc:
-            raise _UrlFailed(exc.strerror or str(exc)) from None
-        written = 0
-        hasher = hashlib.sha256()
-        with src:
-            try:
-                with open(part, "wb") as out:
-                    for chunk in iter(lambda: src.read(CHUNK), b""):
-                        if self.cancel.is_set():
-                            raise KeyboardInterrupt
-                        out.write(chunk)
-                        hasher.update(chunk)
-                        written += len(chunk)
-                        self.emit("bytes", wheel, url, len(chunk))
-            except OSError as exc:
-                part.unlink(missing_ok=True)
-                raise _disk_error(exc, wheel) from None
-        verdict = _verdict(part, wheel, hasher)
+    def _copy_local(self, wheel: WheelFile, url: str, part: Partial) -> int:
+        """A ``file://`` URL (find-links on this host): copied, and hashed like a download."""
+        with _open_local(url) as src:
+            written = self._write_body(wheel, url, iter(lambda: src.read(CHUNK), b""), part, 0)
+        verdict = _verdict(part)
         if verdict is not None:
-            part.unlink(missing_ok=True)
+            part.discard()
             raise _UrlFailed(verdict)
         return written
+
+
+def _open_local(url: str) -> BinaryIO:
+    try:
+        return open(url2pathname(urlsplit(url).path), "rb")
+    except OSError as exc:
+        raise _UrlFailed(exc.strerror or str(exc)) from None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    offset: int  # where this request's bytes began in the file (0: from the start)
+    written: int
 
 
 HTML_PAGE = "got an HTML page instead of the wheel"
 
 
-def _verdict(part: Path, wheel: WheelFile, hasher: Any) -> str | None:
+def _verdict(part: Partial) -> str | None:
     """None when *part* is the wheel the lock names, else why it is not."""
-    size = part.stat().st_size
-    if hasher.hexdigest() == wheel.sha256 and (wheel.size is None or size == wheel.size):
-        return None
-    with open(part, "rb") as f:
-        if _looks_like_html(f.read(512)):
-            return HTML_PAGE
-    if wheel.size is not None and size != wheel.size:
-        return f"got {size} bytes, the lock records {wheel.size}"
-    return f"sha256 mismatch: expected {wheel.sha256}, got {hasher.hexdigest()}"
+    problem = part.mismatch()
+    if problem is not None:
+        with open(part.path, "rb") as f:
+            if _looks_like_html(f.read(512)):
+                return HTML_PAGE
+    return problem
 
 
 def _looks_like_html(head: bytes) -> bool:
@@ -452,14 +438,6 @@ def _looks_like_html(head: bytes) -> bool:
     # served with status 200 starts with markup.
     text = head[:512].lstrip().lower()
     return text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
-
-
-def _hash_file(path: Path) -> Any:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h
 
 
 def _retry_of(session: requests.Session, url: str) -> urllib3.util.Retry:
