@@ -1,0 +1,359 @@
+"""Install a verified bundle on the isolated host: the matching lock target, pip with no index.
+
+Standard library only; pip runs as ``python -m pip`` isolated from local config.
+
+``--venv DIR`` replaces the environment atomically.  Virtual environments are
+not relocatable (console scripts carry absolute shebangs), so the new one is
+built at DIR itself: an existing DIR is first renamed aside to ``DIR.old-N``,
+the new venv is created at DIR and installed, checked (``pip check``) and
+smoke-tested; on any failure the new DIR is removed and the old one renamed
+back, on success the old one is removed.  ``--python PY`` installs into that
+interpreter's environment; on failure what pip added is uninstalled and
+replaced versions are reinstalled from the bundle when it holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from wheelferry.errors import InstallError, UsageError
+from wheelferry.lockfile import Lock, LockedTarget
+from wheelferry.manifest import WHEELS_DIR
+from wheelferry.offline.state import default_state_dir, record_accepted
+from wheelferry.offline.verify import VerifiedBundle, verify_bundle
+
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+# A zip bomb guard: refuse members that inflate more than this ratio past this size.
+MAX_RATIO = 200
+MAX_PLAIN = 100 * 1000 * 1000
+
+_PROBE = r"""
+import json, sys
+from pip._vendor.packaging import markers, tags
+print(json.dumps({"markers": markers.default_environment(),
+                  "tags": [str(t) for t in tags.sys_tags()], "executable": sys.executable}))
+"""
+
+
+@dataclass(frozen=True)
+class Host:
+    """The interpreter being installed for: its marker environment and supported wheel tags."""
+
+    markers: dict[str, str]
+    tags: frozenset[str]
+    executable: str
+
+    def describe(self) -> str:
+        m = self.markers
+        return (f"Python {m.get('python_full_version', '?')} on {m.get('sys_platform', '?')} "
+                f"{m.get('platform_machine', '?')} ({self.executable})")
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """What was installed where, from which bundle, and how long it took."""
+
+    bundle: str
+    sequence: int
+    target: str
+    packages: tuple[str, ...]  # name==version
+    bytes: int
+    seconds: float
+    venv: str | None
+    python: str | None
+    trimmed: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bundle": self.bundle, "sequence": self.sequence, "target": self.target,
+                "packages": list(self.packages), "bytes": self.bytes,
+                "seconds": round(self.seconds, 3), "venv": self.venv, "python": self.python,
+                "trimmed": list(self.trimmed), "warnings": list(self.warnings)}
+
+
+def _clean_env(extra_path: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PIP_") and k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    env["PYTHONNOUSERSITE"] = "1"
+    if extra_path is not None:
+        env["PATH"] = str(extra_path) + os.pathsep + env.get("PATH", "")
+        env["VIRTUAL_ENV"] = str(extra_path.parent)
+    return env
+
+
+def _call(run: Runner, cmd: Sequence[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return run(list(cmd), capture_output=True, text=True, env=env or _clean_env(), check=False,
+                   stdin=subprocess.DEVNULL)
+    except OSError as exc:
+        raise InstallError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from None
+
+
+def _last_lines(proc: subprocess.CompletedProcess[str], n: int = 3) -> str:
+    lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    return " / ".join(lines[-n:]) or f"exit code {proc.returncode}"
+
+
+def probe_host(python: str, run: Runner = subprocess.run) -> Host:
+    """Ask *python* itself (through its pip's packaging) for its markers and wheel tags."""
+    proc = _call(run, [python, "-c", _PROBE])
+    if proc.returncode != 0:
+        raise InstallError(f"{python} could not describe itself: {_last_lines(proc, 1)}",
+                           hint="the interpreter needs pip (python -m ensurepip)")
+    data = json.loads(proc.stdout)
+    return Host(dict(data["markers"]), frozenset(data["tags"]), str(data["executable"]))
+
+
+def wheel_tags(filename: str) -> set[str]:
+    """Expanded ``interpreter-abi-platform`` tags of a wheel file name (PEP 427, PEP 425)."""
+    parts = filename[:-4].split("-")
+    if len(parts) not in (5, 6):
+        return set()
+    py, abi, plat = parts[-3:]
+    return {f"{i}-{a}-{p}" for i in py.split(".") for a in abi.split(".") for p in plat.split(".")}
+
+
+def target_fits(target: LockedTarget, lock: Lock, host: Host) -> bool:
+    """Same Python version, platform and machine, and every wheel has a tag this host accepts."""
+    for key in ("python_version", "sys_platform", "platform_machine"):
+        if target.markers.get(key, "").lower() != host.markers.get(key, "").lower():
+            return False
+    return all(wheel_tags(lock.wheels[p.wheel].filename) & host.tags for p in target.packages)
+
+
+def choose_target(lock: Lock, host: Host, target_id: str | None = None) -> LockedTarget:
+    """The lock target to install: *target_id* if given, else the single one that fits *host*."""
+    if target_id is not None:
+        if target_id not in lock.target_ids:
+            raise UsageError(f"the bundle has no target {target_id!r}",
+                             hint=f"its targets are {', '.join(lock.target_ids)}")
+        return lock.target(target_id)
+    fits = [t for t in lock.targets if target_fits(t, lock, host)]
+    if len(fits) == 1:
+        return fits[0]
+    if not fits:
+        raise InstallError(f"no target of this bundle fits {host.describe()}; the bundle has "
+                           f"{', '.join(lock.target_ids)}",
+                           hint="lock for this host (wheelferry probe, then lock --target @capture) "
+                                "or force one with --target")
+    raise InstallError(f"several targets fit {host.describe()}: {', '.join(t.id for t in fits)}",
+                       hint="choose one with --target (e.g. the cpu or gpu variant)")
+
+
+def check_wheel_zip(path: Path) -> None:
+    """Refuse a wheel whose zip could write outside its install or inflate without bound."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InstallError(f"{path.name} is not a readable zip ({exc})") from None
+    plain = 0
+    for info in infos:
+        name = info.filename
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\\" in name:
+            raise InstallError(f"{path.name} holds {name!r}, a path outside the install; refused "
+                               f"before pip saw it", hint="the wheel is hostile or broken; do not install it")
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            raise InstallError(f"{path.name} holds a symbolic link {name!r}; refused",
+                               hint="wheels never contain links")
+        plain += info.file_size
+    packed = max(path.stat().st_size, 1)
+    if plain > MAX_PLAIN and plain > MAX_RATIO * packed:
+        raise InstallError(f"{path.name} inflates to {plain} bytes from {packed} (a zip bomb?); refused")
+
+
+def _canon(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def write_requirements(target: LockedTarget, lock: Lock, out: Path) -> Path:
+    """pip hash-checking requirements pinning exactly this target's wheels."""
+    lines = [f"{p.name}=={p.version} --hash=sha256:{lock.wheels[p.wheel].sha256}"
+             for p in sorted(target.packages, key=lambda p: p.name)]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
+def pip_install(python: str, requirements: Path, wheels_dir: Path, run: Runner = subprocess.run) -> None:
+    """``pip install`` with no index, no deps, binaries only, every hash required."""
+    proc = _call(run, [python, "-m", "pip", "--isolated", "install", "--no-index", "--no-deps",
+                       "--only-binary", ":all:", "--require-hashes", "--no-cache-dir",
+                       "--disable-pip-version-check", "--no-input",
+                       "--find-links", str(wheels_dir), "-r", str(requirements)])
+    if proc.returncode != 0:
+        raise InstallError(f"pip could not install the bundle: {_last_lines(proc)}",
+                           hint="the environment was left as it was")
+
+
+def pip_check(python: str, target: LockedTarget, run: Runner = subprocess.run) -> list[str]:
+    """Run ``pip check``; problems the lock trimmed on purpose come back as notes, others raise."""
+    proc = _call(run, [python, "-m", "pip", "--isolated", "check", "--disable-pip-version-check"])
+    if proc.returncode == 0:
+        return []
+    excluded = {(_canon(t.parent or ""), _canon(re.split(r"[^A-Za-z0-9._-]", t.requirement.strip())[0]))
+                for t in target.trimmed if t.reason == "excluded"}
+    notes, problems = [], []
+    for line in proc.stdout.splitlines():
+        m = re.match(r"^(\S+) \S+ (?:requires|has requirement) ([A-Za-z0-9._-]+)", line)
+        if m and (_canon(m.group(1)), _canon(m.group(2))) in excluded:
+            notes.append(line.strip())
+        elif line.strip():
+            problems.append(line.strip())
+    if problems or not notes:
+        raise InstallError(f"pip check found broken requirements: {'; '.join(problems[:5]) or _last_lines(proc)}",
+                           hint="the lock does not fit this environment; the environment was restored")
+    return notes
+
+
+def run_smoke(commands: Iterable[str], bin_dir: Path, run: Runner = subprocess.run) -> None:
+    """Run the spec's smoke commands (argument lists, no shell) with the new venv first on PATH."""
+    for command in commands:
+        argv = shlex.split(command)
+        if not argv:
+            continue
+        exe = shutil.which(argv[0], path=str(bin_dir)) or argv[0]
+        proc = _call(run, [exe, *argv[1:]], env=_clean_env(bin_dir))
+        if proc.returncode != 0:
+            raise InstallError(f"smoke test `{command}` failed: {_last_lines(proc)}",
+                               hint="the previous environment was kept")
+
+
+def _bin_dir(venv: Path) -> Path:
+    return venv / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _venv_python(venv: Path) -> str:
+    return str(_bin_dir(venv) / ("python.exe" if os.name == "nt" else "python"))
+
+
+def _aside(venv: Path) -> Path:
+    n = 1
+    while venv.with_name(f"{venv.name}.old-{n}").exists():
+        n += 1
+    return venv.with_name(f"{venv.name}.old-{n}")
+
+
+def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: LockedTarget,
+                 wheels_dir: Path, requirements: Path, run: Runner = subprocess.run) -> list[str]:
+    """Build a fresh venv at *venv* with the target's wheels; the old one returns on failure."""
+    venv = venv.absolute()
+    if venv.exists() and not (venv / "pyvenv.cfg").is_file():
+        raise UsageError(f"{venv} exists and is not a virtual environment; not replacing it",
+                         hint="pick a new directory or remove it yourself")
+    old = _aside(venv) if venv.exists() else None
+    if old is not None:
+        os.rename(venv, old)
+    try:
+        proc = _call(run, [base_python, "-m", "venv", str(venv)])
+        if proc.returncode != 0:
+            raise InstallError(f"could not create a virtual environment: {_last_lines(proc)}")
+        python = _venv_python(venv)
+        pip_install(python, requirements, wheels_dir, run)
+        notes = pip_check(python, target, run)
+        run_smoke(bundle.lock.spec.smoke, _bin_dir(venv), run)
+    except BaseException:
+        shutil.rmtree(venv, ignore_errors=True)
+        if old is not None:
+            os.rename(old, venv)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return notes
+
+
+def _installed(python: str, run: Runner) -> dict[str, str]:
+    proc = _call(run, [python, "-m", "pip", "--isolated", "list", "--format=json",
+                       "--disable-pip-version-check"])
+    if proc.returncode != 0:
+        raise InstallError(f"cannot list what {python} has installed: {_last_lines(proc, 1)}")
+    return {_canon(d["name"]): d["version"] for d in json.loads(proc.stdout)}
+
+
+def install_python(python: str, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
+                   requirements: Path, run: Runner = subprocess.run) -> list[str]:
+    """Install into *python*'s environment; on failure restore it as far as the bundle allows."""
+    before = _installed(python, run)
+    try:
+        pip_install(python, requirements, wheels_dir, run)
+        return pip_check(python, target, run)
+    except InstallError as exc:
+        unrestored = _restore(python, before, bundle, wheels_dir, run)
+        if unrestored:
+            raise InstallError(f"{exc.message}; could not restore {', '.join(unrestored)}",
+                               hint="reinstall those versions by hand") from None
+        raise
+
+
+def _restore(python: str, before: dict[str, str], bundle: VerifiedBundle, wheels_dir: Path,
+             run: Runner) -> list[str]:
+    after = _installed(python, run)
+    added = sorted(n for n in after if n not in before or after[n] != before[n])
+    if added:
+        _call(run, [python, "-m", "pip", "--isolated", "uninstall", "-y", *added])
+    unrestored = []
+    have = {(_canon(f.split("-")[0]), f.split("-")[1]): w.sha256 for f, w in bundle.lock.wheels.items()}
+    for name in added:
+        if name not in before:
+            continue
+        sha = have.get((name, before[name]))
+        if sha is None:
+            unrestored.append(f"{name}=={before[name]} (not in the bundle)")
+            continue
+        req = wheels_dir.parent / "restore.txt"
+        req.write_text(f"{name}=={before[name]} --hash=sha256:{sha}\n", encoding="utf-8")
+        try:
+            pip_install(python, req, wheels_dir, run)
+        except InstallError:
+            unrestored.append(f"{name}=={before[name]}")
+    return unrestored
+
+
+def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
+                   allow_unsigned: bool = False, venv: Path | None = None, python: str | None = None,
+                   target_id: str | None = None, state_dir: Path | None = None,
+                   force_older: bool = False, run: Runner = subprocess.run, now: Any = None) -> InstallReport:
+    """Verify *tar_path*, extract it privately, install the fitting target, record the sequence."""
+    if (venv is None) == (python is None):
+        raise UsageError("give exactly one of --venv DIR or --python PY")
+    started = time.monotonic()
+    state_dir = state_dir or default_state_dir()
+    work = Path(tempfile.mkdtemp(prefix="wheelferry-install-"))
+    try:
+        bundle = verify_bundle(tar_path, keyring=keyring, trusted=list(trusted),
+                               allow_unsigned=allow_unsigned, state_dir=state_dir,
+                               force_older=force_older, extract_to=work / "bundle", now=now)
+        interpreter = python or sys.executable
+        host = probe_host(interpreter, run)
+        target = choose_target(bundle.lock, host, target_id)
+        wheels_dir = work / "bundle" / WHEELS_DIR
+        for p in target.packages:
+            check_wheel_zip(wheels_dir / bundle.lock.wheels[p.wheel].filename)
+        requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
+        if venv is not None:
+            notes = install_venv(Path(venv), host.executable, bundle, target, wheels_dir, requirements, run)
+        else:
+            notes = install_python(interpreter, bundle, target, wheels_dir, requirements, run)
+        record_accepted(state_dir, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return InstallReport(
+        bundle=bundle.manifest.name, sequence=bundle.manifest.sequence, target=target.id,
+        packages=tuple(f"{p.name}=={p.version}" for p in sorted(target.packages, key=lambda p: p.name)),
+        bytes=sum(bundle.lock.wheels[p.wheel].size or 0 for p in target.packages),
+        seconds=time.monotonic() - started, venv=str(venv) if venv else None, python=python,
+        trimmed=tuple(notes), warnings=bundle.warnings)

@@ -1,0 +1,189 @@
+"""Installs of verified bundles with real pip into real venvs, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.bundles import host_markers, make_bundle, make_lock
+from tests.support.gpgkeys import GpgKeys
+from tests.support.wheels import build_wheel
+from wheelferry.errors import InstallError, UsageError
+from wheelferry.lockfile import TrimmedEdge
+from wheelferry.offline.cli import main
+from wheelferry.offline.install import check_wheel_zip, install_bundle
+from wheelferry.offline.state import load_accepted
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+BAD_WHEEL_VERSION = b"Wheel-Version: 9.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+
+
+def _network_cut_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False).returncode == 0
+    except OSError:
+        return False
+
+
+def _imports(python: Path, code: str) -> str:
+    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+class Site:
+    """A signed test bundle factory plus one venv installed from sequence 1."""
+
+    def __init__(self, root: Path, keys: GpgKeys) -> None:
+        self.root, self.keys = root, keys
+        self.keyring = keys.export("good", path=root / "KEYS.asc")
+        self.state = root / "state"
+        self.venv = root / "env"
+
+    def bundle(self, wheels: list[Path], sequence: int, **kw: Any) -> Path:
+        d = self.root / f"b{sequence}"
+        d.mkdir()
+        tar = make_bundle(d, wheels, name="demo", sequence=sequence, **kw)
+        self.keys.sign("good", tar)
+        return tar
+
+    def trust(self) -> dict[str, Any]:
+        return {"keyring": self.keyring, "trusted": [self.keys.fpr["good"]], "state_dir": self.state}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, gpg_keys: GpgKeys) -> Site:
+    """Sequence 1 (alpha 1.0, beta 1.0) installed into a new venv by the CLI, network cut if possible."""
+    s = Site(tmp_path_factory.mktemp("install"), gpg_keys)
+    w = s.root / "w1"
+    wheels = [build_wheel(w, "alpha", "1.0", requires=["gamma"]), build_wheel(w, "beta", "1.0")]
+    lock = make_lock(wheels, name="demo", targets={"host": host_markers()},
+                     smoke=["python -c 'import alpha, beta'"],
+                     trimmed=[TrimmedEdge("alpha", "gamma", "excluded")])
+    tar = s.bundle(wheels, 1, lock=lock)
+    argv = [sys.executable, "-s", "-c", "import sys; from wheelferry.offline.cli import main; "
+            "sys.exit(main(sys.argv[1:]))", "install", str(tar), "--keyring", str(s.keyring),
+            "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(s.state),
+            "--venv", str(s.venv), "--json"]
+    s.network_cut = _network_cut_works()  # type: ignore[attr-defined]
+    if s.network_cut:  # type: ignore[attr-defined]
+        argv = ["unshare", "-rn", *argv]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PYTHONPATH"] = str(SRC)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    s.report = json.loads(proc.stdout)  # type: ignore[attr-defined]
+    return s
+
+
+def test_install_into_new_venv_offline(site: Site) -> None:
+    report = site.report  # type: ignore[attr-defined]
+    assert report["ok"] and report["target"] == "host"
+    assert report["packages"] == ["alpha==1.0", "beta==1.0"]
+    assert report["trimmed"] and "gamma" in report["trimmed"][0]
+    assert _imports(site.venv / "bin" / "python", "import alpha, beta; print(alpha.__version__)") == "1.0"
+    accepted = load_accepted(site.state, "demo")
+    assert accepted is not None and accepted.sequence == 1
+    if not site.network_cut:  # type: ignore[attr-defined]
+        pytest.skip("installed fine, but `unshare -rn` is unavailable so the network was not cut")
+
+
+def test_failed_upgrade_leaves_old_venv_intact(site: Site) -> None:
+    w = site.root / "w2"
+    wheels = [build_wheel(w, "alpha", "2.0"),
+              build_wheel(w, "zeta", "1.0", files={"zeta-1.0.dist-info/WHEEL": BAD_WHEEL_VERSION})]
+    tar = site.bundle(wheels, 2)
+    with pytest.raises(InstallError) as e:
+        install_bundle(tar, **site.trust(), venv=site.venv)
+    assert "pip could not install" in str(e.value)
+    assert _imports(site.venv / "bin" / "python", "import alpha, beta; print(alpha.__version__)") == "1.0"
+    assert sorted(p.name for p in site.root.iterdir() if p.name.startswith("env")) == ["env"]
+    assert load_accepted(site.state, "demo").sequence == 1  # type: ignore[union-attr]
+
+
+def test_zip_with_traversal_refused_before_pip(site: Site) -> None:
+    evil = build_wheel(site.root / "w3", "alpha", "3.0", extra_members={"../../evil": b"pwned\n"})
+    tar = site.bundle([evil], 3)
+    fresh = site.root / "never"
+    with pytest.raises(InstallError, match="refused before pip"):
+        install_bundle(tar, **site.trust(), venv=fresh)
+    assert not fresh.exists()
+    assert not (site.root.parent / "evil").exists()
+
+
+def test_host_matching_no_target(site: Site) -> None:
+    wheels = [build_wheel(site.root / "w4", "alpha", "4.0", tag="cp39-cp39-win_amd64")]
+    markers = {**host_markers(), "sys_platform": "win32", "platform_machine": "AMD64"}
+    tar = site.bundle(wheels, 4, targets={"windows-amd64-cp39": markers})
+    with pytest.raises(InstallError, match="no target of this bundle fits Python .* windows-amd64-cp39"):
+        install_bundle(tar, **site.trust(), venv=site.root / "never")
+    with pytest.raises(UsageError, match="no target 'nope'"):
+        install_bundle(tar, **site.trust(), venv=site.root / "never", target_id="nope")
+
+
+def test_upgrade_swaps_venv(site: Site) -> None:
+    wheels = [build_wheel(site.root / "w5", "alpha", "5.0"), build_wheel(site.root / "w5", "beta", "1.0")]
+    report = install_bundle(site.bundle(wheels, 5), **site.trust(), venv=site.venv)
+    assert report.packages == ("alpha==5.0", "beta==1.0") and report.sequence == 5
+    assert _imports(site.venv / "bin" / "python", "import alpha; print(alpha.__version__)") == "5.0"
+    assert sorted(p.name for p in site.root.iterdir() if p.name.startswith("env")) == ["env"]
+    assert load_accepted(site.state, "demo").sequence == 5  # type: ignore[union-attr]
+
+
+def test_python_mode_restores_on_failure(site: Site) -> None:
+    env = site.root / "plain"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    py = str(env / "bin" / "python")
+    w = site.root / "w6"
+    ok = site.bundle([build_wheel(w, "alpha", "6.0")], 6)
+    report = install_bundle(ok, **site.trust(), python=py)
+    assert report.python == py and _imports(Path(py), "import alpha; print(alpha.__version__)") == "6.0"
+    bad = site.bundle([build_wheel(w, "beta", "7.0"),
+                       build_wheel(w, "zeta", "1.0", files={"zeta-1.0.dist-info/WHEEL": BAD_WHEEL_VERSION})], 7)
+    with pytest.raises(InstallError):
+        install_bundle(bad, **site.trust(), python=py)
+    listed = subprocess.run([py, "-m", "pip", "list", "--format=json"], capture_output=True, text=True,
+                            check=True).stdout
+    names = {d["name"].lower(): d["version"] for d in json.loads(listed)}
+    assert names.get("alpha") == "6.0" and "beta" not in names and "zeta" not in names
+
+
+def test_cli_install_usage_errors(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    tar = site.root / "b1" / "demo.tar"
+    keys = ["--keyring", str(site.keyring), "--trusted-key", site.keys.fpr["good"],
+            "--state-dir", str(site.state)]
+    assert main(["install", str(tar), *keys]) == 2
+    assert main(["install", str(tar), *keys, "--venv", "a", "--python", "b"]) == 2
+    assert main(["install", str(tar), "--venv", str(site.root / "x")]) == 2
+    assert main(["install", str(site.root / "missing.tar"), *keys, "--venv", str(site.root / "x")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def _zip(path: Path, name: str, data: bytes, attr: int = 0o644 << 16) -> Path:
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo(name)
+        info.external_attr = attr
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "a/../../x", "..\\..\\x", "C:/x", "pkg\\..\\x"])
+def test_zip_hostile_names(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InstallError, match="outside the install"):
+        check_wheel_zip(_zip(tmp_path / "x-1.0-py3-none-any.whl", name, b"x"))
+
+
+def test_zip_symlink_and_bomb(tmp_path: Path) -> None:
+    with pytest.raises(InstallError, match="symbolic link"):
+        check_wheel_zip(_zip(tmp_path / "l-1.0-py3-none-any.whl", "pkg/link", b"/etc", 0o120777 << 16))
+    with pytest.raises(InstallError, match="zip bomb"):
+        check_wheel_zip(_zip(tmp_path / "b-1.0-py3-none-any.whl", "pkg/zeros", b"\0" * 101_000_000))
+    check_wheel_zip(build_wheel(tmp_path, "fine", "1.0"))
