@@ -6,9 +6,10 @@ import ast
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable
 from urllib.parse import unquote, urlsplit
 
 from wheelferry.urls import redact_url

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -79,10 +80,12 @@ class PrefixAuth(requests.auth.AuthBase):
 class _TimeoutAdapter(HTTPAdapter):
     """An adapter that applies DEFAULT_TIMEOUT when the caller gives none."""
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        if kwargs.get("timeout") is None:
-            kwargs["timeout"] = DEFAULT_TIMEOUT
-        return super().send(request, **kwargs)
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Any = None) -> requests.Response:
+        return super().send(request, stream=stream,
+                            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+                            verify=verify, cert=cert, proxies=proxies)
 
 
 def make_session(credential_urls: Sequence[str] = (), *, retries: int = 5, backoff: float = 0.2,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import requests
@@ -327,7 +328,7 @@ class IndexClient:
             out.append(DistFile(
                 filename=entry.name, url=entry.resolve().as_uri(),
                 hashes={"sha256": self._local_sha256(entry, st.st_mtime, st.st_size)},
-                core_metadata=True if sibling.is_file() else False, size=st.st_size,
+                core_metadata=sibling.is_file(), size=st.st_size,
                 source=source,
             ))
         return out

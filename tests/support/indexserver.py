@@ -34,10 +34,11 @@ import socket
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -104,10 +105,11 @@ def _accepts_json(accept: str) -> bool:
                     q = float(p[2:])
                 except ValueError:
                     q = 0.0
-        if parts[0] in (JSON_V1, HTML_V1, "text/html", "*/*", "application/vnd.pypi.simple.latest+json",
-                        "application/vnd.pypi.simple.latest+html") and q > 0:
-            if best is None or q > best[0]:
-                best = (q, i, parts[0])
+        served = parts[0] in (JSON_V1, HTML_V1, "text/html", "*/*",
+                              "application/vnd.pypi.simple.latest+json",
+                              "application/vnd.pypi.simple.latest+html")
+        if served and q > 0 and (best is None or q > best[0]):
+            best = (q, i, parts[0])
     return best is not None and best[2].endswith("+json")
 
 
@@ -421,4 +423,4 @@ def index_server() -> Iterator[Callable[..., IndexServer]]:
         server.close()
 
 
-__all__ = ["IndexServer", "index_server", "serve_index", "JSON_V1", "HTML_V1"]
+__all__ = ["HTML_V1", "JSON_V1", "IndexServer", "index_server", "serve_index"]

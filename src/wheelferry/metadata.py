@@ -1,0 +1,293 @@
+"""A wheel's core metadata: PEP 658/714 file, else HTTP range reads of the zip, else a download."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+import threading
+import zipfile
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from email.parser import BytesHeaderParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import requests
+from packaging.utils import canonicalize_name
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from wheelferry.errors import MetadataError
+from wheelferry.http import describe_failure, http_status_text
+from wheelferry.index import DistFile
+from wheelferry.urls import redact_url
+
+# One suffix read this large usually holds the whole central directory of a wheel.
+TAIL_BYTES = 64 * 1024
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only file over a remote wheel: bytes come from cached ranges or new range reads."""
+
+    def __init__(self, fetch: _Fetcher, url: str, size: int, tail_start: int, tail: bytes) -> None:
+        self._fetch, self._url, self._size, self._pos = fetch, url, size, 0
+        self._chunks: list[tuple[int, bytes]] = [(tail_start, tail)]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def ensure(self, start: int, end: int) -> None:
+        """Make bytes [start, end) available with at most one range request."""
+        end = min(end, self._size)
+        if start >= end or any(s <= start and end <= s + len(d) for s, d in self._chunks):
+            return
+        self._chunks.append((start, self._fetch.range(self._url, start, end - 1)))
+
+    def read(self, n: int = -1) -> bytes:
+        end = self._size if n is None or n < 0 else min(self._size, self._pos + n)
+        if end <= self._pos:
+            return b""
+        self.ensure(self._pos, end)
+        for s, d in self._chunks:
+            if s <= self._pos and end <= s + len(d):
+                out = d[self._pos - s:end - s]
+                self._pos = end
+                return out
+        raise MetadataError(f"range read of {redact_url(self._url)} came back short")
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
+class _Fetcher:
+    """Counted HTTP reads (tests assert how few were made)."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+        self.stats: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def count(self, method: str, nbytes: int = 0) -> None:
+        with self._lock:
+            self.stats[method] += 1
+            self.stats["bytes"] += nbytes
+
+    def add_bytes(self, nbytes: int) -> None:
+        with self._lock:
+            self.stats["bytes"] += nbytes
+
+    def get(self, url: str, headers: dict[str, str] | None = None,
+            stream: bool = False) -> requests.Response:
+        try:
+            response = self.session.get(url, headers=headers or {}, stream=stream)
+        except requests.RequestException as exc:
+            raise MetadataError(f"could not read {redact_url(url)}: {describe_failure(exc)}",
+                                hint="check your network, or retry later") from None
+        self.count("GET", 0 if stream else len(response.content))
+        return response
+
+    def range(self, url: str, first: int, last: int) -> bytes:
+        response = self.get(url, {"Range": f"bytes={first}-{last}"})
+        if response.status_code != 206 or len(response.content) != last - first + 1:
+            raise MetadataError(f"range read of {redact_url(url)} failed: "
+                                f"{http_status_text(response)}")
+        return response.content
+
+
+def _find_metadata_member(names: list[str], project: str) -> str:
+    """The top-level ``*.dist-info/METADATA`` (PEP 427), preferring the one named for the project."""
+    found = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+    for n in found:
+        if canonicalize_name(n.split("/")[0][: -len(".dist-info")].rsplit("-", 1)[0]) == project:
+            return n
+    if found:
+        return found[0]
+    raise MetadataError(f"the wheel has no .dist-info/METADATA (members: {len(names)})")
+
+
+def _check(data: bytes, dist: DistFile) -> bytes:
+    """Core metadata must be an RFC 822-style header block naming the project."""
+    headers = BytesHeaderParser().parsebytes(data)
+    if not headers.get("Name") or not headers.get("Version"):
+        raise MetadataError(f"metadata of {dist.filename} has no Name/Version header",
+                            hint="the wheel or its .metadata file is damaged")
+    return data
+
+
+class MetadataSource:
+    """Core metadata for wheels, with as little network traffic as the index allows."""
+
+    def __init__(self, session: requests.Session, cache_dir: Path | None, *, jobs: int = 8,
+                 tail_bytes: int = TAIL_BYTES) -> None:
+        self._fetcher = _Fetcher(session)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.jobs = jobs
+        self.tail_bytes = tail_bytes
+
+    @property
+    def stats(self) -> Counter[str]:
+        """Network requests made so far per method, plus ``bytes`` of body received."""
+        return self._fetcher.stats
+
+    def get(self, dist: DistFile) -> bytes:
+        """The METADATA bytes of *dist* (a wheel), from cache, PEP 658 file, range reads or download."""
+        if not dist.is_wheel:
+            raise MetadataError(f"{dist.filename} is not a wheel; sdists are never built",
+                                hint="wheelferry only uses binary wheels")
+        cached = self._cache_path(dist)
+        if cached is not None and cached.is_file():
+            data = cached.read_bytes()
+            if self._advertised_ok(dist, data):
+                return data
+        if urlsplit(dist.url).scheme == "file":
+            data = self._local(dist)
+        else:
+            data = self._remote(dist)
+        data = _check(data, dist)
+        if cached is not None:
+            self._store(cached, data)
+        return data
+
+    def prefetch(self, dists: Iterable[DistFile], *, progress: bool = False) -> dict[DistFile, bytes]:
+        """Metadata of many wheels, fetched concurrently; the first failure is raised after all ran."""
+        todo = list(dict.fromkeys(dists))
+        out: dict[DistFile, bytes] = {}
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool, \
+                tqdm(total=len(todo), desc="metadata", unit="file", disable=not progress) as bar:
+            futures = {pool.submit(self.get, d): d for d in todo}
+            for fut, dist in futures.items():
+                try:
+                    out[dist] = fut.result()
+                except MetadataError as exc:
+                    errors.append(exc)
+                bar.update(1)
+        if errors:
+            raise errors[0]
+        return out
+
+    # -- sources ------------------------------------------------------------
+
+    @staticmethod
+    def _advertised_ok(dist: DistFile, data: bytes) -> bool:
+        if isinstance(dist.core_metadata, Mapping):
+            expected = dist.core_metadata.get("sha256")
+            return expected is None or hashlib.sha256(data).hexdigest() == expected
+        return True
+
+    def _verified_pep658(self, dist: DistFile, data: bytes, where: str) -> bytes:
+        if not self._advertised_ok(dist, data):
+            raise MetadataError(
+                f"{where} does not match the sha256 the index advertised for {dist.filename}",
+                hint="the index or a proxy serves stale or altered metadata; retry or use another mirror")
+        return data
+
+    def _local(self, dist: DistFile) -> bytes:
+        path = Path(unquote(urlsplit(dist.url).path))
+        sibling = path.with_name(path.name + ".metadata")
+        if dist.core_metadata and sibling.is_file():
+            return self._verified_pep658(dist, sibling.read_bytes(), str(sibling))
+        try:
+            with zipfile.ZipFile(path) as zf:
+                return zf.read(_find_metadata_member(zf.namelist(), dist.name))
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise MetadataError(f"could not read {path}: {exc}") from None
+
+    def _remote(self, dist: DistFile) -> bytes:
+        if dist.core_metadata:
+            # PEP 658: the metadata file sits at the wheel's URL plus ".metadata".
+            response = self._fetcher.get(dist.url + ".metadata")
+            if response.ok:
+                return self._verified_pep658(dist, response.content, redact_url(dist.url) + ".metadata")
+            if response.status_code != 404:
+                raise MetadataError(f"could not read {redact_url(dist.url)}.metadata: "
+                                    f"{http_status_text(response)}")
+        response = self._fetcher.get(dist.url, {"Range": f"bytes=-{self.tail_bytes}"}, stream=True)
+        if response.status_code == 206:
+            tail = response.content
+            self._fetcher.add_bytes(len(tail))
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match and len(tail) == int(match[2]) - int(match[1]) + 1:
+                return self._from_ranges(dist, int(match[3]), int(match[1]), tail)
+            response = self._fetcher.get(dist.url, stream=True)
+        return self._from_download(dist, response)
+
+    def _from_ranges(self, dist: DistFile, size: int, start: int, tail: bytes) -> bytes:
+        f = _RangeFile(self._fetcher, dist.url, size, start, tail)
+        try:
+            zf = zipfile.ZipFile(f)
+            member = zf.getinfo(_find_metadata_member(zf.namelist(), dist.name))
+            # Local header (30 bytes + name + extra) and data in one read; extra is rarely large.
+            later = [i.header_offset for i in zf.infolist() if i.header_offset > member.header_offset]
+            end = min(later + [zf.start_dir, member.header_offset + 30 + len(member.filename)
+                               + 1024 + member.compress_size])
+            f.ensure(member.header_offset, end)
+            return zf.read(member)
+        except (zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
+            raise MetadataError(f"{dist.filename} at {redact_url(dist.url)} is not a readable wheel: "
+                                f"{exc}") from None
+
+    def _from_download(self, dist: DistFile, response: requests.Response) -> bytes:
+        if not response.ok:
+            raise MetadataError(f"could not download {redact_url(dist.url)}: "
+                                f"{http_status_text(response)}")
+        h = hashlib.sha256()
+        with tempfile.TemporaryFile() as tmp:
+            try:
+                for chunk in response.iter_content(1 << 20):
+                    tmp.write(chunk)
+                    h.update(chunk)
+                    self._fetcher.add_bytes(len(chunk))
+            except requests.RequestException as exc:
+                raise MetadataError(f"download of {redact_url(dist.url)} broke off: "
+                                    f"{describe_failure(exc)}") from None
+            if dist.sha256 and h.hexdigest() != dist.sha256:
+                raise MetadataError(f"{dist.filename} from {redact_url(dist.url)} has sha256 "
+                                    f"{h.hexdigest()}, the index says {dist.sha256}",
+                                    hint="the server or a proxy sent damaged data; retry")
+            tmp.seek(0)
+            try:
+                with zipfile.ZipFile(tmp) as zf:
+                    return zf.read(_find_metadata_member(zf.namelist(), dist.name))
+            except zipfile.BadZipFile as exc:
+                raise MetadataError(f"{dist.filename} from {redact_url(dist.url)} is not a zip: "
+                                    f"{exc}") from None
+
+    # -- cache --------------------------------------------------------------
+
+    def _cache_path(self, dist: DistFile) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = f"sha256-{dist.sha256}" if dist.sha256 else \
+            "url-" + hashlib.sha256(dist.url.encode()).hexdigest()
+        return self.cache_dir / key[7:9] / f"{key}.metadata"
+
+    @staticmethod
+    def _store(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".metadata")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
