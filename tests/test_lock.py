@@ -1,0 +1,214 @@
+"""`wheelferry lock` end to end against a real loopback index of real tiny wheels."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from packaging.pylock import Pylock
+
+from tests.support.wheels import build_wheel
+from wheelferry.cli import main
+from wheelferry.target import host_target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+WIN = "windows-amd64:3.11"
+LINUX = "linux-x86_64:3.11"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A small universe of real wheels exercising markers, tags, extras and exclusions."""
+    d = tmp_path / "wheels"
+    build_wheel(d, "app", "1.0", requires=[
+        'winonly; sys_platform == "win32"', 'linuxonly; sys_platform == "linux"', "native>=1", "big",
+        "newpy",
+    ], extras={"fast": ["speedup"]})
+    build_wheel(d, "winonly", "1.0")
+    build_wheel(d, "linuxonly", "1.0")
+    build_wheel(d, "speedup", "1.0")
+    build_wheel(d, "native", "1.0", tag="cp311-cp311-win_amd64")
+    build_wheel(d, "native", "1.0", tag="cp311-cp311-manylinux_2_17_x86_64")
+    build_wheel(d, "native", "2.0", tag="cp311-cp311-manylinux_2_17_x86_64")
+    build_wheel(d, "big", "1.0", requires=["bigdep", "shared"], padding=50_000)
+    build_wheel(d, "bigdep", "1.0", padding=20_000)
+    build_wheel(d, "shared", "1.0")
+    build_wheel(d, "newpy", "1.0")
+    build_wheel(d, "newpy", "2.0", requires_python=">=3.12")
+    build_wheel(d, "yanky", "1.0")
+    build_wheel(d, "yanky", "2.0")
+    (d / "onlysdist-1.0.tar.gz").write_bytes(b"not really")
+    return d
+
+
+def run(*argv: str, capsys: Any) -> tuple[int, dict[str, Any]]:
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def lock(server: Any, tmp_path: Path, capsys: Any, *args: str) -> tuple[int, dict[str, Any]]:
+    return run("lock", *args, "--index-url", server.url, "--cache", str(tmp_path / "cache"), capsys=capsys)
+
+
+def test_markers_and_tags_are_judged_for_the_target(index_server: Callable[..., Any], repo: Path,
+                                                    tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo)
+    code, res = lock(server, tmp_path, capsys, "-r", "app", "--target", WIN, "--target", LINUX,
+                     "-o", str(tmp_path / "out"))
+    assert code == 0, res
+    win, lin = (t["packages"] for t in res["targets"])
+    assert "winonly" in win and "linuxonly" not in win
+    assert "linuxonly" in lin and "winonly" not in lin
+    assert win["native"] == "1.0", "2.0 has no Windows wheel"
+    assert lin["native"] == "2.0"
+    assert win["newpy"] == "1.0", "2.0 needs Python 3.12"
+    assert "speedup" not in win, "extras are not pulled unless asked for"
+    data = json.loads((tmp_path / "out" / "wheelferry.lock.json").read_text())
+    wheels = {p["name"]: p["wheel"] for p in data["targets"][0]["packages"]}
+    assert wheels["native"].endswith("win_amd64.whl")
+    trimmed = data["targets"][0]["trimmed"]
+    assert {"parent": "app", "reason": "extra", "requirement": 'speedup; extra == "fast"'} in trimmed
+
+
+def test_extras_and_exclusion_with_trim_report(index_server: Callable[..., Any], repo: Path,
+                                               tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo)
+    code, res = lock(server, tmp_path, capsys, "-r", "app[fast]", "--target", LINUX,
+                     "--exclude", "big", "-o", str(tmp_path / "out"))
+    assert code == 0, res
+    pkgs = res["targets"][0]["packages"]
+    assert "speedup" in pkgs
+    assert not {"big", "bigdep", "shared"} & set(pkgs)
+    report = res["trimmed"][0]
+    assert {r["name"] for r in report["removed"]} == {"big", "bigdep", "shared"}
+    assert report["saved-bytes"] > 70_000
+    assert all(r["size"] for r in report["removed"])
+    big = next(r for r in report["removed"] if r["name"] == "big")
+    assert big["declared-by"] == ["app"]
+    data = json.loads((tmp_path / "out" / "wheelferry.lock.json").read_text())
+    assert {"parent": "app", "reason": "excluded", "requirement": "big"} in data["targets"][0]["trimmed"]
+
+
+def test_lock_is_byte_identical_and_pylock_loads(index_server: Callable[..., Any], repo: Path,
+                                                 tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo, mode="html")
+    outs = []
+    for n in range(2):
+        out = tmp_path / f"out{n}"
+        assert lock(server, tmp_path, capsys, "-r", "app", "--target", LINUX, "-o", str(out))[0] == 0
+        outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outs[0] == outs[1]
+    names = sorted(outs[0])
+    assert names == ["pylock.linux-x86_64-cp311-cpu.toml", "requirements.linux-x86_64-cp311-cpu.txt",
+                     "wheelferry.lock.json"]
+    pylock = Pylock.from_dict(tomllib.loads(outs[0][names[0]].decode()))
+    assert {p.name for p in pylock.packages} >= {"app", "native", "linuxonly"}
+
+
+def test_yanked_is_skipped_unless_pinned(index_server: Callable[..., Any], repo: Path,
+                                         tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo, yanked={"yanky-2.0-py3-none-any.whl": "broken"})
+    assert lock(server, tmp_path, capsys, "-r", "yanky", "--target", LINUX,
+                "-o", str(tmp_path / "a"))[1]["targets"][0]["packages"] == {"yanky": "1.0"}
+    assert lock(server, tmp_path, capsys, "-r", "yanky==2.0", "--target", LINUX,
+                "-o", str(tmp_path / "b"))[1]["targets"][0]["packages"] == {"yanky": "2.0"}
+
+
+def test_no_wheel_for_target_names_package_target_and_files(index_server: Callable[..., Any], repo: Path,
+                                                            tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo)
+    code, res = lock(server, tmp_path, capsys, "-r", "native==2.0", "--target", WIN, "-o", str(tmp_path / "o"))
+    assert code == 1
+    assert res["error"] == "NoWheelError"
+    msg = res["message"]
+    assert "native" in msg and "windows-amd64-cp311-cpu" in msg and "manylinux_2_17_x86_64" in msg
+    code, res = lock(server, tmp_path, capsys, "-r", "onlysdist", "--target", LINUX, "-o", str(tmp_path / "o"))
+    assert code == 1 and "onlysdist-1.0.tar.gz" in res["message"]
+    assert not (tmp_path / "o").exists(), "no partial lock directory"
+
+
+def test_conflict_is_explained(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
+                               capsys: Any) -> None:
+    d = repo
+    build_wheel(d, "left", "1.0", requires=["shared<1"])
+    server = index_server(d)
+    code, res = lock(server, tmp_path, capsys, "-r", "left", "-r", "shared==1.0", "--target", LINUX,
+                     "-o", str(tmp_path / "o"))
+    assert code == 1 and res["error"] in ("ResolutionError", "NoWheelError")
+    assert "shared" in res["message"]
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["-r", "app", "--target", "linux-x86_64"], "PLATFORM:PYTHON"),
+    (["-r", "app>>1"], "not a valid requirement"),
+    (["--target", LINUX], "nothing to lock"),
+])
+def test_bad_input_exits_2(argv: list[str], match: str, tmp_path: Path, capsys: Any) -> None:
+    code, res = run("lock", *argv, "-o", str(tmp_path / "o"), capsys=capsys)
+    assert code == 2 and match in res["message"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_spec_exits_2(tmp_path: Path, capsys: Any) -> None:
+    spec = tmp_path / "s.toml"
+    spec.write_text("requirements = [")
+    code, res = run("lock", str(spec), capsys=capsys)
+    assert code == 2 and "not valid TOML" in res["message"]
+
+
+def test_unreachable_index_exits_1_without_credentials(tmp_path: Path, capsys: Any) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, res = run("lock", "-r", "app", "--target", LINUX, "--index-url",
+                    f"http://user:hunter2@127.0.0.1:{port}/simple", "--cache", str(tmp_path / "c"),
+                    "-o", str(tmp_path / "o"), capsys=capsys)
+    assert code == 1 and "hunter2" not in json.dumps(res)
+    assert "127.0.0.1" in res["message"]
+    assert not (tmp_path / "o").exists()
+
+
+def test_credentials_are_used_but_never_written(index_server: Callable[..., Any], repo: Path,
+                                                tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo, auth=("alice", "s3cret"))
+    url = server.url.replace("http://", "http://alice:s3cret@")
+    code, res = run("lock", "-r", "shared", "--target", LINUX, "--index-url", url,
+                    "--cache", str(tmp_path / "c"), "-o", str(tmp_path / "o"), capsys=capsys)
+    assert code == 0, res
+    for f in (tmp_path / "o").iterdir():
+        assert "s3cret" not in f.read_text() and "alice" not in f.read_text()
+
+
+def test_requirements_file_installs_with_stock_pip(index_server: Callable[..., Any], tmp_path: Path,
+                                                   capsys: Any) -> None:
+    d = tmp_path / "w"
+    build_wheel(d, "alpha", "1.0", requires=["beta>=1"])
+    build_wheel(d, "beta", "1.0")
+    build_wheel(d, "beta", "2.0")
+    server = index_server(d)
+    code, res = run("lock", "-r", "alpha", "--index-url", server.url, "--cache", str(tmp_path / "c"),
+                    "-o", str(tmp_path / "o"), capsys=capsys)
+    assert code == 0, res
+    tid = host_target().id
+    env = tmp_path / "venv"
+    venv.create(env, with_pip=True)
+    py = env / "bin" / "python"
+    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(d),
+                           "--require-hashes", "-r", str(tmp_path / "o" / f"requirements.{tid}.txt")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = subprocess.run([str(py), "-c", "import alpha, beta; print(beta.__version__)"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "2.0"
