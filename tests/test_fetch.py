@@ -398,3 +398,58 @@ def test_server_errors_after_the_sessions_retries_fail_over(
     assert [e.message for e in events if e.kind == "failover"] == [
         "HTTP 500 Internal Server Error (after retries)"]
     assert r.url_used == up.file_url(wheel.name)
+
+
+_SIGINT_CHILD = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    import requests
+    from wheelferry.cache import WheelCache
+    from wheelferry.fetch import fetch_wheels
+    from wheelferry.lockfile import WheelFile
+    root, wheel = Path(sys.argv[1]), json.loads(sys.argv[2])
+    w = WheelFile(wheel["filename"], wheel["sha256"], wheel["size"], tuple(wheel["urls"]))
+
+    def slow_reader(event):
+        if event.kind == "bytes":
+            (root / "streaming").touch()
+            time.sleep(0.2)
+
+    fetch_wheels([w], WheelCache(root / "cache"), requests.Session(), on_event=slow_reader)
+""")
+
+
+def test_sigint_mid_download_stops_and_leaves_only_a_resumable_partial(
+        tmp_path: Path, index_server: Server) -> None:
+    import signal
+    import time
+
+    wheel = build_wheel(tmp_path / "wheels", "huge", "1.0", padding=8 * MiB)
+    server = index_server(tmp_path / "wheels")
+    w = locked(wheel, server.file_url(wheel.name))
+    script = tmp_path / "child.py"
+    script.write_text(_SIGINT_CHILD)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    child = subprocess.Popen([sys.executable, str(script), str(tmp_path), json.dumps(w.to_json())],
+                             env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if (tmp_path / "streaming").exists() or child.poll() is not None:
+                break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode != 0 and "KeyboardInterrupt" in err, err
+    cache = WheelCache(tmp_path / "cache")
+    assert cache.path(w.sha256) is None and cache_entries(tmp_path / "cache") == []
+    assert cache.partial_path(w.sha256).exists(), err
+    kept = cache.partial_path(w.sha256).stat().st_size
+    assert 0 < kept < w.size  # type: ignore[operator]
+
+    [r] = fetch_wheels([w], cache, session())
+    assert gets(server, wheel.name)[-1] == f"bytes={kept}-"
+    assert sha256_file(r.path) == w.sha256

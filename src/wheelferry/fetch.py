@@ -379,6 +379,9 @@ class _Fetcher:
                 if wheel.size is not None and have + written > wheel.size:
                     raise _UrlFailed(f"sent more than the {wheel.size} bytes the lock records")
                 self.emit("bytes", wheel, url, len(chunk))
+            if self.cancel.is_set():
+                # stop() closed the response under us: the body looks short, but is not.
+                raise KeyboardInterrupt
             part.close()
         except _UrlFailed:
             part.discard()
