@@ -68,8 +68,8 @@ def site(tmp_path_factory: pytest.TempPathFactory, gpg_keys: GpgKeys) -> Site:
                      smoke=["python -c 'import alpha, beta'"],
                      trimmed=[TrimmedEdge("alpha", "gamma", "excluded")])
     tar = s.bundle(wheels, 1, lock=lock)
-    argv = [sys.executable, "-s", "-c", "import sys; from wheelferry.offline.cli import main; "
-            "sys.exit(main(sys.argv[1:]))", "install", str(tar), "--keyring", str(s.keyring),
+    script = "import sys; from wheelferry.offline.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = [sys.executable, "-s", "-c", script, "install", str(tar), "--keyring", str(s.keyring),
             "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(s.state),
             "--venv", str(s.venv), "--json"]
     s.network_cut = _network_cut_works()  # type: ignore[attr-defined]

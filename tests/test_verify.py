@@ -240,6 +240,24 @@ def test_state_dir_defaults_to_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "wheelferry"
 
 
+@pytest.mark.parametrize("compress", [None, "gzip"])
+def test_bundle_from_the_real_writer(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                     trust: dict[str, Any], compress: str | None) -> None:
+    bundle = pytest.importorskip("wheelferry.bundle")
+    from tests.support.bundles import host_markers, make_lock
+    lock = make_lock(wheels, name="demo", targets={"host": host_markers()})
+    out = tmp_path / "out"
+    out.mkdir()
+    result = bundle.write_bundle(out, name="demo", lock=lock,
+                                 lock_files={"wheelferry.lock.json": lock.dumps().encode()},
+                                 wheel_paths={w.name: w for w in wheels}, sequence=4,
+                                 created=1767225600, expires=None, tool="tests", compress=compress,
+                                 sbom=b"{}\n")
+    gpg_keys.sign("good", result.path)
+    b = verify_bundle(result.path, **trust, extract_to=tmp_path / "x")
+    assert b.manifest.sequence == 4 and (tmp_path / "x" / "wheels" / wheels[0].name).is_file()
+
+
 def _cli(*args: str) -> list[str]:
     return ["verify", *args]
 

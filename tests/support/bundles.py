@@ -9,17 +9,33 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable
 
 from packaging.markers import default_environment
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from wheelferry.lockfile import (LOCK_FILENAME, Edge, Lock, LockedPackage, LockedTarget,
-                                 SpecRecord, TrimmedEdge, WheelFile)
-from wheelferry.manifest import (LOCK_DIR, MANIFEST_NAME, SUMS_NAME, WHEELS_DIR, FileEntry,
-                                 Manifest, render_sums)
+from wheelferry.lockfile import (
+    LOCK_FILENAME,
+    Edge,
+    Lock,
+    LockedPackage,
+    LockedTarget,
+    SpecRecord,
+    TrimmedEdge,
+    WheelFile,
+)
+from wheelferry.manifest import (
+    LOCK_DIR,
+    MANIFEST_NAME,
+    SUMS_NAME,
+    WHEELS_DIR,
+    FileEntry,
+    Manifest,
+    render_sums,
+)
 
 CREATED = "2026-01-01T00:00:00Z"
 

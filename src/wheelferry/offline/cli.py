@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, add_key_arguments, dispatch, say
@@ -78,7 +79,7 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     return report.to_json()
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the offline commands (verify, install)."""
     p = sub.add_parser("verify", help="check a bundle's signature and every file, install nothing")
     _common(p)

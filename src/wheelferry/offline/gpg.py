@@ -9,15 +9,17 @@ doc/DETAILS, "Format of the --status-fd output").
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from wheelferry.errors import UsageError, VerificationError
 
@@ -35,6 +37,7 @@ class SignatureInfo:
     signer: str
     uid: str
     created: str
+    data_sha256: str = ""  # of the bytes gpg was fed, so a later read can prove it saw the same
 
     def to_json(self) -> dict[str, str]:
         return {"fingerprint": self.fingerprint, "signer": self.signer, "uid": self.uid,
@@ -44,8 +47,7 @@ class SignatureInfo:
 def normalize_fingerprint(text: str) -> str:
     """Upper-case hex without spaces or ``0x``; short key ids are refused (they collide)."""
     fpr = re.sub(r"\s+", "", text).upper()
-    if fpr.startswith("0X"):
-        fpr = fpr[2:]
+    fpr = fpr.removeprefix("0X")
     if not _HEX_FPR.match(fpr):
         raise UsageError(
             f"{text!r} is not a full key fingerprint",
@@ -81,15 +83,43 @@ def _private_home() -> Path:
     return home
 
 
-def _run(gpg: str, home: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+def _command(gpg: str, home: Path, args: list[str]) -> tuple[list[str], dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPG_")}
     env["GNUPGHOME"] = str(home)
     env["LC_ALL"] = "C"
-    return subprocess.run(
-        [gpg, "--homedir", str(home), "--batch", "--no-tty", "--no-auto-key-retrieve",
-         "--no-auto-key-locate", "--status-fd", "1", *args],
-        capture_output=True, text=True, env=env, check=False, stdin=subprocess.DEVNULL,
-    )
+    return [gpg, "--homedir", str(home), "--batch", "--no-tty", "--no-auto-key-retrieve",
+            "--no-auto-key-locate", "--status-fd", "1", *args], env
+
+
+def _run(gpg: str, home: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
+    cmd, env = _command(gpg, home, args)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False,
+                          stdin=subprocess.DEVNULL)
+
+
+def _verify_streamed(gpg: str, home: Path, sig_path: Path, data_path: Path) -> tuple[str, str]:
+    """Feed the data to gpg through stdin, hashing it on the way: (status text, sha256)."""
+    cmd, env = _command(gpg, home, ["--verify", str(sig_path), "-"])
+    digest = hashlib.sha256()
+    # Output goes to files, not pipes, so gpg can never block us while we write its stdin.
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            open(data_path, "rb") as data:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env)
+        assert proc.stdin is not None
+        try:
+            for chunk in iter(lambda: data.read(1 << 20), b""):
+                digest.update(chunk)
+                proc.stdin.write(chunk)
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            proc.wait()
+        out.seek(0)
+        return out.read().decode("utf-8", errors="replace"), digest.hexdigest()
 
 
 def _cleanup(home: Path) -> None:
@@ -179,7 +209,8 @@ def verify_signature(data_path: Path, sig_path: Path, keyring_path: Path,
         if "[GNUPG:] IMPORT_OK " not in imported.stdout:
             raise VerificationError(f"{keyring_path.name} holds no public key gpg can import",
                                     hint="export it with `gpg --armor --export FPR > KEYS.asc`")
-        proc = _run(gpg, home, ["--verify", str(sig_path), str(data_path)])
-        return parse_status(proc.stdout, trusted, keyring_path.name)
+        status, sha256 = _verify_streamed(gpg, home, Path(sig_path), Path(data_path))
+        info = parse_status(status, trusted, keyring_path.name)
+        return dataclasses.replace(info, data_sha256=sha256)
     finally:
         _cleanup(home)

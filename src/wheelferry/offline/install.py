@@ -24,9 +24,10 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable
 
 from wheelferry.errors import InstallError, UsageError
 from wheelferry.lockfile import Lock, LockedTarget

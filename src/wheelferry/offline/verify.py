@@ -17,15 +17,24 @@ import tarfile
 import tempfile
 import time
 import zlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Mapping
+from typing import IO, Any
 
 from wheelferry.clikit import warn
 from wheelferry.errors import UsageError, VerificationError, WheelferryError
 from wheelferry.lockfile import LOCK_FILENAME, Lock, loads_lock
-from wheelferry.manifest import (LOCK_DIR, MANIFEST_NAME, SUMS_NAME, WHEELS_DIR, Manifest,
-                                 is_safe_relpath, parse_manifest, parse_sums)
+from wheelferry.manifest import (
+    LOCK_DIR,
+    MANIFEST_NAME,
+    SUMS_NAME,
+    WHEELS_DIR,
+    Manifest,
+    is_safe_relpath,
+    parse_manifest,
+    parse_sums,
+)
 from wheelferry.offline.gpg import SignatureInfo, verify_signature
 from wheelferry.offline.state import check_sequence, default_state_dir
 
