@@ -415,7 +415,7 @@ def no_wheel_error(name: str, spec: SpecifierSet, finder: Finder) -> NoWheelErro
             except InvalidWheelFilename:
                 continue
             summary.setdefault(str(ver), set()).update(
-                f"{t.interpreter}-{t.platform}" for t in tags)
+                f"{t.interpreter}-{t.abi}-{t.platform}" for t in tags)
         else:
             summary.setdefault("sdist", set()).add(f.filename)
     if not files:

@@ -1,0 +1,56 @@
+"""Resolver scenarios replayed from real TensorFlow index metadata (tests/data), offline.
+
+The expected sets are what `uv pip compile --python-platform ... --only-binary :all:`
+picked for the same requirements and target when the data was recorded.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from wheelferry.config import IndexConfig
+from wheelferry.errors import ResolutionError
+from wheelferry.index import IndexClient
+from wheelferry.lock import lock_target
+from wheelferry.metadata import MetadataSource
+from wheelferry.rules import load_rules
+from wheelferry.spec import Spec
+from wheelferry.target import parse_target
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DATA = Path(__file__).parent / "data"
+SCENARIOS = tomllib.loads((DATA / "scenarios.toml").read_text())["scenario"]
+
+
+def _replay(scenario: dict[str, Any], tmp_path: Path) -> dict[str, str]:
+    config = IndexConfig((DATA / "index").as_uri(), (), ())
+    session = requests.Session()
+    index = IndexClient(config, session)
+    metadata = MetadataSource(session, tmp_path / "meta")
+    spec = Spec(name="s", requirements=tuple(scenario["requirements"]))
+    tl = lock_target(spec, parse_target(scenario["target"]), index, metadata, load_rules())
+    return {n: p.version for n, p in tl.resolution.packages.items()}
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if "expect" in s], ids=lambda s: s["id"])
+def test_replayed_lock_equals_uv(scenario: dict[str, Any], tmp_path: Path, no_network: None) -> None:
+    got = _replay(scenario, tmp_path)
+    want = dict(line.split("==", 1) for line in scenario["expect"])
+    assert got == want
+
+
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if "uv_error" in s], ids=lambda s: s["id"])
+def test_replayed_failures_are_explained(scenario: dict[str, Any], tmp_path: Path, no_network: None) -> None:
+    with pytest.raises(ResolutionError) as exc:
+        _replay(scenario, tmp_path)
+    assert exc.value.exit_code == 1
+    assert "tensorrt" in str(exc.value) or "no wheel" in str(exc.value)
