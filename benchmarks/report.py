@@ -1,0 +1,124 @@
+"""Machine facts and the RESULTS.md / RESULTS.json writers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from measure import memory_method
+
+
+def _first_line(argv: Sequence[str]) -> str:
+    try:
+        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+    except (OSError, subprocess.SubprocessError):
+        return "absent"
+    text = (out.stdout or out.stderr).strip().splitlines()
+    return text[0] if text else "absent"
+
+
+def machine_facts(root: Path, tools: Path) -> dict[str, Any]:
+    """Cores, memory, OS, Python and every tool's version, and the date of the run."""
+    mem_kib = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    except OSError:
+        pass
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": platform.python_version(),
+        "memory_method": memory_method(),
+        "versions": {
+            "wheelferry": _first_line([str(root / ".venv/bin/wheelferry"), "--version"]),
+            "pip": _first_line([str(tools / "python"), "-m", "pip", "--version"]).split(" from ")[0],
+            "uv": _first_line([str(tools / "uv"), "--version"]),
+            "pex": _first_line([str(tools / "pex3"), "--version"]),
+            "gpg": _first_line(["gpg", "--version"]),
+            "curl": _first_line(["curl", "--version"]).split(" (")[0],
+            "tar": _first_line(["tar", "--version"]),
+        },
+    }
+
+
+def _s(x: Any) -> str:
+    return f"{x:.2f}" if isinstance(x, (int, float)) else "–"
+
+
+def _when(stage: Mapping[str, Any]) -> str:
+    return f"_Measured {stage.get('date', '?')} on {stage.get('input', '?')}._\n"
+
+
+def _stage_md(stage: Mapping[str, Any]) -> list[str]:
+    out = [f"### {stage['title']}", "", _when(stage),
+           "| tool | median s | min s | max s | peak MiB | wheelferry ÷ tool | runs | status |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in stage["rows"]:
+        ratio = f"{r['ratio']:.2f}×" if r.get("ratio") else ("—" if r["tool"] == "wheelferry" else "–")
+        mem = f"{r['peak_mib']:.0f}" if r.get("peak_mib") else "–"
+        out.append(f"| {r['tool']} | {_s(r.get('median_s'))} | {_s(r.get('min_s'))} | "
+                   f"{_s(r.get('max_s'))} | {mem} | {ratio} | {r['runs']} | {r['status']} |")
+    out.append("")
+    out += [f"* {n}" for n in stage.get("notes", [])]
+    out += ["", "<details><summary>command lines</summary>", ""]
+    out += [f"* {r['tool']}: `{r['command']}`" for r in stage["rows"] if r.get("command")]
+    out += ["", "</details>", ""]
+    return out
+
+
+def _scale_md(stage: Mapping[str, Any]) -> list[str]:
+    tools = ("wheelferry lock", "uv pip compile", "wheelferry build --no-sign")
+    out = [f"### {stage['title']}", "", _when(stage),
+           "| case | packages | " + " | ".join(f"{t} s (ms/pkg)" for t in tools) + " |",
+           "|---|---:|" + "---:|" * len(tools)]
+    for p in stage["points"]:
+        cells = []
+        for t in tools:
+            r = p.get(t) or {}
+            if r.get("median_s"):
+                cells.append(f"{r['median_s']:.2f} ({r['ms_per_package']:.1f})")
+            else:
+                cells.append(str(r.get("status", "–")))
+        out.append(f"| {p['case']} | {p['packages']} | " + " | ".join(cells) + " |")
+    out.append("")
+    growth = stage.get("growth") or {}
+    out += [f"* **{t}**: {g}" for t, g in growth.items()] or ["* growth: not enough points measured"]
+    out.append("")
+    return out
+
+
+def write_results(directory: Path, facts: Mapping[str, Any], run: Mapping[str, Any],
+                  stages: Sequence[Mapping[str, Any]]) -> tuple[Path, Path]:
+    """Write RESULTS.md and RESULTS.json atomically (temp name, then rename)."""
+    data = {"machine": facts, "run": run, "stages": list(stages)}
+    md = ["# wheelferry benchmark results", "",
+          f"Run of {facts['date']}: `benchmarks/run {' '.join(run['args'])}`".rstrip() + ".",
+          f"Input: {run['input']}. Target `{run['target']}`, {run['reps']} run(s) per tool, tools "
+          "interleaved (A B C A B C). Times are wall seconds; peak memory is "
+          f"{facts['memory_method']}. A ratio below 1 means wheelferry is faster.", "",
+          "## Machine", "",
+          f"* {facts['cores']} cores, {facts['memory_gib']} GiB, {facts['os']}, Python {facts['python']}",
+          *[f"* {k}: {v}" for k, v in facts["versions"].items()], ""]
+    if run.get("unavailable"):
+        md += ["Stages where wheelferry was not available yet: "
+               + ", ".join(run["unavailable"]) + ".", ""]
+    md += ["## Stages", ""]
+    for st in stages:
+        md += _scale_md(st) if st["stage"] == "scale" else _stage_md(st)
+    paths = (directory / "RESULTS.md", directory / "RESULTS.json")
+    for path, text in zip(paths, ("\n".join(md) + "\n",
+                                  json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return paths
