@@ -125,3 +125,37 @@ def test_waiting_for_a_lock_can_be_cancelled(tmp_path: Path) -> None:
         t.start()
         t.join(10)
     assert len(errors) == 1
+
+
+def test_a_partial_enters_the_cache_only_when_it_hashes(tmp_path: Path) -> None:
+    from wheelferry.cache import HTML_PAGE, Partial
+
+    data = b"PK\x03\x04" + b"wheel bytes" * 100
+    sha = hashlib.sha256(data).hexdigest()
+    cache = WheelCache(tmp_path)
+    part = Partial(cache, sha, len(data))
+    part.open(0)
+    part.write(data[:100])
+    part.close()
+    assert part.length() == 100 and cache.path(sha) is None
+    with pytest.raises(ValueError, match="got 100 bytes"):
+        part.commit("w-1.0-py3-none-any.whl")
+    assert cache.path(sha) is None
+
+    resumed = Partial(cache, sha, len(data))
+    resumed.open(resumed.length())
+    resumed.write(data[100:])
+    final = resumed.commit("w-1.0-py3-none-any.whl")
+    assert final.read_bytes() == data and cache.path(sha, len(data)) == final
+    assert not part.path.exists()
+    # An entry damaged on disk later is evicted rather than served.
+    final.write_bytes(b"x")
+    assert cache.path(sha, len(data)) is None and not final.exists()
+
+    page = Partial(cache, hashlib.sha256(b"other").hexdigest(), None)
+    page.open(0)
+    page.write(b"  <!DOCTYPE html><html>Proxy error</html>")
+    page.close()
+    assert page.mismatch() == HTML_PAGE
+    page.discard()
+    assert not page.path.exists()

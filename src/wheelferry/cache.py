@@ -29,6 +29,7 @@ from wheelferry.errors import FetchError, UsageError
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
+HTML_PAGE = "got an HTML page instead of the wheel"
 
 
 def default_cache_dir() -> Path:
@@ -54,13 +55,20 @@ class WheelCache:
         sha = _check_sha(sha256)
         return self.root / "sha256" / sha[:2] / sha
 
-    def path(self, sha256: str) -> Path | None:
-        """The complete cached file for *sha256*, or None when there is none."""
+    def path(self, sha256: str, size: int | None = None) -> Path | None:
+        """The complete cached file for *sha256*, or None; an entry of the wrong *size* is evicted."""
         try:
             names = sorted(p for p in os.listdir(self.entry_dir(sha256)) if not p.startswith("."))
         except FileNotFoundError:
             return None
-        return self.entry_dir(sha256) / names[0] if names else None
+        if not names:
+            return None
+        found = self.entry_dir(sha256) / names[0]
+        if size is not None and found.stat().st_size != size:
+            # Damaged on disk after it was cached (it hashed right when it went in).
+            self.evict(sha256)
+            return None
+        return found
 
     def partial_path(self, sha256: str) -> Path:
         """Where a resumable download of *sha256* is kept until it hashes right."""
@@ -172,11 +180,14 @@ class Partial:
         """None when the closed partial is exactly the wheel, else what is wrong with it."""
         have = self.path.stat().st_size
         digest = self._hash.hexdigest() if self._hash is not None else hash_file(self.path).hexdigest()
+        if digest == self.sha256 and (self.size is None or have == self.size):
+            return None
+        with open(self.path, "rb") as f:
+            if looks_like_html(f.read(512)):
+                return HTML_PAGE
         if self.size is not None and have != self.size:
             return f"got {have} bytes, the lock records {self.size}"
-        if digest != self.sha256:
-            return f"sha256 mismatch: expected {self.sha256}, got {digest}"
-        return None
+        return f"sha256 mismatch: expected {self.sha256}, got {digest}"
 
     def commit(self, filename: str) -> Path:
         """Move the partial into the cache as *filename*; refuse if it does not hash right."""
@@ -191,6 +202,13 @@ class Partial:
         self.close()
         self._hash = None
         self.path.unlink(missing_ok=True)
+
+
+def looks_like_html(head: bytes) -> bool:
+    """True when the first bytes of a "wheel" are an HTML page (a proxy's or mirror's error)."""
+    # A wheel is a zip and starts with a local file header (PK\x03\x04).
+    text = head[:512].lstrip().lower()
+    return text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
 
 
 def _check_sha(sha256: str) -> str:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
@@ -24,8 +24,16 @@ from urllib.request import url2pathname
 import requests
 import urllib3
 
-from wheelferry.cache import CHUNK, LockWaitCancelled, Partial, WheelCache
+from wheelferry.cache import (
+    CHUNK,
+    HTML_PAGE,
+    LockWaitCancelled,
+    Partial,
+    WheelCache,
+    looks_like_html,
+)
 from wheelferry.errors import FetchError
+from wheelferry.http import describe_failure
 from wheelferry.lockfile import WheelFile
 from wheelferry.urls import redact_url
 
@@ -154,27 +162,24 @@ def fetch_wheels(
             raise failed[0]
         raise FetchError(f"could not download {len(failed)} wheels: "
                          + " | ".join(str(e) for e in failed), hint=failed[0].hint)
-    return [done[w.sha256] if done[w.sha256].wheel == w else _rebind(done[w.sha256], w)
+    # A wheel listed twice (same hash) was fetched once; the repeat counts as cached.
+    return [done[w.sha256] if done[w.sha256].wheel == w
+            else replace(done[w.sha256], wheel=w, downloaded_bytes=0, from_cache=True)
             for w in wheels]
 
 
 def fetch_summary(results: Sequence[FetchResult]) -> dict[str, Any]:
     """Counts, bytes and wall-clock seconds of one fetch, for the CLI and ``--json``."""
-    downloaded = [r for r in results if not r.from_cache]
     cached = [r for r in results if r.from_cache]
     seconds = (max(r.finished for r in results) - min(r.started for r in results)) if results else 0.0
     return {
         "files": len(results),
-        "downloaded": len(downloaded),
+        "downloaded": len(results) - len(cached),
         "from_cache": len(cached),
         "bytes_downloaded": sum(r.downloaded_bytes for r in results),
         "bytes_from_cache": sum(r.path.stat().st_size for r in cached),
         "seconds": round(seconds, 3),
     }
-
-
-def _rebind(result: FetchResult, wheel: WheelFile) -> FetchResult:
-    return FetchResult(wheel, result.path, result.url_used, 0, True, result.started, result.finished)
 
 
 def _size_connection_pools(session: requests.Session, jobs: int) -> None:
@@ -230,27 +235,18 @@ class _Fetcher:
 
     def fetch_one(self, wheel: WheelFile) -> FetchResult:
         started = time.monotonic()
-        cached = self._cached(wheel)
+        cached = self.cache.path(wheel.sha256, wheel.size)
         if cached is not None:
             return FetchResult(wheel, cached, None, 0, True, started, time.monotonic())
         try:
             with self.cache.lock(wheel.sha256, self.cancel):
                 # Another build may have finished this entry while we waited for the lock.
-                cached = self._cached(wheel)
+                cached = self.cache.path(wheel.sha256, wheel.size)
                 if cached is not None:
                     return FetchResult(wheel, cached, None, 0, True, started, time.monotonic())
                 return self._download(wheel, started)
         except LockWaitCancelled:
             raise KeyboardInterrupt from None
-
-    def _cached(self, wheel: WheelFile) -> Path | None:
-        path = self.cache.path(wheel.sha256)
-        if path is None:
-            return None
-        if wheel.size is not None and path.stat().st_size != wheel.size:
-            self.cache.evict(wheel.sha256)
-            return None
-        return path
 
     def _download(self, wheel: WheelFile, started: float) -> FetchResult:
         failures: list[UrlFailure] = []
@@ -299,7 +295,7 @@ class _Fetcher:
                     break
                 continue
             transferred += resumed.written
-            verdict = _verdict(part)
+            verdict = part.mismatch()
             if verdict is None:
                 return transferred
             part.discard()
@@ -320,12 +316,11 @@ class _Fetcher:
             headers["Range"] = f"bytes={have}-"
         try:
             resp = self.session.get(url, headers=headers, stream=True, timeout=self.timeout)
-        except requests.exceptions.RetryError as exc:
-            raise _UrlFailed(f"gave up after retries: {_short(exc)}") from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
-            raise _UrlFailed(f"invalid URL: {_short(exc)}") from None
+        except (requests.exceptions.RetryError, requests.exceptions.InvalidURL,
+                requests.exceptions.InvalidSchema) as exc:
+            raise _UrlFailed(describe_failure(exc)) from None
         except _DROPPED as exc:
-            reason = f"connection failed: {_short(exc)}"
+            reason = describe_failure(exc)
             # The session's own Retry already repeated the connect; do not multiply it.
             retry = _retry_of(self.session, url)
             if retry.connect if retry.connect is not None else retry.total:
@@ -372,7 +367,7 @@ class _Fetcher:
             for chunk in chunks:
                 if self.cancel.is_set():
                     raise KeyboardInterrupt
-                if have == 0 and written == 0 and _looks_like_html(chunk):
+                if have == 0 and written == 0 and looks_like_html(chunk):
                     raise _UrlFailed(HTML_PAGE)
                 part.write(chunk)
                 written += len(chunk)
@@ -391,8 +386,7 @@ class _Fetcher:
                 raise KeyboardInterrupt from None
             if isinstance(exc, _DROPPED):
                 part.close()
-                raise _Retry(f"connection dropped after {have + written} bytes: {_short(exc)}",
-                             written) from None
+                raise _Retry(f"connection dropped after {have + written} bytes", written) from None
             if isinstance(exc, OSError):
                 part.discard()
                 raise _disk_error(exc, wheel) from None
@@ -403,7 +397,7 @@ class _Fetcher:
         """A ``file://`` URL (find-links on this host): copied, and hashed like a download."""
         with _open_local(url) as src:
             written = self._write_body(wheel, url, iter(lambda: src.read(CHUNK), b""), part, 0)
-        verdict = _verdict(part)
+        verdict = part.mismatch()
         if verdict is not None:
             part.discard()
             raise _UrlFailed(verdict)
@@ -421,26 +415,6 @@ def _open_local(url: str) -> BinaryIO:
 class _Attempt:
     offset: int  # where this request's bytes began in the file (0: from the start)
     written: int
-
-
-HTML_PAGE = "got an HTML page instead of the wheel"
-
-
-def _verdict(part: Partial) -> str | None:
-    """None when *part* is the wheel the lock names, else why it is not."""
-    problem = part.mismatch()
-    if problem is not None:
-        with open(part.path, "rb") as f:
-            if _looks_like_html(f.read(512)):
-                return HTML_PAGE
-    return problem
-
-
-def _looks_like_html(head: bytes) -> bool:
-    # A wheel is a zip and starts with a local file header (PK\x03\x04); an error page
-    # served with status 200 starts with markup.
-    text = head[:512].lstrip().lower()
-    return text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
 
 
 def _retry_of(session: requests.Session, url: str) -> urllib3.util.Retry:
@@ -470,15 +444,3 @@ def _disk_error(exc: OSError, wheel: WheelFile) -> FetchError:
                           hint="free some space in the cache directory or choose another with --cache")
     return FetchError(f"could not write {wheel.filename} into the cache: {exc.strerror or exc}",
                       hint="check the cache directory is writable, or choose another with --cache")
-
-
-def _short(exc: BaseException) -> str:
-    """A one-line, credential-free reason from a requests/urllib3 exception."""
-    from wheelferry.urls import redact_text
-
-    text = str(exc.args[0] if exc.args else exc)
-    if "Read timed out" in text:
-        return "read timed out"
-    if "Connection refused" in text:
-        return "connection refused"
-    return redact_text(text.splitlines()[0] if text else type(exc).__name__)[:200]
