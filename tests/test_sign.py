@@ -1,0 +1,174 @@
+"""Signing: key checks before any download, detached signatures checked with real gpgv."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.support.gpgkeys import PASSPHRASE, GpgKeys
+from wheelferry.errors import SigningError, UsageError
+from wheelferry.sign import (SigningKey, check_signing_key, export_public_key, read_passphrase,
+                             sign_detached)
+
+
+def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--no-tty", "--quiet", *args],
+                          input=stdin, capture_output=True, check=True).stdout
+
+
+@pytest.fixture
+def home(gpg_keys: GpgKeys) -> Iterator[Path]:
+    """A private copy of the key home: its own gpg-agent, so no cached passphrase leaks in."""
+    path = Path(tempfile.mkdtemp(prefix="wfs", dir="/tmp"))
+    os.chmod(path, 0o700)
+    for name in ("pubring.kbx", "trustdb.gpg"):
+        shutil.copy2(gpg_keys.home / name, path / name)
+    shutil.copytree(gpg_keys.home / "private-keys-v1.d", path / "private-keys-v1.d")
+    try:
+        yield path
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(path), "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _gpgv(keys: GpgKeys, name: str, signed: Path, tmp_path: Path) -> subprocess.CompletedProcess[bytes]:
+    armored = keys.export(name, path=tmp_path / f"{name}.asc")
+    keyring = tmp_path / f"{name}.gpg"
+    keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=armored.read_bytes(),
+                                       capture_output=True, check=True).stdout)
+    return subprocess.run(["gpgv", "--keyring", str(keyring), str(signed) + ".asc", str(signed)],
+                          capture_output=True, check=False)
+
+
+@pytest.fixture
+def payload(tmp_path: Path) -> Path:
+    path = tmp_path / "out" / "demo.tar"
+    path.parent.mkdir()
+    path.write_bytes(b"bundle bytes\n" * 1000)
+    return path
+
+
+def test_good_key(gpg_keys: GpgKeys, home: Path) -> None:
+    fpr = gpg_keys.fpr["good"]
+    spaced = " ".join(fpr[i:i + 4] for i in range(0, 40, 4)).lower()
+    key = check_signing_key(spaced, str(home))
+    assert key == SigningKey(fpr, (gpg_keys.uid("good"),), None)
+
+
+def test_missing_and_malformed_fingerprints(home: Path) -> None:
+    with pytest.raises(SigningError, match="no key 0{40}") as exc:
+        check_signing_key("0" * 40, str(home))
+    assert exc.value.hint
+    with pytest.raises(UsageError, match="not a full key fingerprint"):
+        check_signing_key("A63EDA30", str(home))
+
+
+def test_expired_key_fails_early(gpg_keys: GpgKeys, home: Path) -> None:
+    with pytest.raises(SigningError, match="expired on 2020-01-02"):
+        check_signing_key(gpg_keys.fpr["expired"], str(home))
+
+
+def test_revoked_key_fails_early(gpg_keys: GpgKeys, home: Path) -> None:
+    _gpg(home, "--import", stdin=gpg_keys.revocations["revoked"])
+    with pytest.raises(SigningError, match="revoked"):
+        check_signing_key(gpg_keys.fpr["revoked"], str(home))
+
+
+def test_public_key_without_secret_part(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    bare = Path(tempfile.mkdtemp(prefix="wfp", dir="/tmp"))
+    try:
+        os.chmod(bare, 0o700)
+        _gpg(bare, "--import", str(gpg_keys.export("good", path=tmp_path / "good.asc")))
+        with pytest.raises(SigningError, match="no secret part"):
+            check_signing_key(gpg_keys.fpr["good"], str(bare))
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(bare), "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(bare, ignore_errors=True)
+
+
+def test_certify_only_key_cannot_sign(home: Path) -> None:
+    uid = "Wheelferry Test Certify <certify@example.test>"
+    _gpg(home, "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key", uid,
+         "ed25519", "cert", "never")
+    listing = _gpg(home, "--with-colons", "--list-keys", uid).decode()
+    fpr = next(ln.split(":")[9] for ln in listing.splitlines() if ln.startswith("fpr:"))
+    with pytest.raises(SigningError, match="no usable signing"):
+        check_signing_key(fpr, str(home))
+
+
+def test_signature_verifies_with_gpgv(gpg_keys: GpgKeys, home: Path, payload: Path,
+                                      tmp_path: Path) -> None:
+    key = check_signing_key(gpg_keys.fpr["good"], str(home))
+    sig = sign_detached(payload, key, str(home), None)
+    assert sig == payload.with_name("demo.tar.asc")
+    assert sig.read_text().startswith("-----BEGIN PGP SIGNATURE-----")
+    assert sorted(p.name for p in payload.parent.iterdir()) == ["demo.tar", "demo.tar.asc"]
+    assert _gpgv(gpg_keys, "good", payload, tmp_path).returncode == 0
+    payload.write_bytes(payload.read_bytes() + b"x")
+    assert _gpgv(gpg_keys, "good", payload, tmp_path).returncode != 0
+
+
+def test_signing_subkey_is_used(gpg_keys: GpgKeys, home: Path, payload: Path, tmp_path: Path) -> None:
+    key = check_signing_key(gpg_keys.fpr["subkey"], str(home))
+    assert key.fingerprint == gpg_keys.fpr["subkey"]
+    sign_detached(payload, key, str(home), None)
+    proc = _gpgv(gpg_keys, "subkey", payload, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_protected_key_with_passphrase_file(gpg_keys: GpgKeys, home: Path, payload: Path,
+                                            tmp_path: Path) -> None:
+    pfile = tmp_path / "pass"
+    pfile.write_text(PASSPHRASE + "\n")
+    key = check_signing_key(gpg_keys.fpr["protected"], str(home))
+    sign_detached(payload, key, str(home), read_passphrase(pfile))
+    assert _gpgv(gpg_keys, "protected", payload, tmp_path).returncode == 0
+
+
+def test_wrong_passphrase_fails_and_leaves_nothing(gpg_keys: GpgKeys, home: Path, payload: Path) -> None:
+    key = check_signing_key(gpg_keys.fpr["protected"], str(home))
+    with pytest.raises(SigningError, match="bad passphrase") as exc:
+        sign_detached(payload, key, str(home), "wrong")
+    assert "passphrase-file" in (exc.value.hint or "")
+    assert "wrong" not in str(exc.value)
+    assert sorted(p.name for p in payload.parent.iterdir()) == ["demo.tar"]
+
+
+def test_protected_key_without_passphrase_fails_with_a_hint(gpg_keys: GpgKeys, home: Path,
+                                                            payload: Path) -> None:
+    key = check_signing_key(gpg_keys.fpr["protected"], str(home))
+    with pytest.raises(SigningError, match="could not sign demo.tar") as exc:
+        sign_detached(payload, key, str(home), None)
+    assert "WHEELFERRY_PASSPHRASE" in (exc.value.hint or "")
+    assert sorted(p.name for p in payload.parent.iterdir()) == ["demo.tar"]
+
+
+def test_export_public_key_feeds_gpgv(gpg_keys: GpgKeys, home: Path, payload: Path,
+                                      tmp_path: Path) -> None:
+    key = check_signing_key(gpg_keys.fpr["good"], str(home))
+    out = export_public_key(key, str(home), tmp_path / "demo.pub.asc")
+    sign_detached(payload, key, str(home), None)
+    keyring = tmp_path / "k.gpg"
+    keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=out.read_bytes(),
+                                       capture_output=True, check=True).stdout)
+    proc = subprocess.run(["gpgv", "--keyring", str(keyring), f"{payload}.asc", str(payload)],
+                          capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_read_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WHEELFERRY_PASSPHRASE", raising=False)
+    assert read_passphrase(None) is None
+    monkeypatch.setenv("WHEELFERRY_PASSPHRASE", "from env")
+    assert read_passphrase(None) == "from env"
+    f = tmp_path / "p"
+    f.write_text("first line\r\nsecond\n")
+    assert read_passphrase(f) == "first line"
+    with pytest.raises(UsageError, match="cannot read the passphrase file"):
+        read_passphrase(tmp_path / "missing")
