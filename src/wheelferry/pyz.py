@@ -1,0 +1,71 @@
+"""The offline kit: ``wheelferry-offline.pyz``, a stdlib zipapp of the air-gapped half.
+
+It holds ``wheelferry/__init__.py``, the stdlib-only shared modules named in
+``wheelferry.offline.SHARED_MODULES`` and the whole ``wheelferry/offline``
+package, so ``python3 wheelferry-offline.pyz`` runs on a bare Python 3.9+.
+The bytes are deterministic: sorted members, one fixed date, fixed modes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import wheelferry
+from wheelferry.errors import BundleError
+from wheelferry.offline import SHARED_MODULES
+
+SHEBANG = b"#!/usr/bin/env python3\n"
+# The earliest date a zip header can hold; the kit's bytes must not depend on the clock.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+MAIN = (
+    '"""Entry point of wheelferry-offline.pyz: verify, install and audit on an isolated host."""\n'
+    "import sys\n\n"
+    "from wheelferry.offline.cli import main\n\n"
+    "sys.exit(main())\n"
+)
+
+
+def kit_members() -> dict[str, bytes]:
+    """The files of the kit by archive path, read from the installed package."""
+    package = Path(wheelferry.__file__).parent
+    members = {"__main__.py": MAIN.encode(),
+               "wheelferry/__init__.py": (package / "__init__.py").read_bytes()}
+    for name in SHARED_MODULES:
+        members[f"wheelferry/{name}.py"] = (package / f"{name}.py").read_bytes()
+    offline = package / "offline"
+    for path in sorted(offline.rglob("*")):
+        rel = path.relative_to(package)
+        if path.is_file() and "__pycache__" not in rel.parts and path.suffix not in (".pyc", ".pyo"):
+            members[f"wheelferry/{rel.as_posix()}"] = path.read_bytes()
+    return members
+
+
+def write_offline_pyz(out: Path) -> Path:
+    """Write the offline kit to *out* atomically (mode 0755) and return *out*."""
+    out = Path(out)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    except OSError as exc:
+        raise BundleError(f"cannot write {out}: {exc.strerror}",
+                          hint="choose a writable output directory with -o") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            # As the zipapp module does: the shebang line, then the zip (offsets account for it).
+            f.write(SHEBANG)
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                for name, data in sorted(kit_members().items()):
+                    info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+                    info.external_attr = 0o644 << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.create_system = 3  # Unix, whatever the building host
+                    zf.writestr(info, data, compresslevel=9)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out

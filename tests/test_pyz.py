@@ -1,0 +1,91 @@
+"""The offline kit: deterministic zipapp that runs on a bare Python, and the import boundary."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import wheelferry
+from wheelferry.offline import SHARED_MODULES
+from wheelferry.pyz import write_offline_pyz
+
+SRC = Path(wheelferry.__file__).parent.parent
+OFFLINE = Path(wheelferry.__file__).parent / "offline"
+BUILD_SIDE = ("requests", "resolvelib", "packaging", "tqdm", "urllib3", "filelock", "platformdirs")
+
+
+def _offline_modules() -> list[str]:
+    return sorted("wheelferry.offline" if p.stem == "__init__" else f"wheelferry.offline.{p.stem}"
+                  for p in OFFLINE.glob("*.py"))
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_offline_pyz(tmp_path_factory.mktemp("kit") / "wheelferry-offline.pyz")
+
+
+def test_deterministic_bytes_and_layout(kit: Path, tmp_path: Path) -> None:
+    again = write_offline_pyz(tmp_path / "wheelferry-offline.pyz")
+    assert again.read_bytes() == kit.read_bytes()
+    assert kit.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    assert kit.stat().st_mode & 0o777 == 0o755
+    assert [p.name for p in tmp_path.iterdir()] == ["wheelferry-offline.pyz"]
+    with zipfile.ZipFile(kit) as zf:
+        names = zf.namelist()
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert b"wheelferry.offline.cli" in zf.read("__main__.py")
+    assert names == sorted(names)
+    expected = {"__main__.py", "wheelferry/__init__.py",
+                *(f"wheelferry/{m}.py" for m in SHARED_MODULES),
+                *(f"wheelferry/offline/{p.name}" for p in OFFLINE.glob("*.py"))}
+    assert expected <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # Nothing of the build half rides along.
+    assert "wheelferry/bundle.py" not in names and "wheelferry/cli.py" not in names
+
+
+def _run_isolated(python: str, kit: Path) -> subprocess.CompletedProcess[str]:
+    # -I: no user site, no PYTHON* variables; -S: no site-packages at all.
+    return subprocess.run([python, "-I", "-S", str(kit), "--version"], capture_output=True,
+                          text=True, check=False, env={"PATH": os.environ.get("PATH", "")})
+
+
+def test_runs_without_site_packages(kit: Path) -> None:
+    proc = _run_isolated(sys.executable, kit)
+    assert proc.returncode == 0, proc.stderr
+    assert wheelferry.__version__ in proc.stdout + proc.stderr
+
+
+def test_runs_on_python_3_9(kit: Path) -> None:
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3")))
+    if not found:
+        pytest.skip("no pyenv Python 3.9 on this machine (~/.pyenv/versions/3.9*)")
+    proc = _run_isolated(found[-1], kit)
+    assert proc.returncode == 0, proc.stderr
+    assert wheelferry.__version__ in proc.stdout + proc.stderr
+    # Every offline module imports on 3.9 from the kit alone.
+    code = f"import sys; sys.path.insert(0, {str(kit)!r}); " + \
+        "; ".join(f"import {m}" for m in _offline_modules())
+    proc = subprocess.run([found[-1], "-I", "-S", "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_offline_half_imports_no_build_library() -> None:
+    """The boundary: with every build library installed, the offline half loads none of them."""
+    code = (f"import sys; sys.path.insert(0, {str(SRC)!r}); "
+            + "; ".join(f"import {m}" for m in _offline_modules())
+            + f"; print(' '.join(sorted(m for m in {BUILD_SIDE!r} if m in sys.modules)))"
+            + "; print(' '.join(sorted(m for m in sys.modules if m.startswith('wheelferry.')"
+            + " and not m.startswith('wheelferry.offline'))))")
+    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    build_libs, shared = proc.stdout.splitlines()
+    assert build_libs == "", f"the offline half imported {build_libs}"
+    assert set(shared.split()) <= {f"wheelferry.{m}" for m in SHARED_MODULES}
