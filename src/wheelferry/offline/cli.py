@@ -79,8 +79,27 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     return report.to_json()
 
 
+def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
+    """`probe`: capture this (or --python's) interpreter for `lock --target @FILE`."""
+    import json
+    import sys
+
+    from wheelferry.offline.probe import capture, write_capture
+
+    doc = capture(args.python or sys.executable, args.name)
+    doc["variant"] = args.variant
+    if args.output:
+        write_capture(doc, args.output)
+        say(f"captured {doc['name']}: Python {doc['python']}, {len(doc['compatible_tags'])} wheel tags "
+            f"-> {args.output}")
+        say(f"carry it to the build host and run: wheelferry lock ... --target @{args.output.name}")
+    elif not getattr(args, "json", False):
+        print(json.dumps(doc, indent=2, sort_keys=True))
+    return {"capture": doc, "output": str(args.output) if args.output else None}
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the offline commands (verify, install)."""
+    """Add the offline commands (verify, install, probe)."""
     p = sub.add_parser("verify", help="check a bundle's signature and every file, install nothing")
     _common(p)
     p.set_defaults(handler=cmd_verify)
@@ -93,6 +112,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--target", metavar="T", help="the lock target id to install (default: the one "
                                                   "that matches the interpreter)")
     p.set_defaults(handler=cmd_install)
+    p = sub.add_parser("probe", help="capture this interpreter exactly, for lock --target @FILE")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the capture here (default: stdout)")
+    p.add_argument("--python", metavar="PY", help="describe this interpreter instead of the running one")
+    p.add_argument("--name", help="the target id the capture gives its lock (default: HOST-cpXY)")
+    p.add_argument("--variant", choices=["cpu", "gpu"], default="cpu", help="variant to lock for (default cpu)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.set_defaults(handler=cmd_probe)
 
 
 def build_parser(prog: str = "wheelferry-offline") -> ArgumentParser:

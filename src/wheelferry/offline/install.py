@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from wheelferry.errors import InstallError, UsageError
+from wheelferry.clikit import warn
+from wheelferry.errors import InstallError, UsageError, WheelferryError
 from wheelferry.lockfile import Lock, LockedTarget
 from wheelferry.manifest import WHEELS_DIR
+from wheelferry.offline.probe import describe_interpreter
 from wheelferry.offline.state import default_state_dir, record_accepted
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 
@@ -39,14 +41,6 @@ Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 # A zip bomb guard: refuse members that inflate more than this ratio past this size.
 MAX_RATIO = 200
 MAX_PLAIN = 100 * 1000 * 1000
-
-_PROBE = r"""
-import json, sys
-from pip._vendor.packaging import markers, tags
-print(json.dumps({"markers": markers.default_environment(),
-                  "tags": [str(t) for t in tags.sys_tags()], "executable": sys.executable}))
-"""
-
 
 @dataclass(frozen=True)
 class Host:
@@ -111,12 +105,40 @@ def _last_lines(proc: subprocess.CompletedProcess[str], n: int = 3) -> str:
 
 def probe_host(python: str, run: Runner = subprocess.run) -> Host:
     """Ask *python* itself (through its pip's packaging) for its markers and wheel tags."""
-    proc = _call(run, [python, "-c", _PROBE])
-    if proc.returncode != 0:
-        raise InstallError(f"{python} could not describe itself: {_last_lines(proc, 1)}",
-                           hint="the interpreter needs pip (python -m ensurepip)")
-    data = json.loads(proc.stdout)
-    return Host(dict(data["markers"]), frozenset(data["tags"]), str(data["executable"]))
+    try:
+        data = describe_interpreter(python, run)
+    except WheelferryError as exc:
+        raise InstallError(str(exc), hint="the interpreter needs pip (python -m ensurepip)") from None
+    return Host(dict(data["marker_environment"]), frozenset(data["compatible_tags"]),
+                str(data["executable"]))
+
+
+def _newest_glibc(tags: Iterable[str]) -> tuple[int, int] | None:
+    found = [(int(m.group(1)), int(m.group(2))) for t in tags
+             for m in [re.search(r"-manylinux_(\d+)_(\d+)_", t)] if m]
+    return max(found) if found else None
+
+
+def _glibc_text(v: tuple[int, int] | None) -> str:
+    return "none" if v is None else f"{v[0]}.{v[1]}"
+
+
+def capture_drift(target: LockedTarget, host: Host) -> list[str]:
+    """How a host captured with `probe` (a target with its own tags) differs from this one now."""
+    if target.tags is None:
+        return []
+    out = []
+    for key in ("python_full_version", "platform_machine", "sys_platform", "implementation_name"):
+        was, now = target.markers.get(key), host.markers.get(key)
+        if was != now:
+            out.append(f"{key} was {was} when captured, is {now} now")
+    then, now = _newest_glibc(target.tags), _newest_glibc(host.tags)
+    if then != now:
+        out.append(f"glibc was {_glibc_text(then)} when captured, is {_glibc_text(now)} now")
+    lost = [t for t in target.tags if t not in host.tags]
+    if lost:
+        out.append(f"{len(lost)} wheel tags of the capture are not accepted here now (e.g. {lost[0]})")
+    return out
 
 
 def wheel_tags(filename: str) -> set[str]:
@@ -341,6 +363,8 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
         interpreter = python or sys.executable
         host = probe_host(interpreter, run)
         target = choose_target(bundle.lock, host, target_id)
+        for drift in capture_drift(target, host):
+            warn(f"this host drifted from the capture the bundle was locked for: {drift}")
         wheels_dir = work / "bundle" / WHEELS_DIR
         for p in target.packages:
             check_wheel_zip(wheels_dir / bundle.lock.wheels[p.wheel].filename)
