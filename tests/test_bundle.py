@@ -39,9 +39,9 @@ def _lock_files(lock: Any) -> dict[str, bytes]:
 def _build(out: Path, wheels: list[Path], **kw: Any) -> BundleResult:
     lock = make_lock(wheels, name="demo", targets={TID: host_markers()})
     out.mkdir(parents=True, exist_ok=True)
-    args: dict[str, Any] = dict(name="demo", lock=lock, lock_files=_lock_files(lock),
-                                wheel_paths={w.name: w for w in wheels}, sequence=7, created=CREATED,
-                                expires=CREATED + 86400, tool="wheelferry test")
+    args: dict[str, Any] = {"name": "demo", "lock": lock, "lock_files": _lock_files(lock),
+                                "wheel_paths": {w.name: w for w in wheels}, "sequence": 7, "created": CREATED,
+                                "expires": CREATED + 86400, "tool": "wheelferry test"}
     args.update(kw)
     return write_bundle(out, **args)
 

@@ -6,15 +6,20 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from tests.support.gpgkeys import PASSPHRASE, GpgKeys
 from wheelferry.errors import SigningError, UsageError
-from wheelferry.sign import (SigningKey, check_signing_key, export_public_key, read_passphrase,
-                             sign_detached)
+from wheelferry.sign import (
+    SigningKey,
+    check_signing_key,
+    export_public_key,
+    read_passphrase,
+    sign_detached,
+)
 
 
 def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
@@ -172,3 +177,24 @@ def test_read_passphrase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert read_passphrase(f) == "first line"
     with pytest.raises(UsageError, match="cannot read the passphrase file"):
         read_passphrase(tmp_path / "missing")
+
+
+def test_signed_bundle_passes_the_offline_verifier(gpg_keys: GpgKeys, home: Path, tmp_path: Path,
+                                                   make_wheel: Callable[..., Path]) -> None:
+    from tests.support.bundles import host_markers, make_lock
+    from wheelferry.bundle import write_bundle
+    from wheelferry.offline.verify import verify_bundle
+
+    wheels = [make_wheel("alpha", "1.0")]
+    lock = make_lock(wheels, name="demo", targets={"host": host_markers()})
+    key = check_signing_key(gpg_keys.fpr["good"], str(home))
+    result = write_bundle(tmp_path, name="demo", lock=lock,
+                          lock_files={"wheelferry.lock.json": lock.dumps().encode()},
+                          wheel_paths={w.name: w for w in wheels}, sequence=1, created=1767225600,
+                          expires=None, tool="t")
+    sign_detached(result.path, key, str(home), None)
+    keyring = export_public_key(key, str(home), tmp_path / "demo.pub.asc")
+    verified = verify_bundle(result.path, keyring=keyring, trusted=[key.fingerprint],
+                             state_dir=tmp_path / "state")
+    assert verified.signature is not None
+    assert verified.manifest == result.manifest

@@ -23,15 +23,25 @@ import io
 import os
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping
+from typing import IO, Any, Callable
 
 from wheelferry.errors import BundleError, UsageError
 from wheelferry.lockfile import Lock
-from wheelferry.manifest import (LOCK_DIR, MANIFEST_NAME, SBOM_NAME, SUMS_NAME, WHEELS_DIR,
-                                 FileEntry, Manifest, is_safe_relpath, render_sums)
+from wheelferry.manifest import (
+    LOCK_DIR,
+    MANIFEST_NAME,
+    SBOM_NAME,
+    SUMS_NAME,
+    WHEELS_DIR,
+    FileEntry,
+    Manifest,
+    is_safe_relpath,
+    render_sums,
+)
 
 CHUNK = 1 << 20
 COMPRESSIONS = {None: ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}
@@ -152,22 +162,24 @@ def _open_compressed(raw: IO[bytes], compress: str | None, stack: ExitStack) -> 
         return raw
     if compress == "gzip":
         # mtime=0 and no file name keep the gzip header free of time and path.
-        return stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0))
+        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
+        stack.enter_context(gz)
+        return gz  # type: ignore[return-value]
     try:
-        import zstandard
+        import zstandard  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         raise UsageError("zstd compression needs the 'zstandard' package, which is not installed",
                          hint="install it (pip install zstandard), or use gzip or no compression") from None
     writer = zstandard.ZstdCompressor(level=10).stream_writer(raw, closefd=False)
-    return stack.enter_context(writer)  # type: ignore[no-any-return]
+    return stack.enter_context(writer)  # type: ignore[no-any-return, unused-ignore]
 
 
 def _write_tar(out: IO[bytes], top: str, manifest_bytes: bytes, members: list[_Member],
                mtime: int, compress: str | None, tick: Callable[[int], Any]) -> None:
     with ExitStack() as stack:
         sink = _open_compressed(out, compress, stack)
-        tar = stack.enter_context(tarfile.open(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT,
-                                               copybufsize=CHUNK))
+        tar = stack.enter_context(tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT,
+                                                  copybufsize=CHUNK))
         tar.addfile(_info(f"{top}/{MANIFEST_NAME}", len(manifest_bytes), mtime, False),
                     io.BytesIO(manifest_bytes))
         for m in members:
@@ -187,7 +199,7 @@ def _add_wheel(tar: tarfile.TarFile, top: str, m: _Member, mtime: int, tick: Cal
     with open(m.source, "rb") as f:
         reader = _HashingReader(f, tick)
         try:
-            tar.addfile(_info(f"{top}/{m.path}", m.entry.size, mtime, False), reader)  # type: ignore[arg-type]
+            tar.addfile(_info(f"{top}/{m.path}", m.entry.size, mtime, False), reader)
         except OSError:
             if reader.count < m.entry.size:
                 raise _changed(fname, m.source, f"it shrank to {reader.count} bytes") from None
@@ -231,7 +243,7 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
             out = stack.enter_context(os.fdopen(fd, "wb"))
             tick: Callable[[int], Any] = lambda n: None
             if progress:
-                from tqdm import tqdm
+                from tqdm import tqdm  # type: ignore[import-untyped]
                 bar = stack.enter_context(tqdm(total=total, unit="B", unit_scale=True,
                                                unit_divisor=1024, desc=f"packing {final.name}"))
                 tick = bar.update

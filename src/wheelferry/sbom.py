@@ -11,15 +11,26 @@ import datetime as dt
 import email.parser
 import email.policy
 import uuid
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from cyclonedx.exception.factory import InvalidLicenseExpressionException
-from cyclonedx.model import (AttachedText, ExternalReference, ExternalReferenceType, HashAlgorithm,
-                             HashType, Property, XsUri)
+from cyclonedx.model import (
+    AttachedText,
+    ExternalReference,
+    ExternalReferenceType,
+    HashAlgorithm,
+    HashType,
+    Property,
+    XsUri,
+)
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
-from cyclonedx.model.license import (DisjunctiveLicense, License, LicenseAcknowledgement,
-                                     LicenseExpression)
+from cyclonedx.model.license import (
+    DisjunctiveLicense,
+    License,
+    LicenseAcknowledgement,
+    LicenseExpression,
+)
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
@@ -29,7 +40,7 @@ from wheelferry.lockfile import Lock
 try:
     from cyclonedx.contrib.license.factories import LicenseFactory
 except ImportError:  # cyclonedx-python-lib before 11.x kept it here
-    from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef]
+    from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef, unused-ignore]
 
 # A fixed namespace so that serial numbers are stable across machines and releases.
 _SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:wheelferry:sbom")
@@ -75,7 +86,7 @@ def _component(lock: Lock, filename: str, name: str, version: str, targets: Iter
     ref = purl(name, version, filename)
     licenses = licenses_from_metadata(metadata) if metadata else []
     if any(isinstance(lic, LicenseExpression) for lic in licenses):
-        licenses = [lic for lic in licenses if isinstance(lic, LicenseExpression)][:1]
+        licenses = [next(lic for lic in licenses if isinstance(lic, LicenseExpression))]
     refs = [ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(url))
             for url in wheel.urls[:1]]
     return Component(

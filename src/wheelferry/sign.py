@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gnupg
+import gnupg  # type: ignore[import-untyped]
 
 from wheelferry.errors import SigningError, UsageError
 
@@ -47,7 +47,7 @@ def _where(gnupghome: str | None) -> str:
 def normalise_fingerprint(text: str) -> str:
     """Upper-case *text* without spaces (and a ``0x``); refuse short key ids."""
     fpr = re.sub(r"\s+", "", text).upper()
-    fpr = fpr[2:] if fpr.startswith("0X") else fpr
+    fpr = fpr.removeprefix("0X")
     if not _FINGERPRINT.match(fpr):
         raise UsageError(f"{text!r} is not a full key fingerprint",
                          hint="pass all 40 hex digits, as `gpg --list-secret-keys` prints them; "
