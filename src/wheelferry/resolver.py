@@ -119,14 +119,31 @@ class Finder:
         return self._env[extra]
 
     def python_ok(self, spec: str | None) -> bool:
+        """Does Requires-Python *spec* admit the target's Python?
+
+        A target written ``3.9`` stands for every 3.9.z from 3.9.0 on, judged as uv's
+        ``--python-version`` does: the specifier must admit 3.9.0, or admit some 3.9.z
+        while its lower bound lies below 3.9 (``>=3.8,!=3.9.0,!=3.9.1`` passes,
+        ``>=3.9,!=3.9.0,!=3.9.1`` does not).  ``3.9.1`` means exactly that version.
+        """
         if not spec:
             return True
         ok = self._python_ok.get(spec)
         if ok is None:
+            t = self.target
+            major, minor = t.python
             try:
-                ok = SpecifierSet(spec).contains(self.target.python_full_version, prereleases=True)
+                parsed = SpecifierSet(spec)
             except InvalidSpecifier:
                 ok = True  # as pip does: an unparsable Requires-Python does not hide the file
+            else:
+                if t.patch_given:
+                    ok = parsed.contains(t.python_full_version, prereleases=True)
+                else:
+                    ok = parsed.contains(f"{major}.{minor}.0", prereleases=True) or (
+                        any(parsed.contains(f"{major}.{minor}.{p}", prereleases=True) for p in range(1, 50))
+                        and any(parsed.contains(f"{major}.{m}.{p}", prereleases=True)
+                                for m in range(minor) for p in (0, 99)))
             self._python_ok[spec] = ok
         return ok
 
@@ -232,7 +249,7 @@ class Provider(AbstractProvider):  # type: ignore[misc]
         bad = {c.version for c in incompatibilities[identifier]}
         if identifier == PYTHON:
             version = Version(self.finder.target.python_full_version)
-            ok = all(r.specifier.contains(version, prereleases=True) for r in reqs)
+            ok = all(self.finder.python_ok(str(r.specifier)) for r in reqs)
             return [Candidate(PYTHON, version, frozenset(), None)] if ok and version not in bad else []
         name = identifier.split("[")[0]
         extras = frozenset().union(*(r.extras for r in reqs)) if reqs else frozenset()
@@ -248,7 +265,7 @@ class Provider(AbstractProvider):  # type: ignore[misc]
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if candidate.name == PYTHON:
-            return requirement.specifier.contains(candidate.version, prereleases=True)
+            return self.finder.python_ok(str(requirement.specifier))
         return requirement.specifier.contains(candidate.version, prereleases=True) and (
             requirement.extras <= candidate.extras)
 

@@ -72,6 +72,7 @@ class Target:
     python: tuple[int, int]
     variant: str = "cpu"
     python_patch: int = 0
+    patch_given: bool = False  # 3.11 means "any 3.11.z" for Requires-Python; 3.11.4 means exactly that
     glibc: tuple[int, int] | None = None  # linux (glibc)
     musl: tuple[int, int] | None = None  # linux (musl)
     macos: tuple[int, int] | None = None  # macos
@@ -157,7 +158,8 @@ def parse_target(
     patch = int(m.group(3)) if m.group(3) else 0
     if python < (3, 7):
         raise TargetError(f"target {raw!r}: Python {python[0]}.{python[1]} is older than 3.7")
-    common = {"python": python, "python_patch": patch, "variant": variant}
+    common = {"python": python, "python_patch": patch, "variant": variant,
+              "patch_given": m.group(3) is not None}
     glibc_v = _parse_version_pair(glibc, "glibc") if glibc else None
     macos_v = _parse_version_pair(macos, "macOS") if macos else None
 
@@ -341,6 +343,7 @@ def target_from_capture(data: Mapping[str, object], name: str) -> Target:
         arch=str(markers["platform_machine"]).lower(),
         python=(int(m.group(1)), int(m.group(2))),
         python_patch=int(patch_m.group(1)) if patch_m else 0,
+        patch_given=patch_m is not None,
         variant=variant,
         platform_label=_safe_id(name),
         captured_tags=tuple(str(t) for t in compat),
