@@ -113,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(scale_stage(setup, index_root, sizes, chain, reps=1 if args.quick else 2))
     facts = machine_facts(args.root, args.tools)
     for r in results:
-        r["date"], r["input"] = facts["date"], input_text
+        if args.live:
+            r["stage"], r["title"] = f"live-{r['stage']}", f"LIVE {r['title']}"
+        r["date"] = facts["date"]
+        r.setdefault("input", input_text)
     _shorten_paths(results, args.root, work)
     merged = _merge_previous(HERE / "RESULTS.json", results, args)
     unavailable = sorted({str(st["stage"]) for st in merged for r in st.get("rows", [])  # type: ignore[attr-defined]
@@ -140,20 +143,25 @@ def _shorten_paths(results: list[dict[str, object]], root: Path, work: Path) -> 
 
 
 def _merge_previous(path: Path, results: list[dict[str, object]], args: argparse.Namespace) -> list[dict[str, object]]:
-    """With --only, keep the other stages of the previous run of the same input (marked by date)."""
-    if not args.only or not path.is_file():
+    """Keep the stages of earlier runs that this run did not measure (each carries its date).
+
+    A full run replaces every stage of its kind (synthetic or live); with --only,
+    only the stages it ran.  Live stages are keyed ``live-<stage>``.
+    """
+    kind = "live-" if args.live else ""
+    if not path.is_file():
         return results
     try:
         old = json.loads(path.read_text())
     except ValueError:
         return results
-    if old.get("run", {}).get("input_kind") not in (None, "live" if args.live else "synthetic"):
-        return results
     fresh = {r["stage"] for r in results}
-    kept = [st for st in old.get("stages", []) if st.get("stage") not in fresh]
+    kept = [st for st in old.get("stages", []) if st.get("stage") not in fresh
+            and (args.only or str(st.get("stage", "")).startswith("live-") != bool(kind))]
     order = {s: i for i, s in enumerate(("lock-cold", "lock-warm", "fetch", "pack", "verify",
                                          "install", "scale"))}
-    return sorted([*kept, *results], key=lambda st: order.get(str(st["stage"]), 99))
+    return sorted([*kept, *results], key=lambda st: (str(st["stage"]).startswith("live-"),
+                                                     order.get(str(st["stage"]).removeprefix("live-"), 99)))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.support import indexserver  # noqa: E402
 from tests.support.indexserver import serve_index  # noqa: E402
+
+# The stdlib default accept backlog (5) makes clients that open dozens of
+# connections at once (uv) wait for SYN retries; a real index never does that.
+indexserver._Server.request_queue_size = 256  # noqa: SLF001
+# Its HTTP/1.1 keep-alive answers are written in pieces; without TCP_NODELAY each
+# one waits ~40 ms on the client's delayed ACK.
+indexserver._Handler.disable_nagle_algorithm = True  # noqa: SLF001
 
 
 def main() -> int:

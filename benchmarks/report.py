@@ -66,8 +66,11 @@ def _stage_md(stage: Mapping[str, Any]) -> list[str]:
     for r in stage["rows"]:
         ratio = f"{r['ratio']:.2f}×" if r.get("ratio") else ("—" if r["tool"] == "wheelferry" else "–")
         mem = f"{r['peak_mib']:.0f}" if r.get("peak_mib") else "–"
+        status = str(r["status"])
+        if r.get("wall_median_s") and abs(float(r["wall_median_s"]) - float(r["median_s"])) > 1e-6:
+            status += f" (phase time; whole command {r['wall_median_s']:.2f} s)"
         out.append(f"| {r['tool']} | {_s(r.get('median_s'))} | {_s(r.get('min_s'))} | "
-                   f"{_s(r.get('max_s'))} | {mem} | {ratio} | {r['runs']} | {r['status']} |")
+                   f"{_s(r.get('max_s'))} | {mem} | {ratio} | {r['runs']} | {status} |")
     out.append("")
     out += [f"* {n}" for n in stage.get("notes", [])]
     out += ["", "<details><summary>command lines</summary>", ""]

@@ -17,10 +17,8 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,12 +227,6 @@ class Served:
     server: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def serve(root: Path, *, repo_python: Path | None = None) -> Iterator[Served]:
     """Serve *root* on loopback; yield the index URL (``.../simple``) and the server's name.
@@ -242,7 +234,7 @@ def serve(root: Path, *, repo_python: Path | None = None) -> Iterator[Served]:
     With *repo_python*, the project's own index server (PEP 691 JSON and PEP 503
     HTML, PEP 658, range requests) serves ``root/files`` from a child process;
     without it, or when that server cannot start (a fresh clone without the test
-    dependencies), ``http.server`` serves the static PEP 503 tree.
+    dependencies), ``staticd.py`` serves the static PEP 503 tree.
     """
     if repo_python is not None and repo_python.exists():
         proc = subprocess.Popen([str(repo_python), str(Path(__file__).with_name("indexd.py")),
@@ -256,21 +248,13 @@ def serve(root: Path, *, repo_python: Path | None = None) -> Iterator[Served]:
                 _stop(proc)
             return
         _stop(proc)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("staticd.py")), str(root)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    base = proc.stdout.readline().strip() if proc.stdout else ""
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("the loopback index server did not start") from None
-                time.sleep(0.05)
-        yield Served(f"http://127.0.0.1:{port}/simple", "http.server over a static PEP 503 + 658 tree")
+        if not base.startswith("http"):
+            raise RuntimeError("the loopback index server did not start")
+        yield Served(f"{base}/simple", "a static HTTP/1.1 server over a PEP 503 + 658 tree")
     finally:
         _stop(proc)
 
