@@ -207,6 +207,7 @@ class IndexServer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # many parallel clients at once (the default of 5 stalls them)
     index: IndexServer
 
     def process_request(self, request: Any, client_address: Any) -> None:
@@ -222,6 +223,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # keep-alive replies would otherwise wait ~40 ms for the ACK
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
