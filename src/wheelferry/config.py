@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import configparser
+import locale
 import os
 import subprocess
 import sys
@@ -111,20 +113,82 @@ def _drop_missing(locations: Iterable[str], what: str, warn: Warn) -> tuple[str,
     return tuple(kept)
 
 
+def pip_config_files(environ: Mapping[str, str] = os.environ) -> list[str] | None:
+    """The files pip reads, lowest priority first, as this interpreter's pip lists them.
+
+    Mirrors ``pip._internal.configuration``: global, user (skipped when
+    PIP_CONFIG_FILE names an existing file), site, then PIP_CONFIG_FILE; none at
+    all when PIP_CONFIG_FILE is os.devnull.  None when pip is not importable here.
+    """
+    try:
+        from pip._internal.utils import appdirs
+    except ImportError:
+        return None
+    env_file = environ.get("PIP_CONFIG_FILE")
+    if env_file == os.devnull:
+        return []
+    basename = "pip.ini" if sys.platform == "win32" else "pip.conf"
+    files = [os.path.join(d, basename) for d in appdirs.site_config_dirs("pip")]
+    if not (env_file and os.path.exists(env_file)):
+        legacy = os.path.join(os.path.expanduser("~"), "pip" if sys.platform == "win32" else ".pip",
+                              basename)
+        files += [legacy, os.path.join(appdirs.user_config_dir("pip"), basename)]
+    files.append(os.path.join(sys.prefix, basename))
+    return files + ([env_file] if env_file else [])
+
+
+def read_pip_config_files(paths: Iterable[str], *, warn: Warn = lambda _msg: None) -> dict[str, str]:
+    """``{key: value}`` from pip config files, later files and sections winning, as pip merges them."""
+    by_section: dict[str, dict[str, str]] = {}
+    for path in paths:
+        if not os.path.exists(path):
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding=locale.getpreferredencoding(False))
+        except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+            warn(f"could not read pip configuration {path}: {str(exc).splitlines()[0]}; ignoring it")
+            continue
+        for section in _SECTIONS:
+            if parser.has_section(section):
+                by_section.setdefault(section, {}).update(
+                    {k.lower().replace("_", "-"): v for k, v in parser.items(section)})
+    # The section outranks the file: [install] anywhere beats [global] anywhere.
+    merged: dict[str, str] = {}
+    for section in _SECTIONS:
+        merged.update(by_section.get(section, {}))
+    return merged
+
+
 def pip_default_index(python: str = sys.executable,
                       environ: Mapping[str, str] = os.environ) -> str | None:
     """The index pip uses when nothing is configured, as that pip defines it."""
+    if python == sys.executable:
+        try:
+            from pip._internal.models.index import PyPI
+        except ImportError:
+            pass
+        else:
+            return str(PyPI.simple_url) or None
     out = _run_python(python, ["-c", _DEFAULT_INDEX_SCRIPT], environ)
     return out.strip() or None if out else None
+
+
+def _configured_values(environ: Mapping[str, str], python: str, warn: Warn) -> dict[str, str]:
+    """pip's file settings: read in this process when it is that pip's interpreter, else asked."""
+    paths = pip_config_files(environ) if python == sys.executable else None
+    if paths is not None:
+        return read_pip_config_files(paths, warn=warn)
+    out = _run_python(python, ["-m", "pip", "config", "list"], environ)
+    if out is None:
+        warn("could not run `pip config list`; using only PIP_* environment variables")
+    return read_pip_config_list(out or "")
 
 
 def pip_index_config(environ: Mapping[str, str] = os.environ, python: str = sys.executable,
                      *, warn: Warn = lambda _msg: None) -> IndexConfig:
     """What pip on this machine is configured to use: config files, then PIP_* variables."""
-    out = _run_python(python, ["-m", "pip", "config", "list"], environ)
-    if out is None:
-        warn("could not run `pip config list`; using only PIP_* environment variables")
-    values = read_pip_config_list(out or "")
+    values = _configured_values(environ, python, warn)
     env_map = {"PIP_INDEX_URL": "index-url", "PIP_EXTRA_INDEX_URL": "extra-index-url",
                "PIP_FIND_LINKS": "find-links", "PIP_NO_INDEX": "no-index"}
     for env_name, key in env_map.items():

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
 from wheelferry import __version__
@@ -138,3 +147,187 @@ def http_status_text(response: requests.Response) -> str:
 def where(url: str) -> str:
     """A URL fit to show a user: credentials redacted."""
     return redact_url(url)
+
+
+# -- a private HTTP cache for index pages (RFC 9111) ------------------------
+
+_MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
+_CACHE_FORMAT = 1
+
+
+def _directives(cache_control: str) -> set[str]:
+    return {d.split("=", 1)[0].strip().lower() for d in cache_control.split(",") if d.strip()}
+
+
+def freshness_lifetime(headers: Mapping[str, str], received: float) -> float | None:
+    """Seconds a 200 response stays fresh (RFC 9111 4.2.1), 0 for must-revalidate, None for no-store."""
+    cc = headers.get("Cache-Control", "")
+    directives = _directives(cc)
+    if "no-store" in directives:
+        return None
+    if "no-cache" in directives:
+        return 0.0
+    age = _int(headers.get("Age")) or 0
+    match = _MAX_AGE.search(cc)
+    if match:
+        return max(0.0, int(match[1]) - age)
+    expires, date = _http_date(headers.get("Expires")), _http_date(headers.get("Date"))
+    if expires is not None:
+        # RFC 9111 4.2.1: Expires minus Date; an invalid Expires means already stale.
+        return max(0.0, expires - (date if date is not None else received) - age)
+    # No explicit lifetime: no heuristic freshness, the page is revalidated (or re-read) each time.
+    return 0.0
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _http_date(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+@dataclass(frozen=True)
+class Page:
+    """An index page: final URL, status, type and body, from the network or the page cache."""
+
+    url: str
+    status: int
+    content_type: str = ""
+    digest: str = ""
+    reason: str = ""
+    from_cache: bool = False
+    content: bytes | None = None
+    body_path: Path | None = None
+
+    def body(self) -> bytes | None:
+        """The page bytes; None when a stored body no longer matches its record."""
+        if self.content is not None:
+            return self.content
+        if self.body_path is None:
+            return None
+        try:
+            data = self.body_path.read_bytes()
+        except OSError:
+            return None
+        return data if hashlib.sha256(data).hexdigest() == self.digest else None
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write *data* to *path* through a temporary name in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: headers[k] for k in ("Cache-Control", "Expires", "Date") if k in headers}
+
+
+class PageCache:
+    """Index pages on disk, keyed by credential-free URL and Accept; fresh ones cost no request.
+
+    Each entry is ``KEY.meta`` (JSON: validators, freshness, body digest) and
+    ``KEY.body``; callers may keep derived data beside them (``sidecar``).  Only
+    200 responses are stored; a stale entry is revalidated with If-None-Match /
+    If-Modified-Since and a 304 reuses the stored body.
+    """
+
+    def __init__(self, root: Path | None, clock: Callable[[], float] = time.time) -> None:
+        self.root = Path(root) if root is not None else None
+        self.clock = clock
+
+    def key(self, url: str, accept: str) -> str:
+        """The entry name for *url* fetched with *accept*."""
+        return hashlib.sha256(f"{strip_credentials(url)}\n{accept}".encode()).hexdigest()
+
+    def sidecar(self, key: str, suffix: str) -> Path | None:
+        """Where derived data for entry *key* lives (None without a cache directory)."""
+        return None if self.root is None else self.root / key[:2] / f"{key}.{suffix}"
+
+    def fetch(self, session: requests.Session, url: str, accept: str, *,
+              use_cache: bool = True) -> Page:
+        """GET *url*: a fresh stored page without a request, a stale one revalidated.
+
+        requests exceptions propagate; error statuses come back as a Page with a reason.
+        """
+        key = self.key(url, accept)
+        meta = self._read_meta(key) if use_cache else None
+        headers = {"Accept": accept}
+        if meta is not None:
+            page = self._stored(key, meta)
+            if self.clock() < meta.get("fresh_until", 0):
+                return page
+            if meta.get("etag"):
+                headers["If-None-Match"] = meta["etag"]
+            if meta.get("last_modified"):
+                headers["If-Modified-Since"] = meta["last_modified"]
+        response = session.get(url, headers=headers)
+        received = self.clock()
+        if response.status_code == 304 and meta is not None:
+            # RFC 9111 4.3.4: the 304's headers update the stored response's.
+            merged = CaseInsensitiveDict(meta.get("headers", {}))
+            merged.update(_kept_headers(response.headers))
+            lifetime = freshness_lifetime({**merged, "Age": response.headers.get("Age", "0")}, received)
+            meta = {**meta, "fresh_until": received + (lifetime or 0.0), "headers": dict(merged),
+                    "etag": response.headers.get("ETag") or meta.get("etag"),
+                    "last_modified": response.headers.get("Last-Modified") or meta.get("last_modified")}
+            self._write_meta(key, meta)
+            return self._stored(key, meta)
+        final = strip_credentials(response.url or url)
+        ctype = response.headers.get("Content-Type", "")
+        if response.status_code != 200:
+            return Page(final, response.status_code, ctype, reason=http_status_text(response))
+        body = response.content
+        digest = hashlib.sha256(body).hexdigest()
+        lifetime = freshness_lifetime(response.headers, received)
+        if self.root is not None and lifetime is not None:
+            self._store(key, body, {
+                "format": _CACHE_FORMAT, "url": final, "content_type": ctype, "digest": digest,
+                "etag": response.headers.get("ETag"),
+                "last_modified": response.headers.get("Last-Modified"),
+                "fresh_until": received + lifetime, "headers": _kept_headers(response.headers),
+            })
+        return Page(final, 200, ctype, digest, content=body)
+
+    def _stored(self, key: str, meta: dict[str, Any]) -> Page:
+        return Page(meta["url"], 200, meta.get("content_type", ""), meta["digest"], from_cache=True,
+                    body_path=self.sidecar(key, "body"))
+
+    def _read_meta(self, key: str) -> dict[str, Any] | None:
+        path = self.sidecar(key, "meta")
+        if path is None:
+            return None
+        try:
+            meta = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(meta, dict) and meta.get("format") == _CACHE_FORMAT and \
+            isinstance(meta.get("url"), str) and isinstance(meta.get("digest"), str)
+        return meta if ok else None
+
+    def _write_meta(self, key: str, meta: dict[str, Any]) -> None:
+        path = self.sidecar(key, "meta")
+        if path is not None:
+            write_atomic(path, json.dumps(meta, sort_keys=True).encode())
+
+    def _store(self, key: str, body: bytes, meta: dict[str, Any]) -> None:
+        # Body first: a reader that sees the new record finds a body that matches its digest.
+        body_path = self.sidecar(key, "body")
+        assert body_path is not None
+        write_atomic(body_path, body)
+        self._write_meta(key, meta)

@@ -2,33 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import marshal
+import re
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urldefrag, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 from packaging.tags import Tag
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
-    parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
-from wheelferry.http import describe_failure, http_status_text
+from wheelferry.http import Page, PageCache, describe_failure, write_atomic
 from wheelferry.urls import redact_url, strip_credentials
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
@@ -36,8 +37,8 @@ HTML_V1 = "application/vnd.pypi.simple.v1+html"
 # PEP 691: prefer JSON, accept either HTML flavour from older servers.
 ACCEPT = f"{JSON_V1}, {HTML_V1};q=0.2, text/html;q=0.01"
 Warn = Callable[[str], None]
-# PEP 714 renamed the key; servers still send the PEP 691 spelling (some with a "data-" prefix).
-_JSON_METADATA_KEYS = ("core-metadata", "dist-info-metadata", "data-dist-info-metadata")
+# marshal's format belongs to one Python version: the parsed-page cache is keyed on it.
+_PARSED_FORMAT = f"wheelferry-page-1/py{sys.version_info[0]}.{sys.version_info[1]}/m{marshal.version}"
 
 
 @dataclass(frozen=True)
@@ -60,27 +61,31 @@ class DistFile:
         return self.filename.endswith(".whl")
 
     @cached_property
-    def _parsed(self) -> tuple[NormalizedName, Version, frozenset[Tag]]:
+    def _name_version(self) -> tuple[str, str]:
+        # PEP 427: the wheel name component has "-" escaped, so it ends at the first "-";
+        # an sdist stem ends at the last "-" (what packaging.utils.parse_sdist_filename does).
         if self.is_wheel:
-            name, version, _build, tags = parse_wheel_filename(self.filename)
-            return name, version, tags
-        name, version = parse_sdist_filename(self.filename)
-        return name, version, frozenset()
+            parts = self.filename.split("-", 2)
+            return parts[0], parts[1] if len(parts) > 1 else ""
+        stem = self.filename[: -len(".tar.gz")] if self.filename.endswith(".tar.gz") else \
+            self.filename.rsplit(".", 1)[0]
+        name, _sep, version = stem.rpartition("-")
+        return name, version
 
     @property
     def name(self) -> NormalizedName:
         """The canonical project name from the file name."""
-        return self._parsed[0]
+        return _canonical(self._name_version[0])
 
     @property
     def version(self) -> Version:
-        """The version from the file name."""
-        return self._parsed[1]
+        """The version from the file name (InvalidVersion when it is not PEP 440)."""
+        return _version(self._name_version[1])
 
-    @property
+    @cached_property
     def tags(self) -> frozenset[Tag]:
         """The wheel's compatibility tags (PEP 425); empty for an sdist."""
-        return self._parsed[2]
+        return parse_wheel_filename(self.filename)[3] if self.is_wheel else frozenset()
 
     @property
     def sha256(self) -> str | None:
@@ -88,39 +93,77 @@ class DistFile:
         return self.hashes.get("sha256")
 
 
-def _parses(filename: str) -> bool:
+@lru_cache(maxsize=8192)
+def _canonical(name: str) -> NormalizedName:
+    return canonicalize_name(name)
+
+
+@lru_cache(maxsize=8192)
+def _version_or_none(text: str) -> Version | None:
     try:
-        if filename.endswith(".whl"):
-            parse_wheel_filename(filename)
-        elif filename.endswith((".tar.gz", ".zip")):
-            parse_sdist_filename(filename)
-        else:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def _version(text: str) -> Version:
+    version = _version_or_none(text)
+    if version is None:
+        raise InvalidVersion(f"invalid version: {text!r}")
+    return version
+
+
+def _dist(filename: str, url: str, hashes: Mapping[str, str], requires_python: str | None,
+          yanked: str | None, core_metadata: Mapping[str, str] | bool, size: int | None,
+          upload_time: str | None, source: str) -> DistFile:
+    """A DistFile built without the frozen __init__ (pages hold tens of thousands of files)."""
+    d = object.__new__(DistFile)
+    object.__setattr__(d, "__dict__", {
+        "filename": filename, "url": url, "hashes": hashes, "requires_python": requires_python,
+        "yanked": yanked, "core_metadata": core_metadata, "size": size,
+        "upload_time": upload_time, "source": source})
+    return d
+
+
+def _plausible(filename: str) -> bool:
+    """A wheel or sdist name with a PEP 440 version; tags are judged later, per target."""
+    if filename.endswith(".whl"):
+        parts = filename.split("-")  # PEP 427: name-ver[-build]-py-abi-plat.whl
+        if not (5 <= len(parts) <= 6 and _WHEEL_NAME.fullmatch(parts[0])) or \
+                (len(parts) == 6 and not parts[2][:1].isdigit()):
             return False
-    except (InvalidWheelFilename, InvalidSdistFilename):
+        return _version_or_none(parts[1]) is not None
+    if filename.endswith(".tar.gz"):
+        stem = filename[:-7]
+    elif filename.endswith(".zip"):
+        stem = filename[:-4]
+    else:
         return False
-    return True
+    name, sep, version = stem.rpartition("-")
+    return bool(sep and name) and _version_or_none(version) is not None
+
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_WHEEL_NAME = re.compile(r"[\w\d._]*", re.UNICODE)  # as packaging.utils.parse_wheel_filename
 
 
 def _hashes(raw: Any) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         return {}
-    out = {}
-    for k, v in raw.items():
-        if isinstance(k, str) and isinstance(v, str) and v and all(c in "0123456789abcdefABCDEF" for c in v):
-            out[k.lower()] = v.lower()
-    return out
+    return {k.lower(): v.lower() for k, v in raw.items()
+            if type(k) is str and type(v) is str and _HEX.fullmatch(v)}
 
 
 def _fragment_hashes(url: str) -> tuple[str, dict[str, str]]:
     """Split ``url#sha256=...`` (PEP 503) into the bare URL and its hash."""
-    bare, frag = urldefrag(url)
+    bare, _hash, frag = url.partition("#")
     name, sep, value = frag.partition("=")
     return bare, (_hashes({name: value}) if sep else {})
 
 
 def _core_metadata(value: Any) -> Mapping[str, str] | bool:
     """PEP 691/714 JSON value: a bool or a mapping of hashes; an empty mapping means available."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return _hashes(value) or True
     return value is True
 
@@ -137,7 +180,32 @@ def _file_name(url: str) -> str:
     return unquote(urlsplit(url).path.rsplit("/", 1)[-1])
 
 
-def parse_json_page(content: bytes, page_url: str) -> list[DistFile]:
+class _Joiner:
+    """urljoin against one page URL, with a cheap path for the plain references pages hold."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        parts = urlsplit(base)
+        self.origin = f"{parts.scheme}://{parts.netloc}"
+        self.folder = self.origin + parts.path[: parts.path.rfind("/") + 1] if parts.path else \
+            self.origin + "/"
+        self.plain = parts.scheme in ("http", "https", "file")
+
+    def __call__(self, ref: str) -> str:
+        if ref.startswith(("https://", "http://")):
+            out = ref  # urljoin leaves an absolute http(s) URL as written
+        elif not self.plain or ref.startswith((".", "?", "#", "//")) or ":" in ref.split("/", 1)[0]:
+            return strip_credentials(urljoin(self.base, ref))
+        elif ref.startswith("/"):
+            out = self.origin + ref
+        else:
+            out = self.folder + ref
+        if "/." in out or "@" in out:  # dot segments (RFC 3986 5.2.4) or credentials
+            return strip_credentials(urljoin(self.base, ref))
+        return out
+
+
+def parse_json_page(content: bytes, page_url: str, *, source: str = "") -> list[DistFile]:
     """Parse a PEP 691 JSON project page (api-version 1.x); malformed entries are skipped."""
     try:
         doc = json.loads(content)
@@ -152,27 +220,29 @@ def parse_json_page(content: bytes, page_url: str) -> list[DistFile]:
         raise IndexUnreachableError(f"{redact_url(page_url)} speaks simple API {version}; "
                                     "wheelferry understands 1.x",
                                     hint="point --index-url at a PEP 691 v1 index")
-    base = strip_credentials(page_url)
+    join = _Joiner(strip_credentials(page_url))
     out = []
     for entry in doc.get("files") or ():
         try:
-            bare, frag = _fragment_hashes(urljoin(base, entry["url"]))
+            bare, frag = _fragment_hashes(join(entry["url"]))
             filename = entry.get("filename") or _file_name(bare)
-            if not isinstance(filename, str) or not _parses(filename):
+            if not isinstance(filename, str) or not _plausible(filename):
                 continue
             yanked = entry.get("yanked", False)
             rp = entry.get("requires-python")
             size = entry.get("size")
             upload = entry.get("upload-time")
-            meta = next((entry[k] for k in _JSON_METADATA_KEYS if k in entry), False)
-            out.append(DistFile(
-                filename=filename, url=strip_credentials(bare),
-                hashes={**frag, **_hashes(entry.get("hashes"))},
-                requires_python=rp.strip() or None if isinstance(rp, str) else None,
-                yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
-                core_metadata=_core_metadata(meta),
-                size=size if isinstance(size, int) and not isinstance(size, bool) else None,
-                upload_time=upload if isinstance(upload, str) else None,
+            # PEP 714 renamed the key; servers still send the PEP 691 spelling (or "data-").
+            meta = entry["core-metadata"] if "core-metadata" in entry else \
+                entry.get("dist-info-metadata", entry.get("data-dist-info-metadata", False))
+            hashes = _hashes(entry.get("hashes"))
+            out.append(_dist(
+                filename, bare, {**frag, **hashes} if frag else hashes,
+                rp.strip() or None if isinstance(rp, str) else None,
+                (yanked if isinstance(yanked, str) else "") if yanked else None,
+                _core_metadata(meta),
+                size if isinstance(size, int) and not isinstance(size, bool) else None,
+                upload if isinstance(upload, str) else None, source,
             ))
         except (KeyError, TypeError, AttributeError, ValueError):
             continue
@@ -192,7 +262,7 @@ class _LinkParser(HTMLParser):
             self.anchors.append(dict(attrs))
 
 
-def parse_html_page(content: bytes, page_url: str) -> list[DistFile]:
+def parse_html_page(content: bytes, page_url: str, *, source: str = "") -> list[DistFile]:
     """Parse a PEP 503 HTML page with PEP 592 yanks and PEP 658/714 metadata attributes."""
     parser = _LinkParser()
     parser.feed(content.decode("utf-8", errors="replace"))
@@ -200,24 +270,22 @@ def parse_html_page(content: bytes, page_url: str) -> list[DistFile]:
     base = strip_credentials(page_url)
     if parser.base:
         base = urljoin(base, parser.base)
+    join = _Joiner(base)
     out = []
     for attrs in parser.anchors:
         href = attrs.get("href")
         if not href:
             continue
-        bare, hashes = _fragment_hashes(urljoin(base, href.strip()))
+        bare, hashes = _fragment_hashes(join(href.strip()))
         filename = _file_name(bare)
-        if not _parses(filename):
+        if not _plausible(filename):
             continue
         # HTMLParser has already unescaped attribute values (PEP 503: "&gt;=3.8" is ">=3.8").
         rp = attrs.get("data-requires-python")
         meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        out.append(DistFile(
-            filename=filename, url=strip_credentials(bare), hashes=hashes,
-            requires_python=rp.strip() or None if rp else None,
-            yanked=attrs["data-yanked"] or "" if "data-yanked" in attrs else None,
-            core_metadata=_attr_metadata(meta),
-        ))
+        out.append(_dist(filename, bare, hashes, rp.strip() or None if rp else None,
+                         attrs["data-yanked"] or "" if "data-yanked" in attrs else None,
+                         _attr_metadata(meta), None, None, source))
     return out
 
 
@@ -226,10 +294,14 @@ def _local_path(url: str) -> Path:
 
 
 class IndexClient:
-    """Every configured index and find-links location, asked per project, memoised."""
+    """Every configured index and find-links location, asked per project, memoised.
+
+    With *cache_dir*, remote pages are kept under HTTP caching rules and each
+    page body's parsed files beside it, so an unchanged page is not parsed again.
+    """
 
     def __init__(self, config: IndexConfig, session: requests.Session, *,
-                 warn: Warn = lambda _msg: None, jobs: int = 8) -> None:
+                 warn: Warn = lambda _msg: None, jobs: int = 8, cache_dir: Path | None = None) -> None:
         self.config = config
         self.session = session
         self.warn = warn
@@ -239,6 +311,7 @@ class IndexClient:
         self._cache: dict[str, list[DistFile]] = {}
         self._link_pages: dict[str, list[DistFile]] = {}
         self._local_hashes: dict[tuple[str, float, int], str] = {}
+        self.pages = PageCache(cache_dir)
 
     def files(self, project: str) -> list[DistFile]:
         """Every file any source offers for *project*, in source order (indexes, then find-links)."""
@@ -287,16 +360,12 @@ class IndexClient:
             for page, parse in (("index.json", parse_json_page), ("index.html", parse_html_page)):
                 path = root / page
                 if path.is_file():
-                    return self._keep(parse(path.read_bytes(), (root / page).as_uri()), name, source)
+                    return self._keep(parse(path.read_bytes(), path.as_uri(), source=source), name)
             if not _local_path(base).is_dir():
                 raise IndexUnreachableError(f"index {redact_url(base)} is not a directory",
                                             hint="check --index-url / PIP_INDEX_URL")
             return []
-        page_url = f"{base}{name}/"
-        response = self._get(page_url, f"index {redact_url(source)}")
-        if response is None:
-            return []
-        return self._keep(self._parse_response(response), name, source)
+        return self._keep(self._page(f"{base}{name}/", f"index {redact_url(source)}", source), name)
 
     def _from_find_links(self, location: str, name: NormalizedName) -> list[DistFile]:
         source = strip_credentials(location)
@@ -305,20 +374,19 @@ class IndexClient:
             with self._lock:
                 cached = self._link_pages.get(source)
             if cached is None:
-                response = self._get(source, f"find-links page {redact_url(source)}")
-                cached = [] if response is None else self._parse_response(response)
+                cached = self._page(source, f"find-links page {redact_url(source)}", source)
                 with self._lock:
                     self._link_pages[source] = cached
-            return self._keep(cached, name, source)
+            return self._keep(cached, name)
         path = _local_path(source) if parts.scheme == "file" else Path(source)
         if path.is_file():
-            return self._keep(parse_html_page(path.read_bytes(), path.as_uri()), name, source)
+            return self._keep(parse_html_page(path.read_bytes(), path.as_uri(), source=source), name)
         if not path.is_dir():
             raise IndexUnreachableError(f"find-links location {redact_url(source)} does not exist",
                                         hint="check --find-links / PIP_FIND_LINKS")
         out = []
         for entry in sorted(path.iterdir()):
-            if not entry.is_file() or not _parses(entry.name):
+            if not entry.is_file() or not _plausible(entry.name):
                 continue
             dist = DistFile(entry.name, entry.resolve().as_uri())
             if dist.name != name:
@@ -347,38 +415,59 @@ class IndexClient:
         return h.hexdigest()
 
     @staticmethod
-    def _keep(found: list[DistFile], name: NormalizedName, source: str) -> list[DistFile]:
-        """Only this project's files, each labelled with the source it came from."""
-        out = []
-        for f in found:
-            try:
-                if f.name != name:
-                    continue
-            except (InvalidWheelFilename, InvalidSdistFilename):
-                continue
-            out.append(DistFile(f.filename, f.url, f.hashes, f.requires_python, f.yanked,
-                                f.core_metadata, f.size, f.upload_time, source))
-        return out
+    def _keep(found: list[DistFile], name: NormalizedName) -> list[DistFile]:
+        """Only this project's files (a find-links page lists many projects)."""
+        kept = [f for f in found if f.name == name]
+        return found if len(kept) == len(found) else kept
 
-    def _get(self, url: str, what: str) -> requests.Response | None:
-        """GET a page; None for 404 (the project is not there); errors name the redacted URL."""
+    def _page(self, url: str, what: str, source: str) -> list[DistFile]:
+        """The files a remote page lists ([] for 404), parsed once per page body and cached."""
         try:
-            response = self.session.get(url, headers={"Accept": ACCEPT})
+            page = self.pages.fetch(self.session, url, ACCEPT)
+            parsed = self._load_parsed(page, source)
+            if parsed is not None:
+                return parsed
+            body = page.body()
+            if body is None:  # the stored body changed under us: read the page afresh
+                page = self.pages.fetch(self.session, url, ACCEPT, use_cache=False)
+                body = page.body()
         except requests.RequestException as exc:
             raise IndexUnreachableError(f"could not read {what}: {describe_failure(exc)}",
                                         hint="check the URL, your network and proxy settings") from None
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise IndexUnreachableError(
-                f"could not read {what} ({redact_url(url)}): {http_status_text(response)}",
-                hint="check the URL and credentials, or retry later")
-        return response
+        if page.status == 404:
+            return []
+        if page.status != 200 or body is None:
+            raise IndexUnreachableError(f"could not read {what} ({redact_url(url)}): {page.reason}",
+                                        hint="check the URL and credentials, or retry later")
+        ctype = page.content_type.split(";")[0].strip().lower()
+        if ctype == JSON_V1 or (ctype.endswith("json") and body.lstrip()[:1] == b"{"):
+            found = parse_json_page(body, page.url, source=source)
+        else:
+            found = parse_html_page(body, page.url, source=source)
+        self._store_parsed(page, found)
+        return found
 
-    @staticmethod
-    def _parse_response(response: requests.Response) -> list[DistFile]:
-        ctype = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        page_url = strip_credentials(response.url)
-        if ctype == JSON_V1 or (ctype.endswith("json") and response.content.lstrip()[:1] == b"{"):
-            return parse_json_page(response.content, page_url)
-        return parse_html_page(response.content, page_url)
+    def _parsed_path(self, page: Page) -> Path | None:
+        return self.pages.sidecar(self.pages.key(page.url, ACCEPT) + "-" + page.digest[:16], "parsed")
+
+    def _load_parsed(self, page: Page, source: str) -> list[DistFile] | None:
+        path = self._parsed_path(page) if page.status == 200 and page.digest else None
+        if path is None:
+            return None
+        try:
+            header, rows = marshal.loads(path.read_bytes())
+            if header != (_PARSED_FORMAT, page.digest, page.url):
+                return None
+            return [_dist(*row, source) for row in rows]
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+
+    def _store_parsed(self, page: Page, found: list[DistFile]) -> None:
+        path = self._parsed_path(page)
+        if path is None:
+            return
+        rows = [(f.filename, f.url, dict(f.hashes), f.requires_python, f.yanked,
+                 f.core_metadata if isinstance(f.core_metadata, bool) else dict(f.core_metadata),
+                 f.size, f.upload_time) for f in found]
+        with contextlib.suppress(OSError):
+            write_atomic(path, marshal.dumps(((_PARSED_FORMAT, page.digest, page.url), rows)))
