@@ -121,7 +121,8 @@ class Network:
         self.cache_root = args.cache or Path(user_cache_dir("wheelferry"))
         urls = ([config.index_url] if config.index_url else []) + list(config.extra_index_urls)
         self.session = make_session(urls + list(config.find_links))
-        self.index = IndexClient(config, self.session, warn=warn, jobs=args.jobs)
+        self.index = IndexClient(config, self.session, warn=warn, jobs=args.jobs,
+                                 cache_dir=self.cache_root / "pages")
         self.metadata = MetadataSource(self.session, self.cache_root / "metadata", jobs=args.jobs)
         self.index_urls = urls + list(config.find_links)
 
