@@ -41,7 +41,8 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
                    help="a PEP 508 requirement or a requirements file (repeatable)")
     p.add_argument("--name", help="bundle name when using -r (default: the first requirement's name)")
     p.add_argument("--target", action="append", default=[], metavar="T",
-                   help="PLATFORM:PYTHON[:VARIANT] or @capture.json (repeatable; default: this host)")
+                   help="PLATFORM:PYTHON[:VARIANT], @capture.json, or host[:VARIANT] (repeatable; "
+                        "default: the spec's targets, else this host)")
     p.add_argument("--glibc", help="glibc version of linux targets (default 2.28)")
     p.add_argument("--macos", help="macOS version of macos targets (default 12.0)")
     p.add_argument("--index-url", "-i", metavar="URL", help="base URL of the index (default: pip's)")
@@ -80,7 +81,9 @@ def resolve_targets(spec: Spec, args: argparse.Namespace) -> list[Target]:
         return [host_target(glibc=spec.glibc, macos=spec.macos)]
     out = []
     for text in texts:
-        if text.startswith("@"):
+        if text == "host" or text.startswith("host:"):
+            out.append(host_target(text.partition(":")[2] or "cpu", glibc=spec.glibc, macos=spec.macos))
+        elif text.startswith("@"):
             out.append(load_capture(Path(text[1:]) if args.target else (spec.base_dir or Path(".")) / text[1:]))
         else:
             out.append(parse_target(text, glibc=spec.glibc, macos=spec.macos))
@@ -121,10 +124,29 @@ class Network:
         self.cache_root = args.cache or Path(user_cache_dir("wheelferry"))
         urls = ([config.index_url] if config.index_url else []) + list(config.extra_index_urls)
         self.session = make_session(urls + list(config.find_links))
-        self.index = IndexClient(config, self.session, warn=warn, jobs=args.jobs,
+        self.shadowed: list[str] = []
+        self.index = IndexClient(config, self.session, warn=self._index_warning, jobs=args.jobs,
                                  cache_dir=self.cache_root / "pages")
         self.metadata = MetadataSource(self.session, self.cache_root / "metadata", jobs=args.jobs)
         self.index_urls = urls + list(config.find_links)
+
+    def _index_warning(self, text: str) -> None:
+        # One project on several indexes is worth one line each only when it is rare.
+        if " is offered by more than one source" in text:
+            self.shadowed.append(text)
+            if len(self.shadowed) <= 3:
+                warn(text)
+        else:
+            warn(text)
+
+    def summarize_warnings(self) -> None:
+        """After the work: one line for the dependency-confusion warnings not shown."""
+        hidden = self.shadowed[3:]
+        if hidden:
+            names = sorted(t.split(" is offered", 1)[0] for t in hidden)
+            warn(f"{len(hidden)} more projects are offered by more than one source "
+                 f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''}); pin each to the "
+                 "index you trust, or drop an extra index")
 
     def hash_dist(self, dist: Any) -> tuple[str, int]:
         """sha256 and size of a file the index listed without a hash (read or downloaded once)."""
@@ -162,6 +184,7 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
             say(f"  note: {note}")
         locked.append(tl)
     lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
+    net.summarize_warnings()
     return lock, net
 
 

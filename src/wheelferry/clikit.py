@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 from typing import Any, Callable, Sequence
 
 from wheelferry.errors import UsageError, WheelferryError
@@ -27,9 +28,14 @@ def say(text: str = "") -> None:
         print(text, flush=True)
 
 
+_warn_lock = threading.Lock()
+
+
 def warn(text: str) -> None:
-    """A warning on stderr, credentials redacted."""
-    print(f"warning: {redact_text(text)}", file=sys.stderr, flush=True)
+    """A warning on stderr, credentials redacted; whole lines even from many threads."""
+    with _warn_lock:
+        sys.stderr.write(f"warning: {redact_text(text)}\n")
+        sys.stderr.flush()
 
 
 def progress_enabled() -> bool:
