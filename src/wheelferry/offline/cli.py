@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelferry import __version__
-from wheelferry.clikit import ArgumentParser, add_key_arguments, dispatch, say
+from wheelferry.clikit import ArgumentParser, add_key_arguments, dispatch, say, warn
 from wheelferry.errors import UsageError
 
 
@@ -47,8 +47,12 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     from wheelferry.offline.state import default_state_dir, record_accepted
     from wheelferry.offline.verify import verify_bundle
 
+    from wheelferry.offline.volumes import joined_bundle
+
     trust = _trust(args)
-    bundle = verify_bundle(args.bundle, **trust)
+    with joined_bundle(args.bundle, keyring=trust["keyring"], trusted=trust["trusted"],
+                       allow_unsigned=trust["allow_unsigned"]) as tar:
+        bundle = verify_bundle(tar, **trust)
     record_accepted(args.state_dir or default_state_dir(), bundle.manifest.name,
                     bundle.manifest.sequence, bundle.manifest_sha256)
     m = bundle.manifest
@@ -68,9 +72,13 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     if (args.venv is None) == (args.python is None):
         raise UsageError("say where to install: exactly one of --venv DIR or --python PY",
                          hint="--venv creates or replaces a virtual environment atomically")
+    from wheelferry.offline.volumes import joined_bundle
+
     trust = _trust(args)
-    report = install_bundle(args.bundle, venv=args.venv, python=args.python, target_id=args.target,
-                            **trust)
+    with joined_bundle(args.bundle, keyring=trust["keyring"], trusted=trust["trusted"],
+                       allow_unsigned=trust["allow_unsigned"]) as tar:
+        report = install_bundle(tar, venv=args.venv, python=args.python, target_id=args.target,
+                                **trust)
     where = report.venv or report.python
     say(f"installed {len(report.packages)} packages for target {report.target} into {where} "
         f"({_human(report.bytes)}, {report.seconds:.1f} s)")
@@ -98,8 +106,154 @@ def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
     return {"capture": doc, "output": str(args.output) if args.output else None}
 
 
+def _keys(args: argparse.Namespace, *bundles: Path) -> dict[str, Any]:
+    for path in bundles:
+        if not path.is_file():
+            raise UsageError(f"bundle {path} does not exist",
+                             hint="pass the path of NAME.tar (or NAME.tar.000 / NAME.volumes.json)")
+    if not args.allow_unsigned and (not args.keyring or not args.trusted_key):
+        raise UsageError("verifying needs --keyring KEYS.asc and --trusted-key FPR",
+                         hint="get both from the bundle's sender out of band; --allow-unsigned is for labs")
+    return {"keyring": Path(args.keyring) if args.keyring else None, "trusted": list(args.trusted_key),
+            "allow_unsigned": args.allow_unsigned}
+
+
+def _print_json(doc: Any) -> None:
+    import json
+
+    print(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
+    """`audit`: verify, then report every wheel (licence, why, trims), an SBOM and the policy."""
+    import shutil
+
+    from wheelferry.errors import VerificationError
+    from wheelferry.offline import audit
+    from wheelferry.offline.policy import evaluate, load_policy
+
+    policy = load_policy(args.policy) if args.policy else None
+    with audit.checked_bundle(args.bundle, **_keys(args, args.bundle), extract=True) as bundle:
+        assert bundle.extracted is not None
+        rows = audit.audit_rows(bundle, bundle.extracted)
+        sbom_problems = audit.check_sbom(audit.sbom_bytes(bundle.extracted), rows)
+    result = audit.audit_json(bundle, rows)
+    if args.format == "cyclonedx":
+        result["cyclonedx"] = audit.cyclonedx(bundle, rows)
+    if not getattr(args, "json", False):
+        if args.format == "table":
+            say(audit.render_table(rows, shutil.get_terminal_size((120, 24)).columns))
+            for t in result["trimmed"]:
+                for e in t["edges"]:
+                    say(f"trimmed for {t['target']}: {e['parent'] or '(spec)'} -> {e['requirement']} "
+                        f"({e['reason']})")
+        else:
+            _print_json(result["cyclonedx"] if args.format == "cyclonedx" else result)
+    result["sbom-problems"] = sbom_problems
+    if sbom_problems:
+        raise VerificationError(f"the bundle's SBOM does not match its wheels: {'; '.join(sbom_problems)}",
+                                hint="the SBOM was edited or the bundle was repacked; do not rely on it")
+    if policy is not None:
+        report = evaluate(policy, [r.facts() for r in rows])
+        result["policy"] = report.to_json()
+        for w in report.warnings:
+            warn(f"policy: {w}")
+        report.raise_if_failed()
+        if args.format == "table":
+            say(f"policy {policy.source}: passed ({len(rows)} wheels)")
+    return result
+
+
+def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
+    """`diff`: verify both bundles, then per target what was added, removed, up- or downgraded."""
+    from wheelferry.errors import VerificationError
+    from wheelferry.offline.audit import checked_bundle
+    from wheelferry.offline.diff import diff_locks, render_diff
+
+    keys = _keys(args, args.old, args.new)
+    with checked_bundle(args.old, **keys) as old:
+        pass
+    with checked_bundle(args.new, **keys) as new:
+        pass
+    d = diff_locks(old.lock, new.lock, f"{old.manifest.name} #{old.manifest.sequence}",
+                   f"{new.manifest.name} #{new.manifest.sequence}")
+    result = d.to_json()
+    if not getattr(args, "json", False):
+        if args.format == "json":
+            _print_json(result)
+        else:
+            say(render_diff(d))
+    if d.republished:
+        files = ", ".join(r.file for r in d.republished)
+        raise VerificationError(f"ALARM: {files} appear in both bundles with different sha256 "
+                                f"(re-published or tampered)",
+                                hint="find out which copy is genuine before installing either bundle")
+    return result
+
+
+def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
+    """`export-index`: verify, then add the bundle's wheels to a static PEP 503/691/658 index."""
+    from wheelferry.offline.audit import checked_bundle
+    from wheelferry.offline.exportindex import export_index
+    from wheelferry.offline.state import default_state_dir, record_accepted
+
+    keys = _keys(args, args.bundle)
+    state = args.state_dir or default_state_dir()
+    parent = args.dir.resolve().parent
+    with checked_bundle(args.bundle, **keys, extract=True, state_dir=state, force_older=args.force_older,
+                        work_parent=parent if parent.is_dir() else None) as bundle:
+        assert bundle.extracted is not None
+        report = export_index(bundle, bundle.extracted, args.dir)
+    record_accepted(state, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
+    say(f"{args.dir}: {len(report.added)} wheels added, {len(report.kept)} already there, "
+        f"projects {', '.join(report.projects)}")
+    say(f"serve it with a static web server; pip install --index-url <URL of {args.dir}/simple/> ...")
+    return report.to_json()
+
+
+_POLICY_HELP = """policy file (TOML; every key optional, unknown keys are an error):
+  [licenses]
+  allow = ["MIT", "BSD-3-Clause", "Apache-2.0"]   # SPDX ids
+  deny = ["GPL-3.0-only"]
+  unknown = "fail"                                # or "warn"
+  [packages]
+  deny = ["leftpad", "urllib3<1.26.18"]           # ==, !=, <, <=, >, >=, ~=
+  [releases]
+  max-age-days = 730
+"""
+
+
+def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("audit", help="verify a bundle and report every wheel: licence, why, trims, SBOM",
+                       epilog=_POLICY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", type=Path, metavar="BUNDLE.tar", help="the bundle, its first volume or volume list")
+    add_key_arguments(p)
+    p.add_argument("--format", choices=["table", "json", "cyclonedx"], default="table",
+                   help="table (default), complete JSON, or a CycloneDX 1.6 JSON SBOM")
+    p.add_argument("--policy", type=Path, metavar="POLICY.toml", help="fail (exit 1) on any violation")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.set_defaults(handler=cmd_audit)
+    p = sub.add_parser("diff", help="verify two bundles and show what changed per target")
+    p.add_argument("old", type=Path, metavar="OLD.tar")
+    p.add_argument("new", type=Path, metavar="NEW.tar")
+    add_key_arguments(p)
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.set_defaults(handler=cmd_diff)
+    p = sub.add_parser("export-index", help="verify a bundle and add it to a static index directory")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE.tar", help="the bundle, its first volume or volume list")
+    p.add_argument("dir", type=Path, metavar="DIR", help="index directory (created or merged into)")
+    add_key_arguments(p)
+    p.add_argument("--state-dir", type=Path, metavar="DIR",
+                   help="where accepted sequence numbers are kept (default: the user state dir)")
+    p.add_argument("--force-older", action="store_true",
+                   help="accept a bundle older than one already accepted (a deliberate rollback)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.set_defaults(handler=cmd_export_index)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the offline commands (verify, install, probe)."""
+    """Add the offline commands (verify, install, probe, audit, diff, export-index)."""
     p = sub.add_parser("verify", help="check a bundle's signature and every file, install nothing")
     _common(p)
     p.set_defaults(handler=cmd_verify)
@@ -119,6 +273,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--variant", choices=["cpu", "gpu"], default="cpu", help="variant to lock for (default cpu)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.set_defaults(handler=cmd_probe)
+    _register_audit(sub)
 
 
 def build_parser(prog: str = "wheelferry-offline") -> ArgumentParser:

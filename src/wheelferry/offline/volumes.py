@@ -1,0 +1,267 @@
+"""Split volumes: a finished bundle cut into ``NAME.tar.000``, ``.001``, ... and joined back.
+
+Standard library only.  Beside the volumes sits ``NAME.volumes.json`` (the
+bundle's file name, total size and sha256, and each volume's name, size and
+sha256), signed like the tar as ``NAME.volumes.json.asc``; the tar's own
+signature ``NAME.tar.asc`` is kept too, so the joined tar verifies as usual.
+Joining checks the list's signature and every volume before one byte is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wheelferry.errors import UsageError, VerificationError
+
+FORMAT = "wheelferry-volumes"
+FORMAT_VERSION = 1
+LIST_SUFFIX = ".volumes.json"
+CHUNK = 1 << 20
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_VOLUME = re.compile(r"^(?P<tar>.+\.tar)\.(?P<n>\d{3,})$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One piece of a split bundle."""
+
+    name: str
+    size: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class VolumeSet:
+    """A bundle's volume list: what the joined tar is and the volumes that make it."""
+
+    bundle: str  # the tar's file name, e.g. demo.tar
+    size: int
+    sha256: str
+    volume_size: int
+    volumes: tuple[Volume, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format-version": FORMAT_VERSION, "bundle": self.bundle,
+                "size": self.size, "sha256": self.sha256, "volume-size": self.volume_size,
+                "volumes": [v.to_json() for v in self.volumes]}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n"
+
+
+def parse_size(text: str) -> int:
+    """``4G``, ``700M``, ``100K`` (powers of 1024) or plain bytes -> bytes; at least 1 KiB."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise UsageError(f"--split-size {text!r} is not a size",
+                         hint="write bytes or a number with K, M, G or T, e.g. 4G or 700M")
+    size = int(m.group(1)) * _UNITS[m.group(2).upper()]
+    if size < 1024:
+        raise UsageError(f"--split-size {text!r} is smaller than 1K",
+                         hint="volumes are meant for media such as DVDs or USB sticks: e.g. 4G")
+    return size
+
+
+def list_path_for(tar_name: str, directory: Path) -> Path:
+    """Where the volume list of bundle file *tar_name* lives: ``NAME.volumes.json``."""
+    stem = tar_name[:-len(".tar")] if tar_name.endswith(".tar") else tar_name
+    return directory / f"{stem}{LIST_SUFFIX}"
+
+
+def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _pieces(f: Any, limit: int) -> Iterator[bytes]:
+    left = limit
+    while left:
+        data = f.read(min(CHUNK, left))
+        if not data:
+            return
+        left -= len(data)
+        yield data
+
+
+def split_bundle(tar_path: Path, volume_size: int) -> tuple[Path, VolumeSet]:
+    """Cut *tar_path* into volumes of at most *volume_size* bytes; write them and the list."""
+    tar_path = Path(tar_path)
+    total = tar_path.stat().st_size
+    count = max(1, -(-total // volume_size))
+    width = max(3, len(str(count - 1)))
+    whole = hashlib.sha256()
+    volumes: list[Volume] = []
+    written: list[Path] = []
+    try:
+        with open(tar_path, "rb") as f:
+            for i in range(count):
+                name = f"{tar_path.name}.{i:0{width}d}"
+                digest = hashlib.sha256()
+                size = 0
+
+                def hashed(limit: int = volume_size) -> Iterator[bytes]:
+                    nonlocal size
+                    for data in _pieces(f, limit):
+                        digest.update(data)
+                        whole.update(data)
+                        size += len(data)
+                        yield data
+
+                _write_atomic(tar_path.with_name(name), hashed())
+                written.append(tar_path.with_name(name))
+                volumes.append(Volume(name, size, digest.hexdigest()))
+        vset = VolumeSet(tar_path.name, total, whole.hexdigest(), volume_size, tuple(volumes))
+        list_path = list_path_for(tar_path.name, tar_path.parent)
+        _write_atomic(list_path, [vset.dumps().encode()])
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    return list_path, vset
+
+
+def is_split(path: Path) -> bool:
+    """True if *path* names a volume list or a volume (``NAME.tar.000``) rather than a tar."""
+    name = Path(path).name
+    return name.endswith(LIST_SUFFIX) or bool(_VOLUME.match(name))
+
+
+def _list_of(path: Path) -> Path:
+    path = Path(path)
+    if path.name.endswith(LIST_SUFFIX):
+        return path
+    m = _VOLUME.match(path.name)
+    assert m is not None
+    return list_path_for(m.group("tar"), path.parent)
+
+
+def load_volume_list(path: Path) -> VolumeSet:
+    """Read and check the shape of a volume list; every problem is named."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"the volume list {path.name} is not beside the volumes",
+                         hint="copy NAME.volumes.json (and its .asc) with the volumes") from None
+    except (OSError, ValueError) as exc:
+        raise VerificationError(f"{path.name} is not a readable volume list ({exc})") from None
+    problems = []
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise VerificationError(f"{path.name} is not a wheelferry volume list")
+    if data.get("format-version") != FORMAT_VERSION:
+        problems.append(f"format-version is {data.get('format-version')!r}")
+    bundle = data.get("bundle")
+    if not isinstance(bundle, str) or "/" in bundle or not bundle.endswith(".tar"):
+        problems.append("bundle is not a plain NAME.tar file name")
+    volumes = []
+    for i, v in enumerate(data.get("volumes") or []):
+        m = _VOLUME.match(v.get("name") or "") if isinstance(v, dict) and isinstance(v.get("name"), str) else None
+        ok = (m is not None and m.group("tar") == bundle and int(m.group("n")) == i
+              and isinstance(v.get("size"), int) and v["size"] >= 0
+              and isinstance(v.get("sha256"), str) and _SHA256.match(v["sha256"]))
+        if not ok:
+            problems.append(f"volumes[{i}] is not {{name: {bundle}.{i:03d}, size, sha256}}")
+            continue
+        volumes.append(Volume(v["name"], v["size"], v["sha256"]))
+    if not volumes:
+        problems.append("volumes is empty")
+    for key in ("size", "volume-size"):
+        if not isinstance(data.get(key), int) or data[key] < 0:
+            problems.append(f"{key} is not a non-negative integer")
+    if not isinstance(data.get("sha256"), str) or not _SHA256.match(data["sha256"]):
+        problems.append("sha256 is not 64 lowercase hex digits")
+    if not problems and sum(v.size for v in volumes) != data["size"]:
+        problems.append("the volumes' sizes do not add up to size")
+    if problems:
+        raise VerificationError(f"{path.name} is malformed: {'; '.join(problems)}")
+    return VolumeSet(str(bundle), data["size"], data["sha256"], data["volume-size"], tuple(volumes))
+
+
+def _check_list_signature(list_path: Path, keyring: Path | None, trusted: Iterable[str]) -> None:
+    from wheelferry.offline.gpg import verify_signature
+
+    if keyring is None:
+        raise UsageError("a signature check needs --keyring KEYS.asc and --trusted-key FPR",
+                         hint="or pass --allow-unsigned for a lab")
+    verify_signature(list_path, list_path.with_name(list_path.name + ".asc"), Path(keyring), trusted)
+
+
+def _join(directory: Path, vset: VolumeSet, out: Path) -> None:
+    """Copy the volumes in order into *out*, checking each one's size and sha256 on the way."""
+    listed = {v.sha256: v.name for v in vset.volumes}
+    missing = [(i, v) for i, v in enumerate(vset.volumes) if not (directory / v.name).is_file()]
+    if missing:
+        i, v = missing[0]
+        others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise VerificationError(f"volume {v.name} ({i + 1} of {len(vset.volumes)}) is missing{others}",
+                                hint=f"copy every volume of {vset.bundle} into {directory}")
+    whole = hashlib.sha256()
+    with open(out, "wb") as dst:
+        for i, v in enumerate(vset.volumes):
+            digest = hashlib.sha256()
+            size = 0
+            with open(directory / v.name, "rb") as src:
+                for chunk in iter(lambda: src.read(CHUNK), b""):
+                    digest.update(chunk)
+                    whole.update(chunk)
+                    size += len(chunk)
+                    dst.write(chunk)
+            got = digest.hexdigest()
+            if got == v.sha256 and size == v.size:
+                continue
+            where = f"volume {v.name} ({i + 1} of {len(vset.volumes)})"
+            if got in listed:
+                raise VerificationError(f"{where} holds the data of {listed[got]}: the volumes were "
+                                        f"swapped or renamed", hint="restore each volume's own file name")
+            detail = f"is {size} bytes, the list says {v.size}" if size != v.size else \
+                "does not match its sha256 in the volume list"
+            raise VerificationError(f"{where} {detail} (altered or damaged)",
+                                    hint="copy that volume again from the original media")
+    if whole.hexdigest() != vset.sha256:
+        raise VerificationError(f"the joined volumes do not hash to {vset.bundle}'s sha256")
+
+
+@contextlib.contextmanager
+def joined_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
+                  allow_unsigned: bool = False) -> Iterator[Path]:
+    """Yield a tar path for *path*: the path itself, or the checked join of its volumes."""
+    path = Path(path)
+    if not is_split(path):
+        yield path
+        return
+    list_path = _list_of(path)
+    trusted = list(trusted)
+    if not allow_unsigned:
+        _check_list_signature(list_path, keyring, trusted)
+    vset = load_volume_list(list_path)
+    work = Path(tempfile.mkdtemp(prefix="wheelferry-join-"))
+    try:
+        joined = work / vset.bundle
+        _join(list_path.parent, vset, joined)
+        asc = list_path.parent / f"{vset.bundle}.asc"
+        if asc.is_file():
+            shutil.copyfile(asc, work / asc.name)
+        yield joined
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

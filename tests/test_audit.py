@@ -1,0 +1,231 @@
+"""audit: licences from real METADATA, why each wheel is there, trims, CycloneDX 1.6, the bundle's SBOM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.bundles import bundle_members, host_markers, make_bundle, make_lock, write_tar
+from tests.support.gpgkeys import GpgKeys
+from tests.support.wheels import build_wheel, sha256_file
+from wheelferry.bundle import write_bundle
+from wheelferry.lockfile import Edge, Lock, LockedPackage, LockedTarget, TrimmedEdge
+from wheelferry.manifest import SBOM_NAME
+from wheelferry.offline.audit import SPDX_IDS, licence_of, read_metadata, render_table
+from wheelferry.offline.cli import main
+from wheelferry.sbom import sbom_json
+
+TARGETS = {"linux-x86_64-cp311-cpu": host_markers(), "windows-amd64-cp311-cpu": host_markers()}
+
+
+def _meta(*lines: str) -> bytes:
+    return ("Metadata-Version: 2.4\nName: x\nVersion: 1\n" + "\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize(("lines", "text", "spdx", "source"), [
+    (["License-Expression: MIT OR Apache-2.0"], "MIT OR Apache-2.0", "MIT OR Apache-2.0", "License-Expression"),
+    (["License-Expression: mit", "License: GPL"], "mit", "MIT", "License-Expression"),
+    (["License-Expression: LicenseRef-Acme"], "LicenseRef-Acme", "LicenseRef-Acme", "License-Expression"),
+    (["License: BSD-3-Clause"], "BSD-3-Clause", "BSD-3-Clause", "License"),
+    (["License: Apache License, Version 2.0"], "Apache License, Version 2.0", "Apache-2.0", "License"),
+    (["License: Copyright (c) Acme", "        All rights reserved."], "Copyright (c) Acme", None, "License"),
+    (["License: UNKNOWN", "Classifier: License :: OSI Approved :: MIT License"], "MIT License", "MIT",
+     "classifier"),
+    (["Classifier: License :: OSI Approved :: GNU General Public License v3 (GPLv3)"],
+     "GNU General Public License v3 (GPLv3)", None, "classifier"),
+    (["Classifier: Programming Language :: Python"], "UNKNOWN", None, "none"),
+])
+def test_licence_precedence(lines: list[str], text: str, spdx: str | None, source: str) -> None:
+    lic = licence_of(_meta(*lines))
+    assert (lic.text, lic.spdx, lic.source) == (text, spdx, source)
+
+
+def test_spdx_table_is_on_the_cyclonedx_list() -> None:
+    import cyclonedx
+
+    res = Path(cyclonedx.__file__).parent / "schema" / "_res"
+    enum = set(json.loads(next(res.glob("spdx*.schema.json")).read_text())["enum"])
+    assert set(SPDX_IDS.values()) <= enum
+
+
+@pytest.fixture
+def wheels(tmp_path: Path) -> list[Path]:
+    d = tmp_path / "built"
+    return [
+        build_wheel(d, "alpha", "1.0", license_expression="MIT", requires_python=">=3.9",
+                    requires=["beta"]),
+        build_wheel(d, "beta", "2.0", license="BSD-3-Clause"),
+        build_wheel(d, "gamma", "0.3", license=None,
+                    classifiers=["License :: OSI Approved :: Apache Software License"]),
+        build_wheel(d, "delta", "4.1", license=None, tag="cp311-cp311-win_amd64"),
+    ]
+
+
+def _lock(wheels: list[Path]) -> Lock:
+    base = make_lock(wheels, name="demo", targets=TARGETS)
+    targets = []
+    for t in base.targets:
+        pkgs = []
+        for p in t.packages:
+            if t.id.startswith("linux") and p.name == "delta":
+                continue
+            why = (Edge("alpha", "beta"),) if p.name == "beta" else p.required_by
+            pkgs.append(LockedPackage(p.name, p.version, p.wheel, why,
+                                      ("beta",) if p.name == "alpha" else ()))
+        trimmed = (TrimmedEdge("alpha", "tensorboard>=2", "excluded"),)
+        targets.append(LockedTarget(t.id, t.spec, {}, t.markers, t.requirements, tuple(pkgs), trimmed))
+    return Lock(base.spec, base.indexes, tuple(targets), base.wheels, base.tool)
+
+
+def _keys(gpg_keys: GpgKeys, tmp_path: Path) -> list[str]:
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    return ["--keyring", str(ring), "--trusted-key", gpg_keys.fpr["good"]]
+
+
+def _signed_bundle(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path]) -> Path:
+    tar = make_bundle(tmp_path, wheels, name="demo", targets=TARGETS, lock=_lock(wheels))
+    gpg_keys.sign("good", tar)
+    return tar
+
+
+def _run(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_audit_json_is_complete(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
+    tar = _signed_bundle(gpg_keys, tmp_path, wheels)
+    code, out, err = _run(capsys, "audit", str(tar), *_keys(gpg_keys, tmp_path), "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    rows = {r["name"]: r for r in doc["wheels"]}
+    assert [r["name"] for r in doc["wheels"]] == ["alpha", "beta", "delta", "gamma"]
+    assert rows["alpha"]["license"] == "MIT" and rows["alpha"]["license-source"] == "License-Expression"
+    assert rows["alpha"]["requires-python"] == ">=3.9"
+    assert rows["alpha"]["trimmed"][0]["requirement"] == "tensorboard>=2"
+    assert rows["beta"]["license-spdx"] == "BSD-3-Clause"
+    assert {e["parent"] for e in rows["beta"]["required-by"]} == {"alpha"}
+    assert rows["gamma"]["license"] == "Apache Software License" and rows["gamma"]["license-spdx"] == "Apache-2.0"
+    assert rows["delta"]["license"] == "UNKNOWN" and rows["delta"]["targets"] == ["windows-amd64-cp311-cpu"]
+    assert rows["delta"]["tags"] == "cp311-cp311-win_amd64"
+    assert rows["alpha"]["targets"] == sorted(TARGETS)
+    assert rows["beta"]["size"] == wheels[1].stat().st_size and len(rows["beta"]["sha256"]) == 64
+    assert doc["trimmed"][0]["edges"][0]["reason"] == "excluded"
+    assert doc["signature"]["fingerprint"] == gpg_keys.fpr["good"]
+
+
+def test_audit_table_fits_the_terminal(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                      capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tar = _signed_bundle(gpg_keys, tmp_path, wheels)
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = _run(capsys, "audit", str(tar), *_keys(gpg_keys, tmp_path))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("NAME") and all(len(line) <= 80 for line in lines if "trimmed" not in line)
+    assert any(line.startswith("gamma") for line in lines)
+    assert "trimmed for linux-x86_64-cp311-cpu: alpha -> tensorboard>=2 (excluded)" in out
+
+
+def test_render_table_truncates_long_cells(wheels: list[Path], tmp_path: Path) -> None:
+    from wheelferry.offline.audit import Licence, WheelRow
+
+    row = WheelRow("p" * 60, "1.0", "f.whl", "0" * 64, 10, Licence("L" * 90, None, "License"), None,
+                   "py3-none-any", ("t",) * 3, (), (), None, ())
+    table = render_table([row], width=70)
+    assert all(len(line) <= 70 for line in table.splitlines()) and "…" in table
+
+
+def test_cyclonedx_validates_against_1_6(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                         capsys: Any) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    tar = _signed_bundle(gpg_keys, tmp_path, wheels)
+    code, out, err = _run(capsys, "audit", str(tar), *_keys(gpg_keys, tmp_path), "--format", "cyclonedx")
+    assert code == 0, err
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out) is None
+    doc = json.loads(out)
+    comps = {c["name"]: c for c in doc["components"]}
+    assert comps["alpha"]["purl"] == "pkg:pypi/alpha@1.0"
+    assert comps["alpha"]["licenses"] == [{"license": {"id": "MIT"}}]
+    assert comps["gamma"]["licenses"] == [{"license": {"id": "Apache-2.0"}}]
+    assert "licenses" not in comps["delta"]
+    assert comps["beta"]["hashes"] == [{"alg": "SHA-256", "content": sha256_file(wheels[1])}]
+    alpha_deps = next(d for d in doc["dependencies"] if d["ref"] == comps["alpha"]["bom-ref"])
+    assert alpha_deps["dependsOn"] == [comps["beta"]["bom-ref"]]
+
+
+def test_cyclonedx_expression_and_names_validate(tmp_path: Path, capsys: Any) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    d = tmp_path / "built"
+    wheels = [build_wheel(d, "dual", "1.0", license_expression="MIT OR Apache-2.0"),
+              build_wheel(d, "odd", "1.0", license="Acme Corp licence"),
+              build_wheel(d, "gpl", "1.0", license=None,
+                          classifiers=["License :: OSI Approved :: GNU General Public License v3 (GPLv3)"])]
+    tar = make_bundle(tmp_path, wheels)
+    code, out, err = _run(capsys, "audit", str(tar), "--allow-unsigned", "--format", "cyclonedx")
+    assert code == 0, err
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out) is None
+    comps = {c["name"]: c for c in json.loads(out)["components"]}
+    assert comps["dual"]["licenses"] == [{"expression": "MIT OR Apache-2.0"}]
+    assert comps["odd"]["licenses"] == [{"license": {"name": "Acme Corp licence"}}]
+    assert comps["gpl"]["licenses"] == [{"license": {"name": "GNU General Public License v3 (GPLv3)"}}]
+
+
+def _real_bundle(tmp_path: Path, wheels: list[Path], sbom: bytes | None = None) -> Path:
+    lock = make_lock(wheels, name="real", targets={"host": host_markers()})
+    metadata = {w.name: read_metadata(w) for w in wheels}
+    out = tmp_path / "out"
+    out.mkdir()
+    return write_bundle(out, name="real", lock=lock,
+                        lock_files={"wheelferry.lock.json": lock.dumps().encode()}, wheel_paths={w.name: w for w in wheels},
+                        sequence=1, created=1700000000, expires=None, tool="t",
+                        sbom=sbom if sbom is not None else sbom_json(lock, metadata, created=1700000000)).path
+
+
+def test_real_bundle_sbom_agrees(tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
+    tar = _real_bundle(tmp_path, wheels)
+    code, out, err = _run(capsys, "audit", str(tar), "--allow-unsigned", "--json")
+    assert code == 0, err
+    assert json.loads(out)["sbom-problems"] == []
+
+
+def test_sbom_that_lies_about_a_hash_fails(tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
+    lock = make_lock(wheels, name="real", targets={"host": host_markers()})
+    good = sbom_json(lock, created=1)
+    lying = good.replace(lock.wheels[wheels[1].name].sha256.encode(), b"f" * 64)
+    tar = _real_bundle(tmp_path, wheels, sbom=lying)
+    code, _, err = _run(capsys, "audit", str(tar), "--allow-unsigned")
+    assert code == 1
+    assert "SBOM does not match" in err and wheels[1].name in err
+
+
+def test_sbom_missing_a_wheel_fails(tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
+    lock = make_lock(wheels[:2], name="demo", targets={"host": host_markers()})
+    partial = sbom_json(lock, created=1)
+    tar = write_tar(tmp_path / "demo.tar", bundle_members(wheels, extra_files={SBOM_NAME: partial}))
+    code, _, err = _run(capsys, "audit", str(tar), "--allow-unsigned")
+    assert code == 1 and f"{wheels[2].name} is in the bundle but not in {SBOM_NAME}" in err
+
+
+def test_bad_signature_audits_nothing(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                      capsys: Any) -> None:
+    tar = _signed_bundle(gpg_keys, tmp_path, wheels)
+    gpg_keys.sign("other", tar)
+    ring = gpg_keys.export("good", "other", path=tmp_path / "BOTH.asc")
+    code, out, err = _run(capsys, "audit", str(tar), "--keyring", str(ring),
+                          "--trusted-key", gpg_keys.fpr["good"], "--format", "json")
+    assert code == 1 and out == "" and "not one you trust" in err
+    assert len(err.strip().splitlines()) == 2
+
+
+def test_missing_keys_is_usage(tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    code, _, err = _run(capsys, "audit", str(tar))
+    assert code == 2 and "--keyring" in err
