@@ -5,13 +5,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import requests
 
 from wheelferry import __version__
-from wheelferry.http import PrefixAuth, describe_failure, make_session
+from wheelferry.http import (
+    PageCache,
+    PrefixAuth,
+    describe_failure,
+    freshness_lifetime,
+    make_session,
+)
+from wheelferry.index import ACCEPT
 
 
 def test_credentials_match_scheme_host_and_longest_prefix() -> None:
@@ -77,3 +85,127 @@ def test_connection_failures_are_described_without_credentials() -> None:
         session.get("http://alice:hunter2@127.0.0.1:1/simple/")
     text = describe_failure(info.value)
     assert "hunter2" not in text and "connection" in text
+
+
+class _Pages(BaseHTTPRequestHandler):
+    """Serves ``body`` with whatever caching headers the test sets; honours If-None-Match."""
+
+    protocol_version = "HTTP/1.1"
+    body: ClassVar[bytes] = b"{}"
+    headers_out: ClassVar[dict[str, str]] = {}
+    status: ClassVar[int] = 200
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.seen.append(dict(self.headers))
+        etag = self.headers_out.get("ETag")
+        if etag and self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            for k, v in self.headers_out.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        for k, v in self.headers_out.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+
+@pytest.fixture
+def pages() -> Iterator[str]:
+    _Pages.body, _Pages.headers_out, _Pages.status, _Pages.seen = b'{"a": 1}', {}, 200, []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/simple/x/"
+    server.shutdown()
+    server.server_close()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_fresh_page_costs_no_request_and_stale_one_is_revalidated(pages: str, tmp_path: Path) -> None:
+    _Pages.headers_out = {"Cache-Control": "max-age=600, public", "ETag": '"v1"'}
+    clock = _Clock()
+    cache, session = PageCache(tmp_path, clock), make_session()
+    first = cache.fetch(session, pages, ACCEPT)
+    assert first.status == 200 and first.body() == b'{"a": 1}' and not first.from_cache
+    clock.now += 599
+    again = cache.fetch(session, pages, ACCEPT)
+    assert again.from_cache and again.body() == b'{"a": 1}' and again.digest == first.digest
+    assert len(_Pages.seen) == 1
+    clock.now += 2  # now older than max-age: must ask, and a 304 reuses the stored body
+    revalidated = cache.fetch(session, pages, ACCEPT)
+    assert len(_Pages.seen) == 2 and _Pages.seen[1]["If-None-Match"] == '"v1"'
+    assert revalidated.from_cache and revalidated.body() == b'{"a": 1}'
+    clock.now += 599  # the 304 restarted the lifetime
+    cache.fetch(session, pages, ACCEPT)
+    assert len(_Pages.seen) == 2
+    clock.now += 2
+    _Pages.body, _Pages.headers_out = b'{"a": 2}', {"Cache-Control": "max-age=600", "ETag": '"v2"'}
+    changed = cache.fetch(session, pages, ACCEPT)
+    assert changed.body() == b'{"a": 2}' and changed.digest != first.digest
+    assert cache.fetch(session, pages, ACCEPT).body() == b'{"a": 2}' and len(_Pages.seen) == 3
+
+
+def test_age_expires_no_cache_and_no_store() -> None:
+    assert freshness_lifetime({"Cache-Control": "max-age=600", "Age": "100"}, 0) == 500
+    assert freshness_lifetime({"Cache-Control": "public, max-age=60"}, 0) == 60
+    assert freshness_lifetime({"Cache-Control": "no-cache, max-age=60"}, 0) == 0
+    assert freshness_lifetime({"Cache-Control": "no-store"}, 0) is None
+    assert freshness_lifetime({"Date": "Mon, 01 Jan 2024 00:00:00 GMT",
+                               "Expires": "Mon, 01 Jan 2024 00:05:00 GMT"}, 0) == 300
+    assert freshness_lifetime({"Expires": "0"}, 0) == 0
+    assert freshness_lifetime({}, 0) == 0  # no explicit lifetime: never served unasked
+
+
+def test_errors_and_no_store_are_not_cached_and_keys_drop_credentials(pages: str, tmp_path: Path) -> None:
+    clock = _Clock()
+    cache, session = PageCache(tmp_path, clock), make_session(retries=0)
+    _Pages.status, _Pages.headers_out = 404, {"Cache-Control": "max-age=600"}
+    assert cache.fetch(session, pages, ACCEPT).status == 404
+    assert not list(tmp_path.rglob("*.meta"))
+    _Pages.status, _Pages.headers_out = 200, {"Cache-Control": "no-store"}
+    assert cache.fetch(session, pages, ACCEPT).body() == b'{"a": 1}'
+    assert not list(tmp_path.rglob("*.meta"))
+    _Pages.headers_out = {"Cache-Control": "max-age=600"}
+    cache.fetch(session, pages.replace("http://", "http://bob:s3cret@"), ACCEPT)
+    assert cache.key(pages, ACCEPT) == cache.key(pages.replace("http://", "http://bob:s3cret@"), ACCEPT)
+    assert cache.key(pages, ACCEPT) != cache.key(pages, "text/html")
+    assert cache.fetch(session, pages, ACCEPT).from_cache
+    for path in tmp_path.rglob("*"):
+        assert not path.name.startswith(".tmp-")
+        if path.is_file():
+            assert b"s3cret" not in path.read_bytes() and b"bob" not in path.read_bytes()
+
+
+def test_unchanged_page_without_validators_is_read_again(pages: str, tmp_path: Path) -> None:
+    cache, session = PageCache(tmp_path, _Clock()), make_session()
+    first = cache.fetch(session, pages, ACCEPT)
+    second = cache.fetch(session, pages, ACCEPT)
+    assert len(_Pages.seen) == 2 and "If-None-Match" not in _Pages.seen[1]
+    assert first.digest == second.digest and not second.from_cache
+
+
+def test_damaged_stored_body_is_not_served(pages: str, tmp_path: Path) -> None:
+    _Pages.headers_out = {"Cache-Control": "max-age=600"}
+    cache, session = PageCache(tmp_path, _Clock()), make_session()
+    cache.fetch(session, pages, ACCEPT)
+    (body,) = tmp_path.rglob("*.body")
+    body.write_bytes(b'{"a": 9}')
+    stored = cache.fetch(session, pages, ACCEPT)
+    assert stored.from_cache and stored.body() is None
+    assert cache.fetch(session, pages, ACCEPT, use_cache=False).body() == b'{"a": 1}'

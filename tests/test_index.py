@@ -6,16 +6,21 @@ import hashlib
 import json
 import socket
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from packaging.tags import Tag
 from packaging.version import Version
 
 from tests.support.wheels import build_wheel, sha256_file
+from wheelferry import index as index_module
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
 from wheelferry.http import make_session
-from wheelferry.index import DistFile, IndexClient, parse_html_page, parse_json_page
+from wheelferry.index import DistFile, IndexClient, _Joiner, parse_html_page, parse_json_page
+from wheelferry.urls import strip_credentials
 
 PAGES = Path(__file__).parent / "data" / "pages"
 LINUX = "numpy-1.26.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -186,3 +191,63 @@ def test_credentials_come_from_the_session(index_server, tmp_path: Path) -> None
     with pytest.raises(IndexUnreachableError, match="401") as info:
         IndexClient(IndexConfig(server.url), _session()).files("pkg")
     assert "s3cr" not in str(info.value)
+
+
+_SEGMENTS = st.sampled_from(["a", "b.whl", ".", "..", "", "x y", "%41", "c:d", "@", "?q=1", "#sha256=ab"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.sampled_from(["https://mirror.example/simple/x/", "http://127.0.0.1:8/s/x",
+                            "https://h.example/", "https://h.example", "file:///srv/idx/x/"]),
+       lead=st.sampled_from(["", "/", "//other.example/", "https://files.example/", "./", "../"]),
+       segments=st.lists(_SEGMENTS, max_size=4))
+def test_cheap_url_join_agrees_with_urljoin(base: str, lead: str, segments: list[str]) -> None:
+    ref = lead + "/".join(segments)
+    assert _Joiner(base)(ref) == strip_credentials(urljoin(base, ref))
+
+
+def test_parse_keeps_only_well_formed_names() -> None:
+    names = ["ok-1.0-py3-none-any.whl", "ok-1.0-1-py3-none-any.whl", "ok-1.0-x-py3-none-any.whl",
+             "ok-bad_version-py3-none-any.whl", "o k-1.0-py3-none-any.whl", "ok-1.0-any.whl",
+             "ok-1.0.tar.gz", "ok-1.0.zip", "ok.tar.gz", "ok-nope.tar.gz", "ok-1.0.exe"]
+    page = {"meta": {"api-version": "1.0"},
+            "files": [{"filename": n, "url": n, "hashes": {}} for n in names]}
+    files = parse_json_page(json.dumps(page).encode(), "https://mirror.example/simple/ok/")
+    assert [f.filename for f in files] == [names[0], names[1], "ok-1.0.tar.gz", "ok-1.0.zip"]
+    assert {f.version for f in files} == {Version("1.0")} and {f.name for f in files} == {"ok"}
+    assert files[1].tags == frozenset({Tag("py3", "none", "any")})
+
+
+def test_parsed_pages_are_reused_across_runs(index_server, tmp_path: Path, monkeypatch) -> None:
+    for version in ("1.0", "2.0"):
+        build_wheel(tmp_path / "w", "pkg", version)
+    server = index_server(tmp_path / "w")
+    cache = tmp_path / "pages"
+    first = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
+    assert len(first) == 2 and list(cache.rglob("*.parsed"))
+
+    def refuse(*_args: object, **_kw: object) -> None:
+        raise AssertionError("an unchanged page was parsed again")
+
+    monkeypatch.setattr(index_module, "parse_json_page", refuse)
+    again = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
+    assert again == first and [f.source for f in again] == [server.url] * 2
+    # The loopback index sends no validators, so the page is read again but not parsed again.
+    assert server.count("GET", "/simple/pkg/") == 2
+    monkeypatch.undo()
+    build_wheel(tmp_path / "w", "pkg", "3.0")
+    changed = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
+    assert [str(f.version) for f in changed] == ["1.0", "2.0", "3.0"]
+    for parsed in cache.rglob("*.parsed"):
+        parsed.write_bytes(b"garbage")
+    assert IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg") == changed
+
+
+def test_errors_are_not_cached(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w", fail={"/simple/pkg/": 99})
+    with pytest.raises(IndexUnreachableError, match="HTTP 500"):
+        IndexClient(IndexConfig(server.url), make_session(retries=0), cache_dir=tmp_path / "c").files("pkg")
+    assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
+    server.fail = {}
+    assert len(IndexClient(IndexConfig(server.url), _session(), cache_dir=tmp_path / "c").files("pkg")) == 1

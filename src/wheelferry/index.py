@@ -60,27 +60,18 @@ class DistFile:
         """True for a binary wheel (the only kind wheelferry ever installs)."""
         return self.filename.endswith(".whl")
 
-    @cached_property
-    def _name_version(self) -> tuple[str, str]:
-        # PEP 427: the wheel name component has "-" escaped, so it ends at the first "-";
-        # an sdist stem ends at the last "-" (what packaging.utils.parse_sdist_filename does).
-        if self.is_wheel:
-            parts = self.filename.split("-", 2)
-            return parts[0], parts[1] if len(parts) > 1 else ""
-        stem = self.filename[: -len(".tar.gz")] if self.filename.endswith(".tar.gz") else \
-            self.filename.rsplit(".", 1)[0]
-        name, _sep, version = stem.rpartition("-")
-        return name, version
-
     @property
     def name(self) -> NormalizedName:
         """The canonical project name from the file name."""
-        return _canonical(self._name_version[0])
+        return _canonical(_name_part(self.filename))
 
     @property
     def version(self) -> Version:
         """The version from the file name (InvalidVersion when it is not PEP 440)."""
-        return _version(self._name_version[1])
+        if self.filename.endswith(".whl"):
+            parts = self.filename.split("-", 2)
+            return _version(parts[1] if len(parts) > 1 else "")
+        return _version(_sdist_stem(self.filename).rpartition("-")[2])
 
     @cached_property
     def tags(self) -> frozenset[Tag]:
@@ -91,6 +82,18 @@ class DistFile:
     def sha256(self) -> str | None:
         """The advertised sha256 hex digest, if any."""
         return self.hashes.get("sha256")
+
+
+def _sdist_stem(filename: str) -> str:
+    return filename[:-7] if filename.endswith(".tar.gz") else filename.rsplit(".", 1)[0]
+
+
+def _name_part(filename: str) -> str:
+    # PEP 427: a wheel's name component has "-" escaped, so it ends at the first "-";
+    # an sdist stem ends at the last "-" (as packaging.utils.parse_sdist_filename splits it).
+    if filename.endswith(".whl"):
+        return filename.partition("-")[0]
+    return _sdist_stem(filename).rpartition("-")[0]
 
 
 @lru_cache(maxsize=8192)
@@ -194,13 +197,15 @@ class _Joiner:
     def __call__(self, ref: str) -> str:
         if ref.startswith(("https://", "http://")):
             out = ref  # urljoin leaves an absolute http(s) URL as written
-        elif not self.plain or ref.startswith((".", "?", "#", "//")) or ":" in ref.split("/", 1)[0]:
+        elif not self.plain or not ref or ref.startswith((".", "?", "#", "//")) or \
+                ":" in ref.split("/", 1)[0]:
             return strip_credentials(urljoin(self.base, ref))
         elif ref.startswith("/"):
             out = self.origin + ref
         else:
             out = self.folder + ref
-        if "/." in out or "@" in out:  # dot segments (RFC 3986 5.2.4) or credentials
+        # Dot segments (RFC 3986 5.2.4), empty segments (which urljoin drops), credentials.
+        if "/." in out or "@" in out or "//" in out[len(self.origin):]:
             return strip_credentials(urljoin(self.base, ref))
         return out
 
@@ -417,7 +422,7 @@ class IndexClient:
     @staticmethod
     def _keep(found: list[DistFile], name: NormalizedName) -> list[DistFile]:
         """Only this project's files (a find-links page lists many projects)."""
-        kept = [f for f in found if f.name == name]
+        kept = [f for f in found if _canonical(_name_part(f.filename)) == name]
         return found if len(kept) == len(found) else kept
 
     def _page(self, url: str, what: str, source: str) -> list[DistFile]:
