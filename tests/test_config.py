@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from wheelferry.config import IndexConfig, merge, pip_index_config, read_pip_config_list
+from wheelferry.config import (
+    IndexConfig,
+    merge,
+    pip_config_files,
+    pip_index_config,
+    read_pip_config_files,
+    read_pip_config_list,
+)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -91,3 +100,62 @@ def test_merge_cli_replaces_index_and_adds_extras(tmp_path: Path, no_index: bool
         assert merged.index_urls() == ("https://cli.example/simple", "https://a.example/simple",
                                        "https://b.example/simple")
     assert merge(base) == base
+
+
+def _pip_says(environ: dict[str, str]) -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], env=environ,
+                         capture_output=True, text=True, check=True).stdout
+    return read_pip_config_list(out)
+
+
+@pytest.mark.parametrize("case", ["env-file", "user-file", "env-file-missing"])
+def test_in_process_reading_agrees_with_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            case: str) -> None:
+    home, xdg = tmp_path / "home", tmp_path / "xdg"
+    (xdg / "pip").mkdir(parents=True)
+    home.mkdir()
+    (xdg / "pip" / "pip.conf").write_text(
+        "[global]\nindex-url = https://user.mirror.example/simple\n"
+        "[install]\nextra_index_url =\n    https://x.example/simple\n    https://y.example/simple\n")
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://env.mirror.example/simple\nno-index = false\n"
+                    "[download]\nfind-links = /srv/wheels\n[freeze]\nindex-url = https://no.example/\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    env = _env(HOME=str(home), XDG_CONFIG_HOME=str(xdg))
+    if case == "env-file":
+        env["PIP_CONFIG_FILE"] = str(conf)
+    elif case == "env-file-missing":
+        env["PIP_CONFIG_FILE"] = str(tmp_path / "absent.conf")
+    paths = pip_config_files(env)
+    assert paths is not None
+    ours = read_pip_config_files(paths)
+    assert ours == _pip_says(env)
+    if case == "env-file":
+        assert ours["index-url"] == "https://env.mirror.example/simple"
+        assert str(xdg) not in " ".join(paths)  # pip skips user files when PIP_CONFIG_FILE exists
+    else:
+        assert ours["extra-index-url"].split() == ["https://x.example/simple", "https://y.example/simple"]
+
+
+def test_devnull_reads_no_file_and_sections_outrank_files(tmp_path: Path) -> None:
+    assert pip_config_files(_env(PIP_CONFIG_FILE=os.devnull)) == []
+    low, high = tmp_path / "low.conf", tmp_path / "high.conf"
+    low.write_text("[install]\nindex-url = https://install.example/simple\n")
+    high.write_text("[global]\nindex-url = https://global.example/simple\ntimeout = 5\n")
+    assert read_pip_config_files([str(low), str(high)]) == {
+        "index-url": "https://install.example/simple", "timeout": "5"}
+    broken = tmp_path / "broken.conf"
+    broken.write_text("index-url = no section\n")
+    warnings: list[str] = []
+    assert read_pip_config_files([str(broken), str(high)], warn=warnings.append)["timeout"] == "5"
+    assert len(warnings) == 1 and str(broken) in warnings[0]
+
+
+def test_another_interpreter_is_asked_in_a_subprocess(tmp_path: Path) -> None:
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://mirror.example/simple\n")
+    python = str(tmp_path / "python")
+    os.symlink(sys.executable, python)
+    cfg = pip_index_config(_env(PIP_CONFIG_FILE=str(conf)), python=python)
+    assert cfg.index_url == "https://mirror.example/simple"
