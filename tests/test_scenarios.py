@@ -54,3 +54,23 @@ def test_replayed_failures_are_explained(scenario: dict[str, Any], tmp_path: Pat
         _replay(scenario, tmp_path)
     assert exc.value.exit_code == 1
     assert "tensorrt" in str(exc.value) or "no wheel" in str(exc.value)
+
+
+def test_windows_capture_file_locks_like_the_windows_target(tmp_path: Path, no_network: None) -> None:
+    """A hand-written capture of a Windows host gives the same 43 packages as windows-amd64:3.10."""
+    import json
+
+    from wheelferry.target import target_from_capture
+
+    capture = json.loads((DATA / "captures" / "windows-amd64-cp310.json").read_text())
+    target = target_from_capture(capture, capture["name"])
+    config = IndexConfig((DATA / "index").as_uri(), (), ())
+    session = requests.Session()
+    index, metadata = IndexClient(config, session), MetadataSource(session, tmp_path / "meta")
+    spec = Spec(name="s", requirements=("tensorflow==2.15.0",))
+    by_capture = lock_target(spec, target, index, metadata, load_rules()).resolution.packages
+    by_string = lock_target(spec, parse_target("windows-amd64:3.10"), index, metadata,
+                            load_rules()).resolution.packages
+    assert {n: p.version for n, p in by_capture.items()} == {n: p.version for n, p in by_string.items()}
+    assert len(by_capture) == 43 and "tensorflow-intel" in by_capture
+    assert {p.dist.filename for p in by_capture.values()} == {p.dist.filename for p in by_string.values()}

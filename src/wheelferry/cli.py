@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -10,7 +11,7 @@ import os
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 from urllib.parse import unquote, urlsplit
 
 from wheelferry import __version__
@@ -165,6 +166,28 @@ class Network:
         return h.hexdigest(), size
 
 
+@contextlib.contextmanager
+def resolve_progress(label: str) -> Iterator[Any]:
+    """A resolvelib reporter drawing a tqdm counter of pinned packages (terminal only)."""
+    if not progress_enabled():
+        yield None
+        return
+    from resolvelib import BaseReporter
+    from tqdm import tqdm
+
+    bar = tqdm(desc=f"resolving {label}", unit=" pkg", leave=False)
+
+    class Reporter(BaseReporter):  # type: ignore[misc]
+        def pinning(self, candidate: Any) -> None:
+            bar.set_postfix_str(f"{candidate.name} {candidate.version}", refresh=False)
+            bar.update(1)
+
+    try:
+        yield Reporter()
+    finally:
+        bar.close()
+
+
 def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
     """Lock *spec* for its targets and return the Lock (written by the caller)."""
     from wheelferry.lock import build_lock, lock_target
@@ -176,7 +199,9 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
     locked = []
     for target in targets:
         started = time.monotonic()
-        tl = lock_target(spec, target, net.index, net.metadata, rules, jobs=args.jobs)
+        with resolve_progress(target.id) as reporter:
+            tl = lock_target(spec, target, net.index, net.metadata, rules, jobs=args.jobs,
+                             reporter=reporter)
         size = sum(p.dist.size or 0 for p in tl.resolution.packages.values())
         say(f"{target.id}: {len(tl.resolution.packages)} packages, {_human(size)} "
             f"({time.monotonic() - started:.1f} s)")

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
@@ -73,6 +73,7 @@ def lock_target(
     rules: Sequence[Rule],
     *,
     jobs: int = 8,
+    reporter: Any = None,
 ) -> TargetLock:
     """Resolve *spec* for one *target*, applying package rules and exclusions."""
     reqs = spec.parsed_requirements()
@@ -84,7 +85,8 @@ def lock_target(
         return _newest_in_range(index, req)
 
     outcome = apply_rules(reqs, target, rules, expected)
-    resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs)
+    resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs,
+                         reporter=reporter)
     # A rule keyed on a release must see the release really chosen, not the one expected.
     picked = {n: Version(p.version) for n, p in resolution.packages.items()}
     second = apply_rules(reqs, target, rules, lambda r: picked.get(str(canonicalize_name(r.name))))

@@ -1,0 +1,140 @@
+"""`wheelferry build` end to end: loopback index, real wheels, real gpg, real gpgv."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from tests.support.wheels import build_wheel
+from wheelferry.cli import main
+
+LINUX = "linux-x86_64:3.11"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    d = tmp_path / "wheels"
+    build_wheel(d, "app", "1.0", requires=["dep", 'winonly; sys_platform == "win32"'], padding=300_000)
+    build_wheel(d, "dep", "1.0", padding=200_000)
+    build_wheel(d, "winonly", "1.0")
+    return d
+
+
+def run(*argv: str, capsys: Any) -> tuple[int, dict[str, Any]]:
+    code = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    res["_stderr"] = captured.err
+    return code, res
+
+
+def build(server: Any, tmp_path: Path, capsys: Any, *extra: str, out: str = "out") -> tuple[int, dict[str, Any]]:
+    return run("build", "-r", "app", "--target", LINUX, "--target", "windows-amd64:3.11",
+               "--index-url", server.url, "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / out),
+               *extra, capsys=capsys)
+
+
+def test_signed_build_verifies_with_gpgv_and_is_deterministic(index_server: Callable[..., Any], repo: Path,
+                                                              tmp_path: Path, gpg_keys: Any,
+                                                              capsys: Any, monkeypatch: Any) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    server = index_server(repo)
+    sign = ("--sign-key", gpg_keys.fpr["good"], "--gnupghome", str(gpg_keys.home))
+    code, res = build(server, tmp_path, capsys, *sign, out="a")
+    assert code == 0, res
+    tar = Path(res["bundle"])
+    assert res["wheels"] == 3 and set(res["targets"]) == {"linux-x86_64-cp311-cpu", "windows-amd64-cp311-cpu"}
+    keyring = tmp_path / "k.gpg"
+    keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=gpg_keys.export("good", path=tmp_path / "k.asc")
+                                       .read_bytes(), capture_output=True, check=True).stdout)
+    for signed in (tar, tar.with_name("wheelferry-offline.pyz")):
+        proc = subprocess.run(["gpgv", "--keyring", str(keyring), f"{signed}.asc", str(signed)],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    # A second build from a warm cache makes the same bytes, and downloads nothing.
+    files_before = server.count("GET", ".whl")
+    code, res2 = build(server, tmp_path, capsys, *sign, out="b")
+    assert code == 0, res2
+    assert server.count("GET", ".whl") == files_before
+    assert Path(res2["bundle"]).read_bytes() == tar.read_bytes()
+    assert res2["fetch"]["bytes_downloaded"] == 0
+
+
+def test_build_from_lock_dir_matches_lock(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
+                                          capsys: Any) -> None:
+    server = index_server(repo)
+    assert run("lock", "-r", "app", "--target", LINUX, "--index-url", server.url, "--cache",
+               str(tmp_path / "c"), "-o", str(tmp_path / "lock"), capsys=capsys)[0] == 0
+    code, res = run("build", "--lock", str(tmp_path / "lock"), "--no-sign", "--cache", str(tmp_path / "c"),
+                    "-o", str(tmp_path / "out"), capsys=capsys)
+    assert code == 0, res
+    assert res["signed_by"] is None and res["signatures"] == []
+    assert "UNSIGNED" in res["_stderr"]
+
+
+def test_hand_edited_lock_is_refused_with_exit_2(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
+                                                 capsys: Any) -> None:
+    server = index_server(repo)
+    lock_dir = tmp_path / "lock"
+    assert run("lock", "-r", "app", "--target", LINUX, "--index-url", server.url, "--cache",
+               str(tmp_path / "c"), "-o", str(lock_dir), capsys=capsys)[0] == 0
+    data = json.loads((lock_dir / "wheelferry.lock.json").read_text())
+    del next(iter(data["wheels"].values()))["sha256"]
+    (lock_dir / "wheelferry.lock.json").write_text(json.dumps(data))
+    code, res = run("build", "--lock", str(lock_dir), "--no-sign", "-o", str(tmp_path / "out"), capsys=capsys)
+    assert code == 2 and "sha256" in res["message"]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_unfetchable_wheel_names_file_and_every_url(index_server: Callable[..., Any], repo: Path,
+                                                    tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo, corrupt={"dep-1.0-py3-none-any.whl"})
+    code, res = build(server, tmp_path, capsys, "--no-sign")
+    assert code == 1, res
+    assert "dep-1.0-py3-none-any.whl" in res["message"] and "127.0.0.1" in res["message"]
+    out = tmp_path / "out"
+    assert not out.exists() or not list(out.glob("*.tar*")), "nothing half-written"
+    cached = list((tmp_path / "cache").rglob("dep-1.0-py3-none-any.whl"))
+    assert cached == [], "a bad download never enters the cache"
+
+
+@pytest.mark.parametrize("key", ["expired", "missing"])
+def test_unusable_signing_key_fails_before_any_download(index_server: Callable[..., Any], repo: Path,
+                                                        tmp_path: Path, gpg_keys: Any, capsys: Any,
+                                                        key: str) -> None:
+    server = index_server(repo)
+    fpr = gpg_keys.fpr["expired"] if key == "expired" else "0" * 40
+    code, res = build(server, tmp_path, capsys, "--sign-key", fpr, "--gnupghome", str(gpg_keys.home))
+    assert code in (1, 2), res
+    assert res["error"] in ("SigningError", "UsageError")
+    assert server.requests == [], "the key is checked before anything is fetched"
+
+
+def test_sign_or_no_sign_is_required(tmp_path: Path, capsys: Any) -> None:
+    code, res = run("build", "-r", "app", "-o", str(tmp_path / "o"), capsys=capsys)
+    assert code == 2 and "--no-sign" in res["message"]
+
+
+@pytest.mark.skipif(shutil.which("sha256sum") is None, reason="no sha256sum")
+def test_bundle_contents_check_with_sha256sum(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
+                                              capsys: Any) -> None:
+    import tarfile
+
+    server = index_server(repo)
+    code, res = build(server, tmp_path, capsys, "--no-sign")
+    assert code == 0, res
+    with tarfile.open(res["bundle"]) as tf:
+        names = tf.getnames()
+        tf.extractall(tmp_path / "x", filter="data")
+    top = names[0].split("/")[0]
+    assert names[0] == f"{top}/MANIFEST.json"
+    assert f"{top}/lock/wheelferry.lock.json" in names and f"{top}/sbom.cdx.json" in names
+    assert sum(n.startswith(f"{top}/wheels/") and n.endswith(".whl") for n in names) == 3
+    proc = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path / "x" / top,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
