@@ -1,0 +1,189 @@
+"""export-index: a static PEP 503/691/658 index that stock pip and uv install from, over HTTP and file://."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.bundles import make_bundle
+from tests.support.gpgkeys import GpgKeys
+from tests.support.wheels import build_wheel, sha256_file
+from wheelferry.offline.cli import main
+
+UV = Path(sys.executable).with_name("uv")
+
+
+def _export(capsys: Any, tar: Path, out: Path, keys: list[str], *extra: str) -> tuple[int, str]:
+    code = main(["export-index", str(tar), str(out), *keys, *extra])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def keys(gpg_keys: GpgKeys, tmp_path: Path) -> list[str]:
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    return ["--keyring", str(ring), "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(tmp_path / "state")]
+
+
+def _signed(gpg_keys: GpgKeys, tmp_path: Path, name: str, wheels: list[Path], sequence: int) -> Path:
+    out = tmp_path / name
+    out.mkdir()
+    tar = make_bundle(tmp_path, wheels, name="demo", sequence=sequence, out=out / "demo.tar")
+    gpg_keys.sign("good", tar)
+    return tar
+
+
+@pytest.fixture
+def first(gpg_keys: GpgKeys, tmp_path: Path) -> Path:
+    d = tmp_path / "w1"
+    return _signed(gpg_keys, tmp_path, "b1", [
+        build_wheel(d, "Alpha_Pkg", "1.0", requires=["beta>=2"]),
+        build_wheel(d, "beta", "2.0", requires_python=">=3.8,<4")], 1)
+
+
+@pytest.fixture
+def second(gpg_keys: GpgKeys, tmp_path: Path) -> Path:
+    d = tmp_path / "w2"
+    return _signed(gpg_keys, tmp_path, "b2", [
+        build_wheel(d, "Alpha_Pkg", "1.1", requires=["beta>=2"]),
+        build_wheel(d, "beta", "2.0", requires_python=">=3.8,<4")], 2)
+
+
+def _tree(root: Path) -> dict[str, str]:
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): sha256_file(p) if p.is_file() else "dir" for p in sorted(root.rglob("*"))}
+
+
+def test_layout_and_pages(first: Path, tmp_path: Path, keys: list[str], capsys: Any) -> None:
+    out = tmp_path / "index"
+    code, err = _export(capsys, first, out, keys)
+    assert code == 0, err
+    wheel = out / "files" / "beta-2.0-py3-none-any.whl"
+    meta = Path(f"{wheel}.metadata")
+    assert meta.read_bytes().startswith(b"Metadata-Version") and b"Requires-Python: >=3.8,<4" in meta.read_bytes()
+    meta_sha = hashlib.sha256(meta.read_bytes()).hexdigest()
+    page = (out / "simple" / "beta" / "index.html").read_text()
+    assert f'href="../../files/{wheel.name}#sha256={sha256_file(wheel)}"' in page
+    assert 'data-requires-python="&gt;=3.8,&lt;4"' in page
+    assert f'data-core-metadata="sha256={meta_sha}"' in page and f'data-dist-info-metadata="sha256={meta_sha}"' in page
+    doc = json.loads((out / "simple" / "beta" / "index.json").read_text())
+    assert doc["meta"]["api-version"] == "1.1" and doc["name"] == "beta" and doc["versions"] == ["2.0"]
+    f = doc["files"][0]
+    assert f["hashes"]["sha256"] == sha256_file(wheel) and f["size"] == wheel.stat().st_size
+    assert f["requires-python"] == ">=3.8,<4" and f["core-metadata"] == {"sha256": meta_sha}
+    root = json.loads((out / "simple" / "index.json").read_text())
+    assert [p["name"] for p in root["projects"]] == ["alpha-pkg", "beta"]
+    assert '<a href="alpha-pkg/">alpha-pkg</a>' in (out / "simple" / "index.html").read_text()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".wheelferry-work-")]
+
+
+def test_reexport_merges_and_keeps_files(first: Path, second: Path, tmp_path: Path, keys: list[str],
+                                         capsys: Any) -> None:
+    out = tmp_path / "index"
+    assert _export(capsys, first, out, keys)[0] == 0
+    beta = out / "files" / "beta-2.0-py3-none-any.whl"
+    inode = beta.stat().st_ino
+    assert _export(capsys, second, out, keys)[0] == 0
+    doc = json.loads((out / "simple" / "alpha-pkg" / "index.json").read_text())
+    assert doc["versions"] == ["1.0", "1.1"] and len(doc["files"]) == 2
+    assert beta.stat().st_ino == inode
+    assert _export(capsys, second, out, keys)[0] == 0
+
+
+def test_failed_verification_leaves_dir_as_it_was(first: Path, second: Path, tmp_path: Path,
+                                                  keys: list[str], capsys: Any) -> None:
+    out = tmp_path / "index"
+    assert _export(capsys, first, out, keys)[0] == 0
+    before = _tree(out)
+    data = bytearray(second.read_bytes())
+    data[-2000] ^= 1
+    second.write_bytes(bytes(data))
+    code, err = _export(capsys, second, out, keys)
+    assert code == 1 and err.startswith("error: ") and _tree(out) == before
+    code, err = _export(capsys, second, tmp_path / "fresh", keys)
+    assert code == 1 and not (tmp_path / "fresh").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".wheelferry-work-")]
+
+
+def test_a_file_name_reused_with_other_bytes_is_refused(first: Path, gpg_keys: GpgKeys, tmp_path: Path,
+                                                        keys: list[str], capsys: Any) -> None:
+    out = tmp_path / "index"
+    assert _export(capsys, first, out, keys)[0] == 0
+    before = _tree(out)
+    other = _signed(gpg_keys, tmp_path, "b3", [build_wheel(tmp_path / "w3", "beta", "2.0", padding=64)], 3)
+    code, err = _export(capsys, other, out, keys)
+    assert code == 1 and "already exists with different contents" in err and _tree(out) == before
+
+
+@pytest.fixture
+def served(first: Path, second: Path, tmp_path: Path, keys: list[str], capsys: Any) -> Iterator[dict[str, Any]]:
+    out = tmp_path / "index"
+    assert _export(capsys, first, out, keys)[0] == 0
+    assert _export(capsys, second, out, keys)[0] == 0
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+                               "--directory", str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True)
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().split(" port ")[1].split()[0]
+        yield {"dir": out, "http": f"http://127.0.0.1:{port}/simple/", "file": (out / "simple").as_uri()}
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", UV_NO_CONFIG="1",
+               UV_CACHE_DIR=str(tmp_path / "uvcache"), UV_PYTHON_DOWNLOADS="never")
+    return env
+
+
+def _offline(cmd: list[str], url: str) -> list[str]:
+    """Around a file:// install, cut the network entirely when this kernel lets us."""
+    if url.startswith("file:") and shutil.which("unshare") and subprocess.run(
+            ["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+        return ["unshare", "-rn", *cmd]
+    return cmd
+
+
+def _installed(target: Path) -> set[str]:
+    return {p.name for p in target.glob("*.dist-info")}
+
+
+@pytest.mark.parametrize("via", ["http", "file"])
+def test_stock_pip_installs_from_the_export(served: dict[str, Any], tmp_path: Path, via: str) -> None:
+    url, target = served[via], tmp_path / f"pip-{via}"
+    cmd = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--index-url", url, "--only-binary",
+           ":all:", "--target", str(target), "alpha-pkg"]
+    proc = subprocess.run(_offline(cmd, url), capture_output=True, text=True, env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _installed(target) == {"alpha_pkg-1.1.dist-info", "beta-2.0.dist-info"}
+
+
+@pytest.mark.skipif(not UV.exists(), reason="uv is not installed beside this Python")
+@pytest.mark.parametrize("via", ["http", "file"])
+def test_uv_installs_from_the_export(served: dict[str, Any], tmp_path: Path, via: str) -> None:
+    url, target = served[via], tmp_path / f"uv-{via}"
+    cmd = [str(UV), "pip", "install", "--python", sys.executable, "--index-url", url, "--target",
+           str(target), "alpha-pkg==1.0"]
+    proc = subprocess.run(_offline(cmd, url), capture_output=True, text=True, env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _installed(target) == {"alpha_pkg-1.0.dist-info", "beta-2.0.dist-info"}
+
+
+def test_html_escapes_are_parsed_back(served: dict[str, Any]) -> None:
+    page = (served["dir"] / "simple" / "beta" / "index.html").read_text()
+    value = page.split('data-requires-python="')[1].split('"')[0]
+    assert html.unescape(value) == ">=3.8,<4"
