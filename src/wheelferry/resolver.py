@@ -103,6 +103,7 @@ class Finder:
         self._rank: dict[str, int] = {}
         for i, t in enumerate(tag_ladder(target)):
             self._rank.setdefault(str(t), i)
+        self._triple_rank: dict[str, int | None] = {}
         self._python_ok: dict[str, bool] = {}
         self._best: dict[str, dict[Version, tuple[DistFile, bool]]] = {}
         self._env = {e: evaluation_environment(target, e) for e in ("",)}
@@ -149,13 +150,18 @@ class Finder:
 
     def wheel_rank(self, filename: str) -> int | None:
         """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
-        parts = filename[:-4].split("-")
-        if len(parts) < 5:
+        parts = filename[:-4].rsplit("-", 3)
+        if len(parts) < 4 or "-" not in parts[0]:
             return None
-        pys, abis, plats = parts[-3].split("."), parts[-2].split("."), parts[-1].split(".")
+        # Pages hold tens of thousands of wheels but few distinct tag triples: rank each once.
+        key = filename[len(parts[0]) + 1:-4]
+        if key in self._triple_rank:
+            return self._triple_rank[key]
+        pys, abis, plats = parts[1].split("."), parts[2].split("."), parts[3].split(".")
         ranks = [r for py in pys for abi in abis for plat in plats
                  if (r := self._rank.get(f"{py}-{abi}-{plat}")) is not None]
-        return min(ranks) if ranks else None
+        self._triple_rank[key] = min(ranks) if ranks else None
+        return self._triple_rank[key]
 
     def best_wheels(self, name: str) -> dict[Version, tuple[DistFile, bool]]:
         """Newest-first map version -> (best wheel for the target, yanked); memoised per project."""
