@@ -181,3 +181,32 @@ def test_audit_malformed_policy_is_exit_2_before_verifying(tmp_path: Path, capsy
     policy.write_text("[licenses]\nallow = [\"MIT\" \"BSD-3-Clause\"]\nunknown = \"warn\"\n")
     code, _, err = _audit(capsys, tmp_path / "nonexistent.tar", policy)
     assert code == 2 and "policy.toml" in err and "line 2" in err
+
+
+def test_build_policy_refuses_before_any_download(index_server: Any, tmp_path: Path, capsys: Any) -> None:
+    from wheelferry.cli import main as wheelferry
+
+    d = tmp_path / "repo"
+    build_wheel(d, "app", "1.0", requires=["dep"])
+    build_wheel(d, "dep", "1.3")
+    server = index_server(d)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[licenses]\nallow = ["MIT"]\n[packages]\ndeny = ["dep>=1.2,<2"]\n')
+    argv = ["build", "-r", "app", "--target", "linux-x86_64:3.11", "--index-url", server.url, "--no-sign",
+            "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "out"), "--policy", str(policy)]
+    code = wheelferry(argv)
+    err = capsys.readouterr().err
+    assert code == 1 and "dep 1.3: package-denied: matches 'dep>=1.2,<2'" in err
+    assert server.count("GET", ".whl") == 0 and not (tmp_path / "out").exists()
+    policy.write_text('[licenses]\nallow = ["MIT"]\n[packages]\ndeny = ["dep<1"]\n')
+    assert wheelferry(argv) == 0
+    assert "licences are read from the wheels, so `audit --policy` checks them" in capsys.readouterr().out
+
+
+def test_build_malformed_policy_is_exit_2(tmp_path: Path, capsys: Any) -> None:
+    from wheelferry.cli import main as wheelferry
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[packages]\ndeny = [\"dep>=\"]\n")
+    code = wheelferry(["build", "-r", "app", "--no-sign", "--policy", str(policy), "-o", str(tmp_path / "o")])
+    assert code == 2 and "packages.deny[0]" in capsys.readouterr().err and not (tmp_path / "o").exists()

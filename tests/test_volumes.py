@@ -133,3 +133,38 @@ def test_missing_list_is_usage(split: dict[str, Any], capsys: Any) -> None:
     (split["dir"] / "demo.volumes.json.asc").unlink()
     code = main(["verify", str(split["dir"] / "demo.tar.000"), "--allow-unsigned"])
     assert code == 2 and "volume list demo.volumes.json" in capsys.readouterr().err
+
+
+def test_build_split_size_end_to_end(index_server: Any, tmp_path: Path, gpg_keys: GpgKeys,
+                                     capsys: Any) -> None:
+    from wheelferry.cli import main as wheelferry
+
+    d = tmp_path / "repo"
+    build_wheel(d, "app", "1.0", requires=["dep"], padding=40_000)
+    build_wheel(d, "dep", "1.0", padding=30_000)
+    server = index_server(d)
+    out = tmp_path / "out"
+    code = wheelferry(["build", "-r", "app", "--target", "linux-x86_64:3.11", "--index-url", server.url,
+                       "--cache", str(tmp_path / "cache"), "-o", str(out), "--split-size", "30K",
+                       "--sign-key", gpg_keys.fpr["good"], "--gnupghome", str(gpg_keys.home), "--json"])
+    res = json.loads(capsys.readouterr().out)
+    assert code == 0, res
+    names = sorted(p.name for p in out.iterdir())
+    assert "app.tar" not in names and {"app.tar.asc", "app.volumes.json", "app.volumes.json.asc",
+                                       "app.tar.000", "app.tar.001", "app.tar.002"} <= set(names)
+    assert all(v["size"] <= 30 * 1024 for v in res["volumes"]["volumes"])
+    assert str(out / "app.volumes.json.asc") in res["signatures"]
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    keys = ["--keyring", str(ring), "--trusted-key", gpg_keys.fpr["good"]]
+    assert main(["verify", str(out / "app.tar.000"), *keys, "--state-dir", str(tmp_path / "s")]) == 0
+    capsys.readouterr()
+    assert main(["audit", str(out / "app.volumes.json"), *keys, "--format", "json"]) == 0
+    assert {w["name"] for w in json.loads(capsys.readouterr().out)["wheels"]} == {"app", "dep"}
+
+
+def test_build_refuses_a_bad_split_size(tmp_path: Path, capsys: Any) -> None:
+    from wheelferry.cli import main as wheelferry
+
+    code = wheelferry(["build", "-r", "app", "--no-sign", "--split-size", "lots", "-o", str(tmp_path / "o")])
+    assert code == 2 and "--split-size 'lots' is not a size" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

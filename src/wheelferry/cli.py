@@ -293,6 +293,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     expires_days = args.expires
     if expires_days is not None and expires_days <= 0:
         raise UsageError("--expires takes a positive number of days")
+    policy, split_size = _policy_and_split(args)
     key = None
     passphrase = None
     if args.sign_key:
@@ -317,6 +318,8 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
         spec_name = spec.name
         lock, net = do_lock(spec, args)
         session, cache_root = net.session, net.cache_root
+    if policy is not None:
+        _check_lock_policy(policy, lock)
     started = time.monotonic()
     results = fetch_wheels(list(lock.wheels.values()), WheelCache(cache_root / "wheels"), session,
                            jobs=args.jobs, progress=progress_enabled())
@@ -344,13 +347,52 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
             export_public_key(key, args.gnupghome, out_dir / f"{spec_name}.pub.asc")
     say(f"bundle: {bundle.path} ({_human(bundle.size)}, {len(lock.wheels)} wheels, "
         f"targets {', '.join(lock.target_ids)})")
+    volumes = None
+    if split_size is not None:
+        volumes = _split_volumes(bundle.path, split_size, signatures,
+                                 (lambda f: sign_detached(f, key, args.gnupghome, passphrase)) if key else None)
     for sig in signatures:
         say(f"signature: {sig}")
     say(f"offline kit: {pyz}")
     return {"bundle": str(bundle.path), "size": bundle.size, "signatures": [str(s) for s in signatures],
             "offline_kit": str(pyz), "targets": lock.target_ids, "wheels": len(lock.wheels),
             "sequence": bundle.manifest.sequence, "fetch": fetched,
-            "signed_by": key.fingerprint if key else None}
+            "signed_by": key.fingerprint if key else None, "volumes": volumes}
+
+
+def _policy_and_split(args: argparse.Namespace) -> tuple[Any, int | None]:
+    """`build --policy` and `--split-size`, read before anything is fetched (bad input: exit 2)."""
+    from wheelferry.offline.policy import load_policy
+    from wheelferry.offline.volumes import parse_size
+
+    policy = load_policy(args.policy) if args.policy else None
+    return policy, parse_size(args.split_size) if args.split_size else None
+
+
+def _check_lock_policy(policy: Any, lock: Any) -> None:
+    """Judge the lock by the policy before any download; licences wait for `audit --policy`."""
+    from wheelferry.offline.policy import evaluate, facts_from_lock
+
+    report = evaluate(policy, facts_from_lock(lock), licences=False)
+    for w in report.warnings:
+        warn(f"policy: {w}")
+    report.raise_if_failed()
+    say(f"policy {policy.source}: the lock passes (package and age rules)")
+    for note in report.skipped:
+        say(f"policy: {note}")
+
+
+def _split_volumes(tar: Path, size: int, signatures: list[Any], sign: Any) -> dict[str, Any]:
+    """Cut the signed tar into volumes, sign their list, keep the tar's signature, drop the tar."""
+    from wheelferry.offline.volumes import split_bundle
+
+    list_path, vset = split_bundle(tar, size)
+    if sign is not None:
+        signatures.append(sign(list_path))
+    tar.unlink()
+    say(f"volumes: {len(vset.volumes)} x <= {_human(size)} ({vset.volumes[0].name} ...), list {list_path}")
+    say(f"on the isolated host pass {vset.volumes[0].name} (or {list_path.name}) where NAME.tar would go")
+    return {"list": str(list_path), **vset.to_json()}
 
 
 def build_parser() -> ArgumentParser:
@@ -380,6 +422,10 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--sequence", type=int, metavar="N",
                    help="sequence number (default: the bundle's time); installers refuse older ones")
     p.add_argument("--compress", choices=["gzip", "zstd"], help="compress the tar (default: none)")
+    p.add_argument("--policy", type=Path, metavar="POLICY.toml",
+                   help="refuse (exit 1) a lock that breaks the policy, before downloading")
+    p.add_argument("--split-size", metavar="SIZE",
+                   help="write NAME.tar.000, .001, ... of at most SIZE (4G, 700M, 100K) and a signed list")
     p.set_defaults(handler=cmd_build)
     offline_cli.register(sub)
     return parser

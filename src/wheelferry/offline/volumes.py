@@ -29,7 +29,8 @@ LIST_SUFFIX = ".volumes.json"
 CHUNK = 1 << 20
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-_VOLUME = re.compile(r"^(?P<tar>.+\.tar)\.(?P<n>\d{3,})$")
+_VOLUME = re.compile(r"^(?P<tar>.+\.tar(?:\.gz|\.zst)?)\.(?P<n>\d{3,})$")
+_TAR = re.compile(r"\.tar(?:\.gz|\.zst)?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -79,8 +80,7 @@ def parse_size(text: str) -> int:
 
 def list_path_for(tar_name: str, directory: Path) -> Path:
     """Where the volume list of bundle file *tar_name* lives: ``NAME.volumes.json``."""
-    stem = tar_name[:-len(".tar")] if tar_name.endswith(".tar") else tar_name
-    return directory / f"{stem}{LIST_SUFFIX}"
+    return directory / f"{_TAR.sub('', tar_name)}{LIST_SUFFIX}"
 
 
 def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
@@ -172,7 +172,7 @@ def load_volume_list(path: Path) -> VolumeSet:
     if data.get("format-version") != FORMAT_VERSION:
         problems.append(f"format-version is {data.get('format-version')!r}")
     bundle = data.get("bundle")
-    if not isinstance(bundle, str) or "/" in bundle or not bundle.endswith(".tar"):
+    if not isinstance(bundle, str) or "/" in bundle or not _TAR.search(bundle):
         problems.append("bundle is not a plain NAME.tar file name")
     volumes = []
     for i, v in enumerate(data.get("volumes") or []):
