@@ -234,6 +234,8 @@ class Provider(AbstractProvider):  # type: ignore[misc]
         self.exclude = exclude
         self.root_names = {r.identifier for r in roots}
         self.trimmed: list[TrimmedEdge] = []
+        self._pins: dict[str, bool] = {}
+        self._satisfied: dict[tuple[str, str, Version, frozenset[str]], bool] = {}
         self._trim_seen: set[tuple[str | None, str, str]] = set()
 
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
@@ -242,12 +244,17 @@ class Provider(AbstractProvider):  # type: ignore[misc]
     def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
                        candidates: Mapping[str, Iterator[Candidate]], information: Any,
                        backtrack_causes: Sequence[Any]) -> Any:
-        infos = list(information[identifier])
-        pinned = any(any(s.operator in ("==", "===") and "*" not in s.version for s in i.requirement.specifier)
-                     for i in infos if isinstance(i.requirement, Req))
-        causes = {c.requirement.name for c in backtrack_causes if isinstance(c.requirement, Req)}
+        pinned = any(self._is_pin(i.requirement) for i in information[identifier])
+        causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
         return (identifier != PYTHON, identifier.split("[")[0] not in causes, not pinned,
                 identifier not in self.root_names, identifier)
+
+    def _is_pin(self, req: Req) -> bool:
+        pin = self._pins.get(req.text)
+        if pin is None:
+            pin = any(s.operator in ("==", "===") and "*" not in s.version for s in req.specifier)
+            self._pins[req.text] = pin
+        return pin
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Candidate]]) -> list[Candidate]:
@@ -270,10 +277,17 @@ class Provider(AbstractProvider):  # type: ignore[misc]
                 if v in allowed and (not yanked or v in pins)]  # PEP 592
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
-        if candidate.name == PYTHON:
-            return self.finder.python_ok(str(requirement.specifier))
-        return requirement.specifier.contains(candidate.version, prereleases=True) and (
-            requirement.extras <= candidate.extras)
+        # resolvelib re-checks every pin against every criterion each round: memoise.
+        key = (requirement.text, candidate.name, candidate.version, candidate.extras)
+        ok = self._satisfied.get(key)
+        if ok is None:
+            if candidate.name == PYTHON:
+                ok = self.finder.python_ok(str(requirement.specifier))
+            else:
+                ok = requirement.specifier.contains(candidate.version, prereleases=True) and (
+                    requirement.extras <= candidate.extras)
+            self._satisfied[key] = ok
+        return ok
 
     def get_dependencies(self, candidate: Candidate) -> list[Req]:
         if candidate.name == PYTHON or candidate.dist is None:
