@@ -153,7 +153,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def _offline(cmd: list[str], url: str) -> list[str]:
     """Around a file:// install, cut the network entirely when this kernel lets us."""
     if url.startswith("file:") and shutil.which("unshare") and subprocess.run(
-            ["unshare", "-rn", "true"], capture_output=True).returncode == 0:
+            ["unshare", "-rn", "true"], capture_output=True, check=False).returncode == 0:
         return ["unshare", "-rn", *cmd]
     return cmd
 
@@ -167,7 +167,7 @@ def test_stock_pip_installs_from_the_export(served: dict[str, Any], tmp_path: Pa
     url, target = served[via], tmp_path / f"pip-{via}"
     cmd = [sys.executable, "-m", "pip", "install", "--no-cache-dir", "--index-url", url, "--only-binary",
            ":all:", "--target", str(target), "alpha-pkg"]
-    proc = subprocess.run(_offline(cmd, url), capture_output=True, text=True, env=_env(tmp_path))
+    proc = subprocess.run(_offline(cmd, url), capture_output=True, text=True, env=_env(tmp_path), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _installed(target) == {"alpha_pkg-1.1.dist-info", "beta-2.0.dist-info"}
 
@@ -178,7 +178,7 @@ def test_uv_installs_from_the_export(served: dict[str, Any], tmp_path: Path, via
     url, target = served[via], tmp_path / f"uv-{via}"
     cmd = [str(UV), "pip", "install", "--python", sys.executable, "--index-url", url, "--target",
            str(target), "alpha-pkg==1.0"]
-    proc = subprocess.run(_offline(cmd, url), capture_output=True, text=True, env=_env(tmp_path))
+    proc = subprocess.run(_offline(cmd, url), capture_output=True, text=True, env=_env(tmp_path), check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert _installed(target) == {"alpha_pkg-1.0.dist-info", "beta-2.0.dist-info"}
 

@@ -21,10 +21,10 @@ from wheelferry.offline.policy import (
     evaluate,
     facts_from_lock,
     parse_denied,
-    parse_toml_subset,
     policy_from_dict,
     version_matches,
 )
+from wheelferry.offline.tomlsubset import parse_toml_subset
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 POLICY = """\
@@ -160,7 +160,7 @@ def _audit(capsys: Any, bundle: Path, policy: Path, *extra: str) -> tuple[int, s
 def test_audit_policy_lists_every_violation(tmp_path: Path, bundle: Path, capsys: Any) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(POLICY)
-    code, out, err = _audit(capsys, bundle, policy, "--json")
+    code, out, _ = _audit(capsys, bundle, policy, "--json")
     assert code == 1
     doc = json.loads(out)
     assert doc["error"] == "PolicyViolation"

@@ -123,9 +123,9 @@ def test_edited_volume_list_fails_its_signature(split: dict[str, Any], capsys: A
 
 def test_unsigned_list_checks_volumes_still(split: dict[str, Any]) -> None:
     (split["dir"] / "demo.tar.002").write_bytes(b"x")
-    with pytest.raises(VerificationError, match="demo.tar.002"):
-        with joined_bundle(split["list"], keyring=None, trusted=[], allow_unsigned=True):
-            pass
+    with pytest.raises(VerificationError, match="demo.tar.002"), \
+            joined_bundle(split["list"], keyring=None, trusted=[], allow_unsigned=True):
+        pass
 
 
 def test_missing_list_is_usage(split: dict[str, Any], capsys: Any) -> None:

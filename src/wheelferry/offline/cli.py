@@ -46,7 +46,6 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     """`verify`: check signature, freshness and every member; remember the sequence."""
     from wheelferry.offline.state import default_state_dir, record_accepted
     from wheelferry.offline.verify import verify_bundle
-
     from wheelferry.offline.volumes import joined_bundle
 
     trust = _trust(args)

@@ -15,8 +15,8 @@ and an unknown one is an error, so a typo never silently weakens a policy::
     [releases]
     max-age-days = 730                              # by the wheel's upload time in the lock
 
-Python 3.11+ reads it with ``tomllib``; older Pythons with :func:`parse_toml_subset`,
-a strict parser of the subset above (tables, strings, integers, booleans, arrays).
+Python 3.11+ reads it with ``tomllib``; older Pythons with
+:mod:`wheelferry.offline.tomlsubset`, a strict reader of the subset above.
 Version ranges take ``==`` (also ``==X.*``), ``!=``, ``<``, ``<=``, ``>``, ``>=``
 and ``~=`` with PEP 440 ordering; local versions are ignored and, unlike pip,
 ``<V`` does not treat pre-releases of V specially.
@@ -34,7 +34,7 @@ from typing import Any
 
 from wheelferry.errors import PolicyFileError, PolicyViolation, UsageError
 
-_SCHEMA = {"licenses": {"allow": list, "deny": list, "unknown": str},
+_SCHEMA: dict[str, dict[str, type]] = {"licenses": {"allow": list, "deny": list, "unknown": str},
            "packages": {"deny": list}, "releases": {"max-age-days": int}}
 
 
@@ -161,8 +161,9 @@ def version_key(text: str) -> tuple[Any, ...]:
 def version_matches(version: str, op: str, spec: str) -> bool:
     """True if *version* satisfies one clause ``op spec`` (see the module docstring)."""
     if op in ("==", "!=") and spec.endswith(".*"):
-        prefix = _release(spec[:-2])
-        hit = _release(version)[:len(prefix)] + (0,) * max(0, len(prefix) - len(_release(version))) == prefix
+        want_release = _release(spec[:-2])
+        have_release = _release(version) + (0,) * len(want_release)
+        hit = have_release[:len(want_release)] == want_release
         return hit if op == "==" else not hit
     have, want = version_key(version), version_key(spec)
     if op == "~=":
@@ -190,8 +191,7 @@ def parse_denied(text: str, where: str) -> DeniedPackage:
             raise PolicyFileError(f"{where}: {part.strip()!r} in {text!r} is not a version clause",
                                   hint="use ==, !=, <, <=, >, >= or ~= and a version, e.g. urllib3<1.26.18")
         try:
-            _release(c.group(2)[:-2] if c.group(2).endswith(".*") else c.group(2))
-            version_key(c.group(2)[:-2] if c.group(2).endswith(".*") else c.group(2))
+            version_key(c.group(2).removesuffix(".*"))
         except ValueError:
             raise PolicyFileError(f"{where}: {c.group(2)!r} in {text!r} is not a PEP 440 version") from None
         if c.group(1) == "~=" and len(_release(c.group(2))) < 2:
@@ -296,7 +296,7 @@ def evaluate(policy: Policy, packages: Iterable[PackageFacts], *, licences: bool
     warned: list[Violation] = []
     licence_rules = bool(policy.allow or policy.deny or policy.unknown == "fail")
     for p in sorted(packages, key=lambda p: (canonical_name(p.name), p.version, p.file)):
-        def hit(rule: str, detail: str, into: list[Violation] = bad) -> None:
+        def hit(rule: str, detail: str, into: list[Violation] = bad, p: PackageFacts = p) -> None:
             into.append(Violation(p.name, p.version, p.file, rule, detail))
         for denied in policy.packages:
             if denied.matches(p.name, p.version):
@@ -354,6 +354,8 @@ def load_policy(path: Path) -> Policy:
     try:
         import tomllib
     except ImportError:  # Python 3.9 and 3.10
+        from wheelferry.offline.tomlsubset import parse_toml_subset
+
         data = parse_toml_subset(text, str(path))
     else:
         try:
@@ -365,19 +367,19 @@ def load_policy(path: Path) -> Policy:
 
 def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
     """Check the shape of parsed policy TOML and build a :class:`Policy`; every problem is named."""
-    problems = []
+    problems: list[str] = []
     for table, value in data.items():
         if table not in _SCHEMA or not isinstance(value, dict):
             problems.append(f"[{table}] is not a policy table ({', '.join(_SCHEMA)})")
             continue
         for key, v in value.items():
-            want = _SCHEMA[table].get(key)
+            want: Any = _SCHEMA[table].get(key)
             if want is None:
                 problems.append(f"{table}.{key} is not a known key ({', '.join(_SCHEMA[table])})")
             elif not isinstance(v, want) or isinstance(v, bool) or (
                     want is list and not all(isinstance(x, str) for x in v)):
                 problems.append(f"{table}.{key} must be {'a list of strings' if want is list else want.__name__}")
-    lic = data.get("licenses", {}) if isinstance(data.get("licenses"), dict) else {}
+    lic: dict[str, Any] = data["licenses"] if isinstance(data.get("licenses"), dict) else {}
     unknown = lic.get("unknown", "fail")
     if unknown not in ("fail", "warn"):
         problems.append(f"licenses.unknown is {unknown!r}; use \"fail\" or \"warn\"")
@@ -397,130 +399,3 @@ def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
     return Policy(source, frozenset(x.lower() for x in lic.get("allow", [])),
                   frozenset(x.lower() for x in lic.get("deny", [])), str(unknown), denied,
                   age if isinstance(age, int) else None)
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-_INTEGER = re.compile(r"[+-]?(?:0|[1-9](?:_?[0-9])*)")
-_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
-
-
-def parse_toml_subset(text: str, source: str = "policy") -> dict[str, Any]:
-    """Parse the TOML subset a policy uses; anything else is a PolicyFileError naming the line."""
-    pos = 0
-    root: dict[str, Any] = {}
-    table = root
-
-    def fail(what: str) -> PolicyFileError:
-        line = text.count("\n", 0, pos) + 1
-        return PolicyFileError(f"{source} line {line}: {what}",
-                               hint="this Python reads a TOML subset: [tables], key = \"string\" | 123 "
-                                    "| true | [\"list\", ...]")
-
-    def skip(newlines: bool) -> None:
-        nonlocal pos
-        while pos < len(text):
-            c = text[pos]
-            if c in " \t" or (newlines and c in "\r\n"):
-                pos += 1
-            elif c == "#":
-                while pos < len(text) and text[pos] != "\n":
-                    pos += 1
-            else:
-                return
-
-    def key() -> str:
-        nonlocal pos
-        if pos < len(text) and text[pos] in "\"'":
-            return string()
-        m = _BARE_KEY.match(text, pos)
-        if not m:
-            raise fail("expected a key")
-        pos = m.end()
-        return m.group(0)
-
-    def string() -> str:
-        nonlocal pos
-        quote = text[pos]
-        pos += 1
-        out = []
-        while True:
-            if pos >= len(text) or text[pos] == "\n":
-                raise fail("unterminated string")
-            c = text[pos]
-            pos += 1
-            if c == quote:
-                return "".join(out)
-            if c == "\\" and quote == '"':
-                e = text[pos:pos + 1]
-                pos += 1
-                if e in _ESCAPES:
-                    out.append(_ESCAPES[e])
-                elif e in ("u", "U") and re.fullmatch(r"[0-9A-Fa-f]{4,8}", text[pos:pos + (4 if e == "u" else 8)]):
-                    n = 4 if e == "u" else 8
-                    out.append(chr(int(text[pos:pos + n], 16)))
-                    pos += n
-                else:
-                    raise fail(f"unknown escape \\{e}")
-            else:
-                out.append(c)
-
-    def value() -> Any:
-        nonlocal pos
-        if pos < len(text) and text[pos] in "\"'":
-            if text.startswith('"""', pos) or text.startswith("'''", pos):
-                raise fail("multi-line strings are not supported here")
-            return string()
-        if text.startswith("[", pos):
-            pos += 1
-            items = []
-            while True:
-                skip(True)
-                if text.startswith("]", pos):
-                    pos += 1
-                    return items
-                items.append(value())
-                skip(True)
-                if text.startswith(",", pos):
-                    pos += 1
-                elif not text.startswith("]", pos):
-                    raise fail("expected , or ] in a list")
-        for word, v in (("true", True), ("false", False)):
-            if text.startswith(word, pos):
-                pos += len(word)
-                return v
-        m = _INTEGER.match(text, pos)
-        if m:
-            pos = m.end()
-            return int(m.group(0).replace("_", ""))
-        raise fail("expected a string, integer, boolean or list")
-
-    while True:
-        skip(True)
-        if pos >= len(text):
-            return root
-        if text[pos] == "[":
-            if text.startswith("[[", pos):
-                raise fail("arrays of tables are not supported here")
-            pos += 1
-            skip(False)
-            name = key()
-            skip(False)
-            if not text.startswith("]", pos):
-                raise fail("expected ] after the table name")
-            pos += 1
-            if name in root:
-                raise fail(f"table [{name}] is defined twice")
-            table = root[name] = {}
-        else:
-            name = key()
-            skip(False)
-            if not text.startswith("=", pos):
-                raise fail(f"expected = after {name!r}")
-            pos += 1
-            skip(False)
-            if name in table:
-                raise fail(f"key {name!r} is defined twice")
-            table[name] = value()
-        skip(False)
-        if pos < len(text) and text[pos] not in "\r\n":
-            raise fail("unexpected text after a value")

@@ -105,6 +105,22 @@ def _pieces(f: Any, limit: int) -> Iterator[bytes]:
         yield data
 
 
+def _copy_volume(f: Any, path: Path, limit: int, *digests: Any) -> int:
+    """Copy up to *limit* bytes of *f* into *path* atomically, feeding every digest; return the size."""
+    size = 0
+
+    def hashed() -> Iterator[bytes]:
+        nonlocal size
+        for data in _pieces(f, limit):
+            for d in digests:
+                d.update(data)
+            size += len(data)
+            yield data
+
+    _write_atomic(path, hashed())
+    return size
+
+
 def split_bundle(tar_path: Path, volume_size: int) -> tuple[Path, VolumeSet]:
     """Cut *tar_path* into volumes of at most *volume_size* bytes; write them and the list."""
     tar_path = Path(tar_path)
@@ -117,21 +133,11 @@ def split_bundle(tar_path: Path, volume_size: int) -> tuple[Path, VolumeSet]:
     try:
         with open(tar_path, "rb") as f:
             for i in range(count):
-                name = f"{tar_path.name}.{i:0{width}d}"
+                path = tar_path.with_name(f"{tar_path.name}.{i:0{width}d}")
                 digest = hashlib.sha256()
-                size = 0
-
-                def hashed(limit: int = volume_size) -> Iterator[bytes]:
-                    nonlocal size
-                    for data in _pieces(f, limit):
-                        digest.update(data)
-                        whole.update(data)
-                        size += len(data)
-                        yield data
-
-                _write_atomic(tar_path.with_name(name), hashed())
-                written.append(tar_path.with_name(name))
-                volumes.append(Volume(name, size, digest.hexdigest()))
+                size = _copy_volume(f, path, volume_size, digest, whole)
+                written.append(path)
+                volumes.append(Volume(path.name, size, digest.hexdigest()))
         vset = VolumeSet(tar_path.name, total, whole.hexdigest(), volume_size, tuple(volumes))
         list_path = list_path_for(tar_path.name, tar_path.parent)
         _write_atomic(list_path, [vset.dumps().encode()])
