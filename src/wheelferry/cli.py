@@ -17,22 +17,11 @@ from urllib.parse import unquote, urlsplit
 from wheelferry import __version__
 from platformdirs import user_cache_dir
 
-from wheelferry.clikit import ArgumentParser, dispatch, progress_enabled, say, warn
+from wheelferry.clikit import ArgumentParser, dispatch, human_size, progress_enabled, say, warn
 from wheelferry.errors import TargetError, UsageError
 from wheelferry.offline import cli as offline_cli
 from wheelferry.spec import Spec, expand_requirement_args, load_spec, spec_from_requirements
 from wheelferry.target import Target, host_target, parse_target, target_from_capture
-
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "? B"
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
 
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
@@ -203,7 +192,7 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
             tl = lock_target(spec, target, net.index, net.metadata, rules, jobs=args.jobs,
                              reporter=reporter)
         size = sum(p.dist.size or 0 for p in tl.resolution.packages.values())
-        say(f"{target.id}: {len(tl.resolution.packages)} packages, {_human(size)} "
+        say(f"{target.id}: {len(tl.resolution.packages)} packages, {human_size(size)} "
             f"({time.monotonic() - started:.1f} s)")
         for note in tl.notes:
             say(f"  note: {note}")
@@ -235,9 +224,9 @@ def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
     write_lock_dir(out_dir, files)
     report = trim_report(lock)
     for entry in report:
-        say(f"trimmed for {entry['target']}: saves {_human(entry['saved-bytes'])}")
+        say(f"trimmed for {entry['target']}: saves {human_size(entry['saved-bytes'])}")
         for r in entry["removed"]:
-            say(f"  - {r['name']} {r['version'] or ''} ({_human(r['size'])}), declared by "
+            say(f"  - {r['name']} {r['version'] or ''} ({human_size(r['size'])}), declared by "
                 f"{', '.join(r['declared-by'])}")
     say(f"lock written to {out_dir}/ ({', '.join(sorted(files))})")
     return {
@@ -324,8 +313,8 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     results = fetch_wheels(list(lock.wheels.values()), WheelCache(cache_root / "wheels"), session,
                            jobs=args.jobs, progress=progress_enabled())
     fetched = fetch_summary(results)
-    say(f"fetched {fetched['files']} wheels: {_human(fetched['bytes_downloaded'])} downloaded, "
-        f"{_human(fetched['bytes_from_cache'])} from cache ({time.monotonic() - started:.1f} s)")
+    say(f"fetched {fetched['files']} wheels: {human_size(fetched['bytes_downloaded'])} downloaded, "
+        f"{human_size(fetched['bytes_from_cache'])} from cache ({time.monotonic() - started:.1f} s)")
     paths = {r.wheel.filename: r.path for r in results}
     created = _created_epoch(lock)
     out_dir = args.output or Path("wheelhouse")
@@ -345,7 +334,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
         signatures.append(sign_detached(pyz, key, args.gnupghome, passphrase))
         if args.export_key:
             export_public_key(key, args.gnupghome, out_dir / f"{spec_name}.pub.asc")
-    say(f"bundle: {bundle.path} ({_human(bundle.size)}, {len(lock.wheels)} wheels, "
+    say(f"bundle: {bundle.path} ({human_size(bundle.size)}, {len(lock.wheels)} wheels, "
         f"targets {', '.join(lock.target_ids)})")
     volumes = None
     if split_size is not None:
@@ -390,7 +379,7 @@ def _split_volumes(tar: Path, size: int, signatures: list[Any], sign: Any) -> di
     if sign is not None:
         signatures.append(sign(list_path))
     tar.unlink()
-    say(f"volumes: {len(vset.volumes)} x <= {_human(size)} ({vset.volumes[0].name} ...), list {list_path}")
+    say(f"volumes: {len(vset.volumes)} x <= {human_size(size)} ({vset.volumes[0].name} ...), list {list_path}")
     say(f"on the isolated host pass {vset.volumes[0].name} (or {list_path.name}) where NAME.tar would go")
     return {"list": str(list_path), **vset.to_json()}
 

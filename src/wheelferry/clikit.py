@@ -38,6 +38,18 @@ def warn(text: str) -> None:
         sys.stderr.flush()
 
 
+def human_size(n: int | None) -> str:
+    """Bytes in SI units for people: ``695.1 MB``."""
+    if n is None:
+        return "? B"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} GB"
+
+
 def progress_enabled() -> bool:
     """tqdm progress only when stderr is a terminal and not under --json or CI logs."""
     return (not _quiet) and sys.stderr.isatty() and os.environ.get("WHEELFERRY_NO_PROGRESS") != "1"

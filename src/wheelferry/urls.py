@@ -11,26 +11,24 @@ from urllib.parse import urlsplit, urlunsplit
 _CRED_IN_TEXT = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
-def redact_url(url: str) -> str:
-    """Return *url* with any user:password replaced by ``***``."""
+def _replace_userinfo(url: str, userinfo: str) -> str:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, userinfo + host, parts.path, parts.query, parts.fragment))
+
+
+def redact_url(url: str) -> str:
+    """Return *url* with any user:password replaced by ``***``."""
+    return _replace_userinfo(url, "***@")
 
 
 def strip_credentials(url: str) -> str:
     """Return *url* with user and password removed entirely (for files we write)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return _replace_userinfo(url, "")
 
 
 def redact_text(text: str) -> str:

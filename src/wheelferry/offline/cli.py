@@ -8,17 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from wheelferry import __version__
-from wheelferry.clikit import ArgumentParser, add_key_arguments, dispatch, say, warn
+from wheelferry.clikit import ArgumentParser, add_key_arguments, dispatch, human_size, say, warn
 from wheelferry.errors import UsageError
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} GB"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -58,7 +49,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     signer = (f"signed by {bundle.signature.fingerprint} ({bundle.signature.uid})"
               if bundle.signature else "NOT signature-checked")
     say(f"{args.bundle.name}: bundle {m.name} #{m.sequence}, {len(bundle.files)} files, "
-        f"{_human(bundle.bytes)}, {signer}")
+        f"{human_size(bundle.bytes)}, {signer}")
     say(f"targets: {', '.join(t.get('id', '?') for t in m.targets)}")
     say(f"verified in {bundle.seconds:.1f} s")
     return bundle.to_json()
@@ -80,7 +71,7 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
                                 **trust)
     where = report.venv or report.python
     say(f"installed {len(report.packages)} packages for target {report.target} into {where} "
-        f"({_human(report.bytes)}, {report.seconds:.1f} s)")
+        f"({human_size(report.bytes)}, {report.seconds:.1f} s)")
     for note in report.trimmed:
         say(f"trimmed on purpose: {note}")
     return report.to_json()

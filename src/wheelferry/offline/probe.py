@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wheelferry.errors import UsageError, WheelferryError
+from wheelferry.files import atomic_write
 
 CAPTURE_FORMAT = 1
 
@@ -82,10 +83,4 @@ def capture(python: str = sys.executable, name: str | None = None,
 
 def write_capture(doc: dict[str, Any], out: Path) -> None:
     """Write the capture JSON atomically."""
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(out, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
