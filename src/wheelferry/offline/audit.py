@@ -32,12 +32,14 @@ from wheelferry.offline.volumes import joined_bundle
 
 # SPDX ids that may appear as CycloneDX ``license.id`` (all on the SPDX list the 1.6 schema enumerates).
 SPDX_IDS = {i.lower(): i for i in (
-    "0BSD AFL-3.0 AGPL-3.0-only AGPL-3.0-or-later Apache-1.1 Apache-2.0 Artistic-2.0 BlueOak-1.0.0 "
-    "BSD-2-Clause BSD-3-Clause BSL-1.0 CC-BY-4.0 CC0-1.0 CDDL-1.0 CNRI-Python EPL-1.0 EPL-2.0 "
-    "EUPL-1.2 GPL-2.0-only GPL-2.0-or-later GPL-3.0-only GPL-3.0-or-later HPND ISC LGPL-2.0-only "
-    "LGPL-2.0-or-later LGPL-2.1-only LGPL-2.1-or-later LGPL-3.0-only LGPL-3.0-or-later MIT MIT-0 "
-    "MIT-CMU MPL-1.1 MPL-2.0 NCSA OpenSSL PSF-2.0 Python-2.0 Unicode-3.0 Unicode-DFS-2016 Unlicense "
-    "UPL-1.0 WTFPL X11 Zlib ZPL-2.1").split()}
+    "0BSD", "AFL-3.0", "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-1.1", "Apache-2.0",
+    "Artistic-2.0", "BlueOak-1.0.0", "BSD-2-Clause", "BSD-3-Clause", "BSL-1.0", "CC-BY-4.0",
+    "CC0-1.0", "CDDL-1.0", "CNRI-Python", "EPL-1.0", "EPL-2.0", "EUPL-1.2", "GPL-2.0-only",
+    "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "HPND", "ISC", "LGPL-2.0-only",
+    "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only", "LGPL-3.0-or-later",
+    "MIT", "MIT-0", "MIT-CMU", "MPL-1.1", "MPL-2.0", "NCSA", "OpenSSL", "PSF-2.0", "Python-2.0",
+    "Unicode-3.0", "Unicode-DFS-2016", "Unlicense", "UPL-1.0", "WTFPL", "X11", "Zlib", "ZPL-2.1",
+)}
 # Free-text License fields and trove classifiers that name exactly one SPDX licence.
 _ALIASES = {"mit license": "MIT", "apache 2.0": "Apache-2.0", "apache-2": "Apache-2.0",
             "apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0",
