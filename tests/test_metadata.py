@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,34 @@ def test_sdists_and_broken_metadata_are_refused(tmp_path: Path) -> None:
     wheel.with_name(wheel.name + ".metadata").write_bytes(b"garbage\n")
     with pytest.raises(MetadataError, match="Name/Version"):
         source.get(DistFile(wheel.name, wheel.as_uri(), core_metadata=True))
+
+
+def _rezip(src: Path, dest: Path, *, extra_members: int = 0, method: int = zipfile.ZIP_DEFLATED,
+           vendored: bool = False) -> Path:
+    """Copy a wheel with more members, another compression, or a vendored dist-info first."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w", method) as zout:
+        if vendored:
+            zout.writestr("other-9.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: other\nVersion: 9.0\n")
+        for i in range(extra_members):
+            zout.writestr(f"big/pkg/m{i:05d}.py", b"x = 1\n")
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info))
+    return dest
+
+
+@pytest.mark.parametrize("shape", ["many-members", "vendored-dist-info", "bzip2-fallback"])
+def test_range_reads_match_the_wheel_for_every_zip_shape(index_server, tmp_path: Path,
+                                                         shape: str) -> None:
+    plain = build_wheel(tmp_path / "src", "big", "1.0", requires=["numpy>=1.26"])
+    wheel = _rezip(plain, tmp_path / "w" / plain.name,
+                   extra_members=4000 if shape == "many-members" else 0,
+                   method=zipfile.ZIP_BZIP2 if shape == "bzip2-fallback" else zipfile.ZIP_DEFLATED,
+                   vendored=shape == "vendored-dist-info")
+    server = index_server(wheel.parent, pep658=False)
+    source = MetadataSource(_session(), None, tail_bytes=4096)
+    data = source.get(_dist(server))
+    with zipfile.ZipFile(wheel) as zf:
+        assert data == zf.read("big-1.0.dist-info/METADATA")
+    if shape == "many-members":
+        assert source.stats["bytes"] < wheel.stat().st_size

@@ -6,9 +6,11 @@ import hashlib
 import io
 import os
 import re
+import struct
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -122,6 +124,55 @@ def _find_metadata_member(names: list[str], project: str) -> str:
     raise MetadataError(f"the wheel has no .dist-info/METADATA (members: {len(names)})")
 
 
+_EOCD = struct.Struct("<4s4H2LH")  # APPNOTE 4.3.16 end of central directory record
+_CENTRAL = struct.Struct("<4s6H3L5H2L")  # 4.3.12 central directory file header
+_LOCAL = struct.Struct("<4s5H3L2H")  # 4.3.7 local file header
+_ZIP64 = 0xFFFFFFFF
+
+
+def _metadata_from_central_directory(f: _RangeFile, tail: bytes, project: str) -> bytes | None:
+    """METADATA read straight from the zip's records; None when the plain path must decide.
+
+    Wheels such as TensorFlow hold tens of thousands of members: scanning the
+    central directory for one name costs far less than zipfile building every
+    ZipInfo.  Zip64, encryption or unusual compression fall back to zipfile.
+    """
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _EOCD.size:
+        return None
+    _sig, _disk, _cd_disk, _n, total, cd_size, cd_offset, comment = _EOCD.unpack_from(tail, at)
+    if at + _EOCD.size + comment != len(tail) or _ZIP64 in (cd_size, cd_offset) or total == 0xFFFF:
+        return None
+    f.seek(cd_offset)
+    cd = f.read(cd_size)
+    pos, found = 0, []
+    while pos + _CENTRAL.size <= len(cd) and cd[pos:pos + 4] == b"PK\x01\x02":
+        (_s, _made, _need, flags, method, _t, _d, crc, csize, _usize, name_len, extra_len,
+         comment_len, _disk_start, _ia, _ea, offset) = _CENTRAL.unpack_from(cd, pos)
+        raw = cd[pos + _CENTRAL.size:pos + _CENTRAL.size + name_len]
+        if raw.endswith(b".dist-info/METADATA") and raw.count(b"/") == 1:
+            name = raw.decode("utf-8" if flags & 0x800 else "cp437")
+            found.append((name, flags, method, crc, csize, offset))
+        pos += _CENTRAL.size + name_len + extra_len + comment_len
+    if not found:
+        return None
+    wanted = _find_metadata_member([entry[0] for entry in found], project)
+    name, flags, method, crc, csize, offset = next(e for e in found if e[0] == wanted)
+    if flags & 1 or method not in (0, 8) or _ZIP64 in (csize, offset):
+        return None
+    # Local header, name, a typical extra field and the data in one range read.
+    f.ensure(offset, offset + _LOCAL.size + len(name.encode()) + 1024 + csize)
+    f.seek(offset)
+    local = f.read(_LOCAL.size)
+    if len(local) != _LOCAL.size or local[:4] != b"PK\x03\x04":
+        return None
+    *_head, local_name, local_extra = _LOCAL.unpack(local)
+    f.seek(offset + _LOCAL.size + local_name + local_extra)
+    packed = f.read(csize)
+    data = zlib.decompress(packed, -15) if method == 8 else packed
+    return data if zlib.crc32(data) == crc else None
+
+
 def _check(data: bytes, dist: DistFile) -> bytes:
     """Core metadata must be an RFC 822-style header block naming the project."""
     headers = BytesHeaderParser().parsebytes(data)
@@ -231,6 +282,12 @@ class MetadataSource:
 
     def _from_ranges(self, dist: DistFile, size: int, start: int, tail: bytes) -> bytes:
         f = _RangeFile(self._fetcher, dist.url, size, start, tail)
+        try:
+            fast = _metadata_from_central_directory(f, tail, dist.name)
+        except (struct.error, zlib.error, ValueError):
+            fast = None
+        if fast is not None:
+            return fast
         try:
             zf = zipfile.ZipFile(f)
             member = zf.getinfo(_find_metadata_member(zf.namelist(), dist.name))
