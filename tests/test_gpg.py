@@ -141,3 +141,42 @@ def test_user_gnupghome_untouched(gpg_keys: GpgKeys, tmp_path: Path, data: Path,
 def test_parse_status_ignores_noise() -> None:
     with pytest.raises(VerificationError, match="no signature"):
         parse_status("gpg: some text\n", ["A" * 40])
+
+
+def test_streamed_check_matches_whole_file_check(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    from wheelferry.offline.gpg import signature_check
+    sig = gpg_keys.sign("good", data, tmp_path / "good.asc")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    raw = data.read_bytes()
+    with signature_check(sig, ring, [gpg_keys.fpr["good"]]) as check:
+        for i in range(0, len(raw), 7):
+            check.feed(raw[i:i + 7])
+        info = check.result()
+    assert info.fingerprint == gpg_keys.fpr["good"]
+    with signature_check(sig, ring, [gpg_keys.fpr["good"]]) as check:
+        check.feed(raw[:-1])
+        with pytest.raises(VerificationError, match="does not match the data"):
+            check.result()
+
+
+def test_streamed_check_survives_gpg_quitting_early(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    from wheelferry.offline.gpg import signature_check
+    junk = tmp_path / "junk.asc"
+    junk.write_text("-----BEGIN PGP SIGNATURE-----\n\nnot base64 at all\n-----END PGP SIGNATURE-----\n")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    with signature_check(junk, ring, [gpg_keys.fpr["good"]]) as check:
+        for _ in range(64):  # far more than a pipe buffer, written after gpg may have exited
+            check.feed(b"\0" * (1 << 20))
+        with pytest.raises(VerificationError):
+            check.result()
+
+
+def test_aborted_check_leaves_no_private_home(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+    from wheelferry.offline.gpg import signature_check
+    sig = gpg_keys.sign("good", data, tmp_path / "good.asc")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    before = set(Path("/tmp").glob("wfgpg*"))
+    with pytest.raises(KeyboardInterrupt), signature_check(sig, ring, [gpg_keys.fpr["good"]]) as check:
+        check.feed(b"x" * 100_000)
+        raise KeyboardInterrupt
+    assert set(Path("/tmp").glob("wfgpg*")) <= before

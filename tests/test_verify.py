@@ -316,3 +316,59 @@ def test_verify_on_python39_with_stdlib_only(gpg_keys: GpgKeys, tmp_path: Path, 
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert json.loads(proc.stdout)["ok"] is True
     assert sys.version_info >= (3, 9)
+
+
+def test_signed_hostile_bundle_is_refused_for_its_members(gpg_keys: GpgKeys, tmp_path: Path,
+                                                          wheels: list[Path], trust: dict[str, Any]) -> None:
+    # A good signature over bad content: gpg agrees, the member check still refuses.
+    tar = make_bundle(tmp_path, wheels, tamper=lambda ms: ms + [Member("demo/wheels/extra.whl", b"x")])
+    gpg_keys.sign("good", tar)
+    with pytest.raises(VerificationError, match="not listed in MANIFEST.json"):
+        verify_bundle(tar, **trust, extract_to=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.part-")]
+
+
+def test_bad_signature_wins_over_member_damage(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                               trust: dict[str, Any]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("good", tar)
+    tar.write_bytes(tar.read_bytes()[:3000])  # a truncated copy: unparsable and unsigned
+    with pytest.raises(VerificationError, match="does not match the data"):
+        verify_bundle(tar, **trust, extract_to=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_good_signature_is_checked_in_the_same_read(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                                     trust: dict[str, Any],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("good", tar)
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file: Any, *a: Any, **kw: Any) -> Any:
+        if str(file) == str(tar):
+            opened.append(str(file))
+        return real_open(file, *a, **kw)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    b = verify_bundle(tar, **trust)
+    assert b.signature is not None and b.bytes == tar.stat().st_size
+    assert len(opened) == 2  # a 4-byte peek at the magic number, then the one full read
+
+
+def test_zstd_bundle_is_named_not_called_damaged(tmp_path: Path, wheels: list[Path]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    zst = tmp_path / "demo.tar.zst"
+    zst.write_bytes(b"\x28\xb5\x2f\xfd" + tar.read_bytes()[:4000])
+    try:
+        import compression.zstd  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        with pytest.raises(VerificationError, match="zstd-compressed, and this Python cannot read") as e:
+            verify_bundle(zst, **_unsigned(tmp_path))
+        assert e.value.hint is not None and "--compress gzip" in e.value.hint
+    else:
+        with pytest.raises(VerificationError):
+            verify_bundle(zst, **_unsigned(tmp_path))

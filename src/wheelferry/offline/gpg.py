@@ -9,15 +9,18 @@ doc/DETAILS, "Format of the --status-fd output").
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import os
+import queue
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +30,8 @@ _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 # Status keywords that mean the signature must not be accepted, whatever else was said.
 _FATAL = ("BADSIG", "ERRSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "NO_PUBKEY")
 _ERRSIG_MISSING_KEY = "9"
+# Big reads keep per-call overhead negligible next to gpg's own hashing.
+CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -97,29 +102,104 @@ def _run(gpg: str, home: Path, args: list[str]) -> subprocess.CompletedProcess[s
                           stdin=subprocess.DEVNULL)
 
 
-def _verify_streamed(gpg: str, home: Path, sig_path: Path, data_path: Path) -> tuple[str, str]:
-    """Feed the data to gpg through stdin, hashing it on the way: (status text, sha256)."""
-    cmd, env = _command(gpg, home, ["--verify", str(sig_path), "-"])
-    digest = hashlib.sha256()
-    # Output goes to files, not pipes, so gpg can never block us while we write its stdin.
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            open(data_path, "rb") as data:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env)
-        assert proc.stdin is not None
-        try:
-            for chunk in iter(lambda: data.read(1 << 20), b""):
-                digest.update(chunk)
-                proc.stdin.write(chunk)
-        except BrokenPipeError:
-            pass
-        finally:
+class SignatureCheck:
+    """A running ``gpg --verify SIG -`` fed the signed data chunk by chunk from a writer thread.
+
+    The caller reads the data once and hands every chunk to :meth:`feed`; a
+    bounded queue and a thread keep gpg busy on another core while the caller
+    parses and hashes the same bytes (hashlib and pipe writes release the GIL).
+    """
+
+    def __init__(self, gpg: str, home: Path, sig_path: Path, keyring_name: str,
+                 trusted: list[str], depth: int = 4) -> None:
+        cmd, env = _command(gpg, home, ["--verify", str(sig_path), "-"])
+        self._trusted = trusted
+        self._keyring_name = keyring_name
+        # Status goes to a file, not a pipe, so gpg can never block on a reader we do not run;
+        # abort() closes it.
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._out,
+                                      stderr=subprocess.DEVNULL, env=env)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._pump, name="gpg-feed", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def _pump(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        broken = False
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                break
+            if broken:
+                continue  # gpg stopped reading; keep draining so the reader never blocks
             try:
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            proc.wait()
-        out.seek(0)
-        return out.read().decode("utf-8", errors="replace"), digest.hexdigest()
+                stdin.write(chunk)
+            except OSError:
+                broken = True
+        try:
+            stdin.close()
+        except OSError:
+            pass
+
+    def feed(self, chunk: bytes) -> None:
+        """Queue *chunk* (the next bytes of the signed data) for gpg."""
+        if chunk:
+            self._queue.put(chunk)
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join()
+            self._proc.wait()
+
+    def result(self) -> SignatureInfo:
+        """End of data: wait for gpg and decide from its status lines."""
+        self._close()
+        self._out.seek(0)
+        status = self._out.read().decode("utf-8", errors="replace")
+        return parse_status(status, self._trusted, self._keyring_name)
+
+    def abort(self) -> None:
+        """Stop gpg without a verdict (the caller is failing for another reason)."""
+        if not self._closed:
+            self._proc.kill()
+            self._close()
+        self._out.close()
+
+
+@contextlib.contextmanager
+def signature_check(sig_path: Path, keyring_path: Path,
+                    trusted_fingerprints: Iterable[str]) -> Iterator[SignatureCheck]:
+    """Import *keyring_path* privately and start checking *sig_path*; feed it, then ``result()``."""
+    trusted = [normalize_fingerprint(t) for t in trusted_fingerprints]
+    if not trusted:
+        raise UsageError("no trusted key fingerprint given",
+                         hint="pass --trusted-key FPR (or --allow-unsigned for a lab)")
+    keyring_path = Path(keyring_path)
+    if not keyring_path.is_file():
+        raise UsageError(f"keyring {keyring_path} does not exist",
+                         hint="pass the sender's public key file with --keyring KEYS.asc")
+    if not Path(sig_path).is_file():
+        raise VerificationError(f"no signature file {sig_path} beside the bundle",
+                                hint="copy the .asc too, or pass --allow-unsigned for a lab")
+    gpg = gpg_binary()
+    home = _private_home()
+    check = None
+    try:
+        imported = _run(gpg, home, ["--import", str(keyring_path)])
+        if "[GNUPG:] IMPORT_OK " not in imported.stdout:
+            raise VerificationError(f"{keyring_path.name} holds no public key gpg can import",
+                                    hint="export it with `gpg --armor --export FPR > KEYS.asc`")
+        check = SignatureCheck(gpg, home, Path(sig_path), keyring_path.name, trusted)
+        yield check
+    finally:
+        if check is not None:
+            check.abort()
+        _cleanup(home)
 
 
 def _cleanup(home: Path) -> None:
@@ -191,26 +271,11 @@ def _number(n: int) -> str:
 def verify_signature(data_path: Path, sig_path: Path, keyring_path: Path,
                      trusted_fingerprints: Iterable[str]) -> SignatureInfo:
     """Check *sig_path* is one good detached signature over *data_path* by a pinned key."""
-    trusted = [normalize_fingerprint(t) for t in trusted_fingerprints]
-    if not trusted:
-        raise UsageError("no trusted key fingerprint given",
-                         hint="pass --trusted-key FPR (or --allow-unsigned for a lab)")
-    keyring_path = Path(keyring_path)
-    if not keyring_path.is_file():
-        raise UsageError(f"keyring {keyring_path} does not exist",
-                         hint="pass the sender's public key file with --keyring KEYS.asc")
-    if not Path(sig_path).is_file():
-        raise VerificationError(f"no signature file {sig_path} beside the bundle",
-                                hint="copy the .asc too, or pass --allow-unsigned for a lab")
-    gpg = gpg_binary()
-    home = _private_home()
-    try:
-        imported = _run(gpg, home, ["--import", str(keyring_path)])
-        if "[GNUPG:] IMPORT_OK " not in imported.stdout:
-            raise VerificationError(f"{keyring_path.name} holds no public key gpg can import",
-                                    hint="export it with `gpg --armor --export FPR > KEYS.asc`")
-        status, sha256 = _verify_streamed(gpg, home, Path(sig_path), Path(data_path))
-        info = parse_status(status, trusted, keyring_path.name)
-        return dataclasses.replace(info, data_sha256=sha256)
-    finally:
-        _cleanup(home)
+    digest = hashlib.sha256()
+    with signature_check(sig_path, keyring_path, trusted_fingerprints) as check, \
+            open(data_path, "rb") as data:
+        for chunk in iter(lambda: data.read(CHUNK), b""):
+            digest.update(chunk)
+            check.feed(chunk)
+        info = check.result()
+    return dataclasses.replace(info, data_sha256=digest.hexdigest())

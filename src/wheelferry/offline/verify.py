@@ -1,12 +1,17 @@
-"""Bundle verification: the signature first, then one streaming pass checking every member.
+"""Bundle verification in one read of the tar: gpg checks the signature while every member is checked.
 
-Standard library only.  Nothing is extracted into place until the whole bundle
+Standard library only.  Each chunk read from the file goes both to tarfile,
+which parses and hashes the members, and to a ``gpg --verify`` on another core,
+so gpg judges exactly the bytes that were parsed.  Nothing is extracted into
+place and nothing is recorded until both gpg's verdict and every member check
 passed: members go to a temporary directory beside the destination, which is
-renamed into place at the end or removed.
+renamed into place at the end or removed.  When both fail, the signature's
+verdict is the one reported.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -20,7 +25,7 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 from wheelferry.clikit import warn
 from wheelferry.errors import UsageError, VerificationError, WheelferryError
@@ -35,10 +40,12 @@ from wheelferry.manifest import (
     parse_manifest,
     parse_sums,
 )
-from wheelferry.offline.gpg import SignatureInfo, verify_signature
+from wheelferry.offline.gpg import SignatureCheck, SignatureInfo, signature_check
 from wheelferry.offline.state import check_sequence, default_state_dir
 
-CHUNK = 1 << 20
+# Big reads: per-call overhead stays negligible and hashlib releases the GIL for them.
+CHUNK = 4 << 20
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MANIFEST_CAP = 16 << 20
 # Small members that are parsed in memory after their hash is confirmed.
 _IN_MEMORY_CAP = 64 << 20
@@ -70,17 +77,18 @@ class VerifiedBundle:
         }
 
 
-class _HashingReader:
-    """A read-only file wrapper that hashes and counts every byte tarfile pulls through it."""
+class _TeeReader:
+    """A read-only file wrapper handing every byte tarfile pulls through it to *sink* as well."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], sink: Callable[[bytes], None] | None) -> None:
         self.raw = raw
-        self.digest = hashlib.sha256()
+        self.sink = sink
         self.count = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
-        self.digest.update(data)
+        if self.sink is not None:
+            self.sink(data)
         self.count += len(data)
         return data
 
@@ -262,12 +270,44 @@ class _Pass:
         return lock
 
 
-def _stream_check(tar_path: Path, staging: Path | None, before_data: Any) -> tuple[_Pass, Lock, str, int]:
+def _tar_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
+    try:
+        from compression.zstd import ZstdError  # type: ignore[import-not-found]  # Python 3.14+
+    except ImportError:
+        return errors
+    return (*errors, ZstdError)
+
+
+def _refuse_unreadable_compression(tar_path: Path) -> None:
+    """Name a zstd bundle plainly instead of calling it damaged when this Python cannot read zstd."""
+    with open(tar_path, "rb") as f:
+        magic = f.read(len(ZSTD_MAGIC))
+    if magic != ZSTD_MAGIC:
+        return
+    try:
+        import compression.zstd  # type: ignore[import-not-found]  # noqa: F401  # Python 3.14+
+    except ImportError:
+        raise VerificationError(
+            f"{tar_path.name} is zstd-compressed, and this Python cannot read zstd bundles",
+            hint="ask the sender to rebuild it with `--compress gzip` (or no compression), "
+                 "or verify with Python 3.14 or newer") from None
+
+
+def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
+                  sink: Callable[[bytes], None] | None) -> tuple[_Pass, Lock | None, int, WheelferryError | None]:
+    """One read of *tar_path*: every chunk to *sink*, members checked; a refusal is returned, not raised.
+
+    After a refusal the rest of the file still goes to *sink*, so the signature
+    verdict can take precedence over what the damaged or forged content says.
+    """
     check = _Pass(staging)
-    with open(tar_path, "rb") as raw:
-        reader = _HashingReader(raw)
+    lock = None
+    failure: WheelferryError | None = None
+    with open(tar_path, "rb", buffering=0) as raw:
+        reader = _TeeReader(raw, sink)
         try:
-            with tarfile.open(fileobj=reader, mode="r|*") as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=reader, mode="r|*", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
                 for m in tar:
                     stream = tar.extractfile(m) if m.isreg() else None
                     if check.manifest is None:
@@ -279,10 +319,22 @@ def _stream_check(tar_path: Path, staging: Path | None, before_data: Any) -> tup
                         before_data(check.manifest, hashlib.sha256(check.manifest_bytes).hexdigest())
                         continue
                     check.member(m, stream)
+            lock = check.finish()
+        except _tar_errors() as exc:
+            failure = _refuse(f"{tar_path.name} is damaged or not a tar archive ({exc})")
+        except WheelferryError as exc:
+            failure = exc
+        if failure is None or sink is not None:
             reader.drain()
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise _refuse(f"{tar_path.name} is damaged or not a tar archive ({exc})") from None
-    return check, check.finish(), reader.digest.hexdigest(), reader.count
+    return check, lock, reader.count, failure
+
+
+def _finish(sig: SignatureCheck | None, failure: WheelferryError | None) -> SignatureInfo | None:
+    """gpg's verdict first (a bad signature explains any damage), then the members' refusal."""
+    signature = sig.result() if sig is not None else None
+    if failure is not None:
+        raise failure
+    return signature
 
 
 def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
@@ -294,29 +346,29 @@ def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str
     tar_path = Path(tar_path)
     if not tar_path.is_file():
         raise UsageError(f"bundle {tar_path} does not exist", hint="pass the path of NAME.tar")
+    trusted = list(trusted)
     warnings: list[str] = []
-    signature = None
     if allow_unsigned:
         text = (f"NOT checking the signature of {tar_path.name} (--allow-unsigned): anyone who could "
                 f"change the file could have changed what gets installed")
         warn(text)
         warnings.append(text)
     else:
-        if keyring is None or not list(trusted):
+        if keyring is None or not trusted:
             raise UsageError("a signature check needs --keyring KEYS.asc and --trusted-key FPR",
                              hint="or pass --allow-unsigned for a lab")
-        signature = verify_signature(tar_path, tar_path.with_name(tar_path.name + ".asc"),
-                                     Path(keyring), trusted)
     state_dir = state_dir or default_state_dir()
 
     def before_data(manifest: Manifest, manifest_sha256: str) -> None:
-        # Freshness is decided from the (signed) manifest before any large member is read.
+        # Freshness is decided from the manifest before any large member is read; should the
+        # signature then fail, that verdict is the one reported.
         check_expiry(manifest, now)
         forced = check_sequence(state_dir, manifest.name, manifest.sequence, manifest_sha256, force_older)
         if forced:
             warn(forced)
             warnings.append(forced)
 
+    _refuse_unreadable_compression(tar_path)
     staging = None
     if extract_to is not None:
         extract_to = Path(extract_to)
@@ -325,9 +377,15 @@ def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str
         extract_to.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{extract_to.name}.part-", dir=extract_to.parent))
     try:
-        check, lock, tar_sha256, count = _stream_check(tar_path, staging, before_data)
-        if signature is not None and signature.data_sha256 != tar_sha256:
-            raise _refuse(f"{tar_path.name} changed while it was being verified")
+        with contextlib.ExitStack() as stack:
+            sig = None
+            if not allow_unsigned:
+                assert keyring is not None
+                sig = stack.enter_context(signature_check(
+                    tar_path.with_name(tar_path.name + ".asc"), Path(keyring), trusted))
+            check, lock, count, failure = _stream_check(
+                tar_path, staging, before_data, sig.feed if sig is not None else None)
+            signature = _finish(sig, failure)
         if staging is not None and extract_to is not None:
             if extract_to.exists():
                 extract_to.rmdir()
@@ -340,7 +398,7 @@ def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str
     return VerifiedBundle(
         manifest=check.manifest,
         manifest_sha256=hashlib.sha256(check.manifest_bytes).hexdigest(),
-        lock=lock, files=dict(check.files), bytes=count,
+        lock=lock, files=dict(check.files), bytes=count,  # type: ignore[arg-type]
         seconds=time.monotonic() - started, signature=signature,
         extracted=extract_to, warnings=tuple(warnings),
     )
