@@ -15,10 +15,10 @@ import pytest
 from tests.support.bundles import host_markers, make_bundle, make_lock
 from tests.support.gpgkeys import GpgKeys
 from tests.support.wheels import build_wheel
-from wheelferry.errors import InstallError, UsageError
+from wheelferry.errors import InstallError, UsageError, VerificationError
 from wheelferry.lockfile import TrimmedEdge
 from wheelferry.offline.cli import main
-from wheelferry.offline.install import check_wheel_zip, install_bundle
+from wheelferry.offline.install import check_wheel_zip, install_bundle, plan_groups
 from wheelferry.offline.state import load_accepted
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -187,3 +187,50 @@ def test_zip_symlink_and_bomb(tmp_path: Path) -> None:
     with pytest.raises(InstallError, match="zip bomb"):
         check_wheel_zip(_zip(tmp_path / "b-1.0-py3-none-any.whl", "pkg/zeros", b"\0" * 101_000_000))
     check_wheel_zip(build_wheel(tmp_path, "fine", "1.0"))
+
+
+def test_wheels_sharing_a_file_or_script_are_grouped(tmp_path: Path) -> None:
+    ep = b"[console_scripts]\ntool = a.cli:main\n"
+    a = build_wheel(tmp_path, "a", "1.0", files={"a-1.0.dist-info/entry_points.txt": ep})
+    b = build_wheel(tmp_path, "b", "1.0", files={"b-1.0.dist-info/entry_points.txt": ep.replace(b"a.", b"b.")})
+    c = build_wheel(tmp_path, "c", "1.0", extra_members={"c-1.0.data/purelib/shared/x.py": b""})
+    d = build_wheel(tmp_path, "d", "1.0", extra_members={"shared/x.py": b""})
+    e = build_wheel(tmp_path, "e", "1.0", padding=5000)
+    claims = {w.name: check_wheel_zip(w) for w in (a, b, c, d, e)}
+    assert "scripts:tool" in claims[a.name] and "shared/x.py" in claims[c.name]
+    sizes = {w.name: w.stat().st_size for w in (a, b, c, d, e)}
+    groups = plan_groups([(n, sizes[n], claims[n]) for n in sorted(claims)], jobs=8)
+    assert sorted(map(sorted, groups)) == sorted([sorted([a.name, b.name]), sorted([c.name, d.name]), [e.name]])
+    assert plan_groups([(n, sizes[n], claims[n]) for n in sorted(claims)], jobs=1) == [sorted(claims)]
+    two = plan_groups([("big", 100, frozenset({"x"})), ("m1", 60, frozenset({"y"})),
+                       ("m2", 50, frozenset({"z"})), ("s", 5, frozenset({"w"}))], jobs=2)
+    assert sorted(two) == [["big", "s"], ["m1", "m2"]]
+
+
+def test_new_venv_dir_is_gone_when_verification_fails(site: Site) -> None:
+    tar = site.bundle([build_wheel(site.root / "w8", "alpha", "8.0")], 8)
+    raw = bytearray(tar.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    tar.write_bytes(bytes(raw))
+    fresh = site.root / "fresh" / "env"
+    with pytest.raises(VerificationError, match="does not match the data"):
+        install_bundle(tar, **site.trust(), venv=fresh)
+    assert not fresh.exists()
+
+
+def test_existing_non_venv_dir_refused_before_verifying(site: Site) -> None:
+    occupied = site.root / "occupied"
+    occupied.mkdir()
+    (occupied / "keep.txt").write_text("mine")
+    with pytest.raises(UsageError, match="is not a virtual environment"):
+        install_bundle(site.root / "b1" / "demo.tar", **site.trust(), venv=occupied)
+    assert (occupied / "keep.txt").read_text() == "mine"
+
+
+def test_several_wheels_installed_side_by_side(site: Site) -> None:
+    w = site.root / "w9"
+    wheels = [build_wheel(w, n, "9.0", padding=20_000 * (i + 1)) for i, n in enumerate(["p", "q", "r", "s"])]
+    fresh = site.root / "side"
+    report = install_bundle(site.bundle(wheels, 9), **site.trust(), venv=fresh)
+    assert report.packages == ("p==9.0", "q==9.0", "r==9.0", "s==9.0")
+    assert _imports(fresh / "bin" / "python", "import p, q, r, s; print(s.__version__)") == "9.0"

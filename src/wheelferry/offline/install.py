@@ -14,6 +14,8 @@ replaced versions are reinstalled from the bundle when it holds them.
 
 from __future__ import annotations
 
+import concurrent.futures
+import configparser
 import json
 import os
 import re
@@ -132,9 +134,9 @@ def capture_drift(target: LockedTarget, host: Host) -> list[str]:
         was, now = target.markers.get(key), host.markers.get(key)
         if was != now:
             out.append(f"{key} was {was} when captured, is {now} now")
-    then, now = _newest_glibc(target.tags), _newest_glibc(host.tags)
-    if then != now:
-        out.append(f"glibc was {_glibc_text(then)} when captured, is {_glibc_text(now)} now")
+    glibc_then, glibc_now = _newest_glibc(target.tags), _newest_glibc(host.tags)
+    if glibc_then != glibc_now:
+        out.append(f"glibc was {_glibc_text(glibc_then)} when captured, is {_glibc_text(glibc_now)} now")
     lost = [t for t in target.tags if t not in host.tags]
     if lost:
         out.append(f"{len(lost)} wheel tags of the capture are not accepted here now (e.g. {lost[0]})")
@@ -177,14 +179,31 @@ def choose_target(lock: Lock, host: Host, target_id: str | None = None) -> Locke
                        hint="choose one with --target (e.g. the cpu or gpu variant)")
 
 
-def check_wheel_zip(path: Path) -> None:
-    """Refuse a wheel whose zip could write outside its install or inflate without bound."""
+def _claimed(name: str) -> str:
+    """Where a wheel member lands, as a key shared by wheels that would write the same file."""
+    head, _, rest = name.partition("/")
+    if head.endswith(".data") and rest:
+        scheme, _, sub = rest.partition("/")
+        # In a virtual environment purelib and platlib are one directory (PEP 427 .data schemes).
+        return sub if scheme in ("purelib", "platlib") else f"{scheme}:{sub}"
+    return name
+
+
+def check_wheel_zip(path: Path) -> frozenset[str]:
+    """Refuse a wheel whose zip could write outside its install or inflate without bound.
+
+    Returns the files it would install (scripts as ``scripts:NAME``), so wheels
+    that share a file are never installed side by side.
+    """
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
+            entry_points = [zf.read(i) for i in infos
+                            if i.filename.endswith(".dist-info/entry_points.txt") and i.file_size < 1 << 20]
     except (zipfile.BadZipFile, OSError) as exc:
         raise InstallError(f"{path.name} is not a readable zip ({exc})") from None
     plain = 0
+    claimed = set()
     for info in infos:
         name = info.filename
         parts = name.replace("\\", "/").split("/")
@@ -195,32 +214,106 @@ def check_wheel_zip(path: Path) -> None:
             raise InstallError(f"{path.name} holds a symbolic link {name!r}; refused",
                                hint="wheels never contain links")
         plain += info.file_size
+        if not name.endswith("/"):
+            claimed.add(_claimed(name))
     packed = max(path.stat().st_size, 1)
     if plain > MAX_PLAIN and plain > MAX_RATIO * packed:
         raise InstallError(f"{path.name} inflates to {plain} bytes from {packed} (a zip bomb?); refused")
+    for text in entry_points:
+        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        try:
+            parser.read_string(text.decode("utf-8", errors="replace"))
+        except configparser.Error:
+            continue  # pip judges malformed entry points itself
+        for section in ("console_scripts", "gui_scripts"):
+            if parser.has_section(section):
+                claimed.update(f"scripts:{key.strip()}" for key in parser[section])
+    return frozenset(claimed)
+
+
+def plan_groups(claims: Sequence[tuple[str, int, frozenset[str]]], jobs: int) -> list[list[str]]:
+    """Split wheels (name, size, claimed files) into at most *jobs* groups to install side by side.
+
+    Wheels that would write the same file stay in one group, so their order is
+    pip's as before; groups are balanced by size, largest first.
+    """
+    parent = list(range(len(claims)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, (_, _, files) in enumerate(claims):
+        for f in files:
+            j = owner.setdefault(f, i)
+            if root(j) != root(i):
+                parent[root(j)] = root(i)
+    parts: dict[int, list[int]] = {}
+    for i in range(len(claims)):
+        parts.setdefault(root(i), []).append(i)
+    bins: list[tuple[int, list[str]]] = [(0, []) for _ in range(max(1, min(jobs, len(parts))))]
+    for members in sorted(parts.values(), key=lambda m: (-sum(claims[i][1] for i in m), m)):
+        load, names = min(bins, key=lambda b: b[0])
+        bins[bins.index((load, names))] = (load + sum(claims[i][1] for i in members),
+                                          names + [claims[i][0] for i in members])
+    return [sorted(names) for _, names in bins if names]
 
 
 def _canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def write_requirements(target: LockedTarget, lock: Lock, out: Path) -> Path:
-    """pip hash-checking requirements pinning exactly this target's wheels."""
+def write_requirements(target: LockedTarget, lock: Lock, out: Path,
+                       only: Iterable[str] | None = None) -> Path:
+    """pip hash-checking requirements pinning exactly this target's wheels (or the *only* ones)."""
+    keep = None if only is None else set(only)
     lines = [f"{p.name}=={p.version} --hash=sha256:{lock.wheels[p.wheel].sha256}"
-             for p in sorted(target.packages, key=lambda p: p.name)]
+             for p in sorted(target.packages, key=lambda p: p.name)
+             if keep is None or lock.wheels[p.wheel].filename in keep]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
 
 
+def _pip_install_argv(python: str, requirements: Path, wheels_dir: Path) -> list[str]:
+    return [python, "-m", "pip", "--isolated", "install", "--no-index", "--no-deps",
+            "--only-binary", ":all:", "--require-hashes", "--no-cache-dir",
+            "--disable-pip-version-check", "--no-input",
+            "--find-links", str(wheels_dir), "-r", str(requirements)]
+
+
 def pip_install(python: str, requirements: Path, wheels_dir: Path, run: Runner = subprocess.run) -> None:
     """``pip install`` with no index, no deps, binaries only, every hash required."""
-    proc = _call(run, [python, "-m", "pip", "--isolated", "install", "--no-index", "--no-deps",
-                       "--only-binary", ":all:", "--require-hashes", "--no-cache-dir",
-                       "--disable-pip-version-check", "--no-input",
-                       "--find-links", str(wheels_dir), "-r", str(requirements)])
+    proc = _call(run, _pip_install_argv(python, requirements, wheels_dir))
     if proc.returncode != 0:
         raise InstallError(f"pip could not install the bundle: {_last_lines(proc)}",
                            hint="the environment was left as it was")
+
+
+def pip_install_groups(python: str, groups: Sequence[Sequence[str]], target: LockedTarget, lock: Lock,
+                       wheels_dir: Path, work: Path, run: Runner = subprocess.run) -> None:
+    """One ``pip install`` per group, side by side (a fresh venv only): pip unpacks on one core each."""
+    argvs = [_pip_install_argv(python, write_requirements(target, lock, work / f"requirements.{n}.txt",
+                                                          only=group), wheels_dir)
+             for n, group in enumerate(groups)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(argvs))) as pool:
+        procs = list(pool.map(lambda argv: _call(run, argv), argvs))
+    failed = [p for p in procs if p.returncode != 0]
+    if failed:
+        raise InstallError(f"pip could not install the bundle: {_last_lines(failed[0])}",
+                           hint="the environment was left as it was")
+
+
+def install_jobs() -> int:
+    """How many pip processes may run at once: the CPUs this process may use, at most four."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
 
 
 def pip_check(python: str, target: LockedTarget, run: Runner = subprocess.run) -> list[str]:
@@ -271,22 +364,47 @@ def _aside(venv: Path) -> Path:
     return venv.with_name(f"{venv.name}.old-{n}")
 
 
-def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: LockedTarget,
-                 wheels_dir: Path, requirements: Path, run: Runner = subprocess.run) -> list[str]:
-    """Build a fresh venv at *venv* with the target's wheels; the old one returns on failure."""
-    venv = venv.absolute()
-    if venv.exists() and not (venv / "pyvenv.cfg").is_file():
-        raise UsageError(f"{venv} exists and is not a virtual environment; not replacing it",
-                         hint="pick a new directory or remove it yourself")
-    old = _aside(venv) if venv.exists() else None
-    if old is not None:
-        os.rename(venv, old)
+def _create_venv(venv: Path, base_python: str, run: Runner) -> None:
+    proc = _call(run, [base_python, "-m", "venv", str(venv)])
+    if proc.returncode != 0:
+        raise InstallError(f"could not create a virtual environment: {_last_lines(proc)}")
+
+
+def _create_new_venv(venv: Path, host: concurrent.futures.Future[Host], run: Runner) -> None:
+    # mkdir first: it fails if DIR appeared meanwhile, so what is removed on failure is ours.
+    venv.mkdir(parents=True)
     try:
-        proc = _call(run, [base_python, "-m", "venv", str(venv)])
-        if proc.returncode != 0:
-            raise InstallError(f"could not create a virtual environment: {_last_lines(proc)}")
+        _create_venv(venv, host.result().executable, run)
+    except BaseException:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise
+
+
+def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: LockedTarget,
+                 wheels_dir: Path, requirements: Path, run: Runner = subprocess.run, *,
+                 groups: Sequence[Sequence[str]] | None = None, created: bool = False) -> list[str]:
+    """Build a fresh venv at *venv* with the target's wheels; the old one returns on failure.
+
+    *created* says an empty venv was already made at *venv* (a new DIR, while the
+    bundle was verified); *groups* are installed side by side (see plan_groups).
+    """
+    venv = venv.absolute()
+    old = None
+    if not created:
+        if venv.exists() and not (venv / "pyvenv.cfg").is_file():
+            raise UsageError(f"{venv} exists and is not a virtual environment; not replacing it",
+                             hint="pick a new directory or remove it yourself")
+        old = _aside(venv) if venv.exists() else None
+        if old is not None:
+            os.rename(venv, old)
+    try:
+        if not created:
+            _create_venv(venv, base_python, run)
         python = _venv_python(venv)
-        pip_install(python, requirements, wheels_dir, run)
+        if groups is not None and len(groups) > 1:
+            pip_install_groups(python, groups, target, bundle.lock, wheels_dir, requirements.parent, run)
+        else:
+            pip_install(python, requirements, wheels_dir, run)
         notes = pip_check(python, target, run)
         run_smoke(bundle.lock.spec.smoke, _bin_dir(venv), run)
     except BaseException:
@@ -355,26 +473,48 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
         raise UsageError("give exactly one of --venv DIR or --python PY")
     started = time.monotonic()
     state_dir = state_dir or default_state_dir()
+    interpreter = python or sys.executable
+    new_dir = Path(venv).absolute() if venv is not None and not Path(venv).exists() else None
+    if venv is not None and new_dir is None and not (Path(venv) / "pyvenv.cfg").is_file():
+        raise UsageError(f"{Path(venv).absolute()} exists and is not a virtual environment; not "
+                         f"replacing it", hint="pick a new directory or remove it yourself")
     work = Path(tempfile.mkdtemp(prefix="wheelferry-install-"))
+    # While gpg and the member checks run, the interpreter is probed and, for a DIR that does
+    # not exist yet, an empty venv is made there: nothing of the bundle, nothing of the user's.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    host_job = pool.submit(probe_host, interpreter, run)
+    venv_job = pool.submit(_create_new_venv, new_dir, host_job, run) if new_dir is not None else None
     try:
         bundle = verify_bundle(tar_path, keyring=keyring, trusted=list(trusted),
                                allow_unsigned=allow_unsigned, state_dir=state_dir,
                                force_older=force_older, extract_to=work / "bundle", now=now)
-        interpreter = python or sys.executable
-        host = probe_host(interpreter, run)
+        host = host_job.result()
+        if venv_job is not None:
+            venv_job.result()
         target = choose_target(bundle.lock, host, target_id)
         for drift in capture_drift(target, host):
             warn(f"this host drifted from the capture the bundle was locked for: {drift}")
         wheels_dir = work / "bundle" / WHEELS_DIR
+        claims = []
         for p in target.packages:
-            check_wheel_zip(wheels_dir / bundle.lock.wheels[p.wheel].filename)
+            wheel = bundle.lock.wheels[p.wheel]
+            claims.append((wheel.filename, wheel.size or 0, check_wheel_zip(wheels_dir / wheel.filename)))
         requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
         if venv is not None:
-            notes = install_venv(Path(venv), host.executable, bundle, target, wheels_dir, requirements, run)
+            notes = install_venv(Path(venv), host.executable, bundle, target, wheels_dir, requirements,
+                                 run, groups=plan_groups(claims, install_jobs()),
+                                 created=venv_job is not None)
         else:
             notes = install_python(interpreter, bundle, target, wheels_dir, requirements, run)
         record_accepted(state_dir, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
+    except BaseException:
+        if new_dir is not None and venv_job is not None and not venv_job.cancel():
+            concurrent.futures.wait([venv_job])
+            if venv_job.exception() is None:
+                shutil.rmtree(new_dir, ignore_errors=True)
+        raise
     finally:
+        pool.shutdown(wait=True)
         shutil.rmtree(work, ignore_errors=True)
     return InstallReport(
         bundle=bundle.manifest.name, sequence=bundle.manifest.sequence, target=target.id,
