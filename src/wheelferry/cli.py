@@ -239,114 +239,63 @@ def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _created_epoch(lock: Any) -> int:
-    """The bundle's time: SOURCE_DATE_EPOCH, else the newest wheel upload (reproducible), else 0."""
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        try:
-            return int(env)
-        except ValueError:
-            raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
-    times = []
-    for w in lock.wheels.values():
-        if w.upload_time:
-            try:
-                times.append(dt.datetime.fromisoformat(w.upload_time.replace("Z", "+00:00")))
-            except ValueError:
-                continue
-    return int(max(times).timestamp()) if times else 0
-
-
-def _wheel_metadata(path: Path) -> bytes:
-    """The METADATA member of a wheel on disk (small; read without extracting)."""
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
-                return zf.read(name)
-    return b""
-
-
 def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from wheelferry.bundle import write_bundle
-    from wheelferry.cache import WheelCache
-    from wheelferry.fetch import fetch_summary, fetch_wheels
-    from wheelferry.lock import read_lock_dir, render_lock_files
-    from wheelferry.pyz import write_offline_pyz
-    from wheelferry.sbom import sbom_json
-    from wheelferry.sign import check_signing_key, export_public_key, read_passphrase, sign_detached
+    from wheelferry.build import BuildOptions, Signer, build_bundle
+    from wheelferry.lock import read_lock_dir
+    from wheelferry.sign import check_signing_key, read_passphrase
 
     if bool(args.sign_key) == bool(args.no_sign):
         raise UsageError("say how to sign: --sign-key FPR, or --no-sign for an unsigned bundle")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    expires_days = args.expires
-    if expires_days is not None and expires_days <= 0:
+    if args.expires is not None and args.expires <= 0:
         raise UsageError("--expires takes a positive number of days")
+    if args.lock and (args.spec or args.requirement):
+        raise UsageError("give either --lock DIR or a spec, not both")
     policy, split_size = _policy_and_split(args)
-    key = None
-    passphrase = None
+    signer = None
     if args.sign_key:
-        key = check_signing_key(args.sign_key, args.gnupghome)
-        passphrase = read_passphrase(args.passphrase_file)
+        signer = Signer(check_signing_key(args.sign_key, args.gnupghome), args.gnupghome,
+                        read_passphrase(args.passphrase_file))
     else:
         warn("building an UNSIGNED bundle (--no-sign): the isolated host can only check it with "
              "--allow-unsigned, which proves nothing about who made it")
     if args.lock:
-        if args.spec or args.requirement:
-            raise UsageError("give either --lock DIR or a spec, not both")
-        lock = read_lock_dir(args.lock)
-        spec_name = lock.spec.name
         from wheelferry.config import pip_index_config
         from wheelferry.http import make_session
 
+        lock = read_lock_dir(args.lock)
         config = pip_index_config(warn=warn)
-        session = make_session([u for u in [config.index_url, *config.extra_index_urls] if u])
+        session = make_session(list(config.all_urls()))
         cache_root = args.cache or Path(user_cache_dir("wheelferry"))
     else:
-        spec = read_spec(args)
-        spec_name = spec.name
-        lock, net = do_lock(spec, args)
+        lock, net = do_lock(read_spec(args), args)
         session, cache_root = net.session, net.cache_root
     if policy is not None:
         _check_lock_policy(policy, lock)
-    started = time.monotonic()
-    results = fetch_wheels(list(lock.wheels.values()), WheelCache(cache_root / "wheels"), session,
-                           jobs=args.jobs, progress=progress_enabled())
-    fetched = fetch_summary(results)
+    opts = BuildOptions(out_dir=args.output or Path("wheelhouse"), name=lock.spec.name, jobs=args.jobs,
+                        sequence=args.sequence, expires_days=args.expires, compress=args.compress,
+                        split_size=split_size, export_key=args.export_key, progress=progress_enabled())
+    result = build_bundle(lock, session, cache_root, opts, signer)
+    fetched, bundle = result.fetch, result.bundle
     say(f"fetched {fetched['files']} wheels: {human_size(fetched['bytes_downloaded'])} downloaded, "
-        f"{human_size(fetched['bytes_from_cache'])} from cache ({time.monotonic() - started:.1f} s)")
-    paths = {r.wheel.filename: r.path for r in results}
-    created = _created_epoch(lock)
-    out_dir = args.output or Path("wheelhouse")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metadata = {name: _wheel_metadata(path) for name, path in paths.items()}
-    bundle = write_bundle(
-        out_dir, name=spec_name, lock=lock, lock_files=render_lock_files(lock), wheel_paths=paths,
-        sequence=args.sequence if args.sequence is not None else created, created=created,
-        expires=created + int(expires_days * 86400) if expires_days else None,
-        tool=f"wheelferry {__version__}", compress=args.compress,
-        sbom=sbom_json(lock, metadata, created=created), progress=progress_enabled(),
-    )
-    pyz = write_offline_pyz(out_dir / "wheelferry-offline.pyz")
-    signatures = []
-    if key is not None:
-        signatures.append(sign_detached(bundle.path, key, args.gnupghome, passphrase))
-        signatures.append(sign_detached(pyz, key, args.gnupghome, passphrase))
-        if args.export_key:
-            export_public_key(key, args.gnupghome, out_dir / f"{spec_name}.pub.asc")
+        f"{human_size(fetched['bytes_from_cache'])} from cache ({result.fetch_seconds:.1f} s)")
     say(f"bundle: {bundle.path} ({human_size(bundle.size)}, {len(lock.wheels)} wheels, "
         f"targets {', '.join(lock.target_ids)})")
-    volumes = None
-    if split_size is not None:
-        volumes = _split_volumes(bundle.path, split_size, signatures,
-                                 (lambda f: sign_detached(f, key, args.gnupghome, passphrase)) if key else None)
-    for sig in signatures:
+    if result.volumes is not None:
+        first = result.volumes["volumes"][0]["name"]
+        say(f"volumes: {len(result.volumes['volumes'])} x <= {human_size(split_size)} ({first} ...), "
+            f"list {result.volumes['list']}")
+        say(f"on the isolated host pass {first} (or {Path(result.volumes['list']).name}) where NAME.tar would go")
+    for sig in result.signatures:
         say(f"signature: {sig}")
-    say(f"offline kit: {pyz}")
-    return {"bundle": str(bundle.path), "size": bundle.size, "signatures": [str(s) for s in signatures],
-            "offline_kit": str(pyz), "targets": lock.target_ids, "wheels": len(lock.wheels),
+    if result.public_key:
+        say(f"public key: {result.public_key}")
+    say(f"offline kit: {result.kit}")
+    return {"bundle": str(bundle.path), "size": bundle.size, "signatures": [str(s) for s in result.signatures],
+            "offline_kit": str(result.kit), "targets": lock.target_ids, "wheels": len(lock.wheels),
             "sequence": bundle.manifest.sequence, "fetch": fetched,
-            "signed_by": key.fingerprint if key else None, "volumes": volumes}
+            "signed_by": signer.key.fingerprint if signer else None, "volumes": result.volumes}
 
 
 def _policy_and_split(args: argparse.Namespace) -> tuple[Any, int | None]:
@@ -369,19 +318,6 @@ def _check_lock_policy(policy: Any, lock: Any) -> None:
     say(f"policy {policy.source}: the lock passes (package and age rules)")
     for note in report.skipped:
         say(f"policy: {note}")
-
-
-def _split_volumes(tar: Path, size: int, signatures: list[Any], sign: Any) -> dict[str, Any]:
-    """Cut the signed tar into volumes, sign their list, keep the tar's signature, drop the tar."""
-    from wheelferry.offline.volumes import split_bundle
-
-    list_path, vset = split_bundle(tar, size)
-    if sign is not None:
-        signatures.append(sign(list_path))
-    tar.unlink()
-    say(f"volumes: {len(vset.volumes)} x <= {human_size(size)} ({vset.volumes[0].name} ...), list {list_path}")
-    say(f"on the isolated host pass {vset.volumes[0].name} (or {list_path.name}) where NAME.tar would go")
-    return {"list": str(list_path), **vset.to_json()}
 
 
 def build_parser() -> ArgumentParser:

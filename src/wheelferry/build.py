@@ -1,0 +1,135 @@
+"""Building: a lock and a session -> fetched wheels -> bundle, offline kit, signatures, volumes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from wheelferry import __version__
+from wheelferry.bundle import BundleResult, write_bundle
+from wheelferry.cache import WheelCache
+from wheelferry.errors import UsageError
+from wheelferry.fetch import fetch_summary, fetch_wheels
+from wheelferry.lock import render_lock_files
+from wheelferry.lockfile import Lock
+from wheelferry.pyz import write_offline_pyz
+from wheelferry.sbom import sbom_json
+from wheelferry.sign import SigningKey, export_public_key, sign_detached
+
+KIT_NAME = "wheelferry-offline.pyz"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A checked signing key and how to reach it."""
+
+    key: SigningKey
+    gnupghome: str | None
+    passphrase: str | None
+
+    def sign(self, path: Path) -> Path:
+        return sign_detached(path, self.key, self.gnupghome, self.passphrase)
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What the user asked of the bundle."""
+
+    out_dir: Path
+    name: str
+    jobs: int = 8
+    sequence: int | None = None
+    expires_days: float | None = None
+    compress: str | None = None
+    split_size: int | None = None
+    export_key: bool = False
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Everything a build wrote, and how the fetch went."""
+
+    bundle: BundleResult
+    kit: Path
+    fetch: dict[str, Any]
+    fetch_seconds: float
+    signatures: tuple[Path, ...] = ()
+    public_key: Path | None = None
+    volumes: dict[str, Any] | None = field(default=None)
+
+
+def created_epoch(lock: Lock) -> int:
+    """The bundle's time: SOURCE_DATE_EPOCH, else the newest wheel upload (reproducible), else 0."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+    times = []
+    for w in lock.wheels.values():
+        if w.upload_time:
+            try:
+                times.append(dt.datetime.fromisoformat(w.upload_time.replace("Z", "+00:00")))
+            except ValueError:
+                continue
+    return int(max(times).timestamp()) if times else 0
+
+
+def wheel_metadata(path: Path) -> bytes:
+    """The METADATA member of a wheel on disk (small; read without extracting)."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
+                return zf.read(name)
+    return b""
+
+
+def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
+                 signer: Signer | None) -> BuildResult:
+    """Fetch every wheel of *lock*, write the bundle and the offline kit, sign and split them."""
+    started = time.monotonic()
+    results = fetch_wheels(list(lock.wheels.values()), WheelCache(cache_root / "wheels"), session,
+                           jobs=opts.jobs, progress=opts.progress)
+    fetch_seconds = time.monotonic() - started
+    paths = {r.wheel.filename: r.path for r in results}
+    created = created_epoch(lock)
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    metadata = {name: wheel_metadata(path) for name, path in paths.items()}
+    bundle = write_bundle(
+        opts.out_dir, name=opts.name, lock=lock, lock_files=render_lock_files(lock), wheel_paths=paths,
+        sequence=opts.sequence if opts.sequence is not None else created, created=created,
+        expires=created + int(opts.expires_days * 86400) if opts.expires_days else None,
+        tool=f"wheelferry {__version__}", compress=opts.compress,
+        sbom=sbom_json(lock, metadata, created=created), progress=opts.progress,
+    )
+    kit = write_offline_pyz(opts.out_dir / KIT_NAME)
+    signatures: list[Path] = []
+    public_key = None
+    if signer is not None:
+        signatures += [signer.sign(bundle.path), signer.sign(kit)]
+        if opts.export_key:
+            public_key = export_public_key(signer.key, signer.gnupghome, opts.out_dir / f"{opts.name}.pub.asc")
+    volumes = None
+    if opts.split_size is not None:
+        volumes = split_volumes(bundle.path, opts.split_size, signatures, signer.sign if signer else None)
+    return BuildResult(bundle, kit, fetch_summary(results), fetch_seconds, tuple(signatures), public_key,
+                       volumes)
+
+
+def split_volumes(tar: Path, size: int, signatures: list[Path],
+                  sign: Callable[[Path], Path] | None) -> dict[str, Any]:
+    """Cut the signed tar into volumes, sign their list, keep the tar's signature, drop the tar."""
+    from wheelferry.offline.volumes import split_bundle
+
+    list_path, vset = split_bundle(tar, size)
+    if sign is not None:
+        signatures.append(sign(list_path))
+    tar.unlink()
+    return {"list": str(list_path), **vset.to_json()}
