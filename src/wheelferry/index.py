@@ -131,11 +131,8 @@ def _dist(filename: str, url: str, hashes: Mapping[str, str], requires_python: s
 def _plausible(filename: str) -> bool:
     """A wheel or sdist name with a PEP 440 version; tags are judged later, per target."""
     if filename.endswith(".whl"):
-        parts = filename.split("-")  # PEP 427: name-ver[-build]-py-abi-plat.whl
-        if not (5 <= len(parts) <= 6 and _WHEEL_NAME.fullmatch(parts[0])) or \
-                (len(parts) == 6 and not parts[2][:1].isdigit()):
-            return False
-        return _version_or_none(parts[1]) is not None
+        head = filename.rsplit("-", 3)  # PEP 427: name-ver[-build]-py-abi-plat.whl
+        return len(head) == 4 and _wheel_head_ok(head[0])
     if filename.endswith(".tar.gz"):
         stem = filename[:-7]
     elif filename.endswith(".zip"):
@@ -146,11 +143,27 @@ def _plausible(filename: str) -> bool:
     return bool(sep and name) and _version_or_none(version) is not None
 
 
+@lru_cache(maxsize=8192)
+def _wheel_head_ok(head: str) -> bool:
+    """``name-version[-build]`` of a wheel, checked as packaging.utils.parse_wheel_filename does."""
+    parts = head.split("-")
+    if not 2 <= len(parts) <= 3 or not _WHEEL_NAME.fullmatch(parts[0]):
+        return False
+    if len(parts) == 3 and not parts[2][:1].isdigit():
+        return False
+    return _version_or_none(parts[1]) is not None
+
+
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _WHEEL_NAME = re.compile(r"[\w\d._]*", re.UNICODE)  # as packaging.utils.parse_wheel_filename
 
 
 def _hashes(raw: Any) -> dict[str, str]:
+    if type(raw) is dict and len(raw) == 1:  # the usual {"sha256": "<lowercase hex>"}
+        value = raw.get("sha256")
+        if type(value) is str and _SHA256.fullmatch(value):
+            return {"sha256": value}
     if not isinstance(raw, dict):
         return {}
     return {k.lower(): v.lower() for k, v in raw.items()
@@ -229,7 +242,8 @@ def parse_json_page(content: bytes, page_url: str, *, source: str = "") -> list[
     out = []
     for entry in doc.get("files") or ():
         try:
-            bare, frag = _fragment_hashes(join(entry["url"]))
+            url = join(entry["url"])
+            bare, frag = _fragment_hashes(url) if "#" in url else (url, None)
             filename = entry.get("filename") or _file_name(bare)
             if not isinstance(filename, str) or not _plausible(filename):
                 continue
@@ -463,7 +477,8 @@ class IndexClient:
             header, rows = marshal.loads(path.read_bytes())
             if header != (_PARSED_FORMAT, page.digest, page.url):
                 return None
-            return [_dist(*row, source) for row in rows]
+            make: Callable[..., DistFile] = _dist  # rows are the eight stored fields
+            return [make(*row, source) for row in rows]
         except (OSError, EOFError, ValueError, TypeError):
             return None
 

@@ -104,6 +104,7 @@ class Finder:
         for i, t in enumerate(tag_ladder(target)):
             self._rank.setdefault(str(t), i)
         self._triple_rank: dict[str, int | None] = {}
+        self._prefetched: set[tuple[str, SpecifierSet]] = set()
         self._python_ok: dict[str, bool] = {}
         self._best: dict[str, dict[Version, tuple[DistFile, bool]]] = {}
         self._env = {e: evaluation_environment(target, e) for e in ("",)}
@@ -212,18 +213,38 @@ class Finder:
     def prefetch(self, reqs: Iterable[Req]) -> None:
         """Warm index pages and the likely candidate's metadata for *reqs* in the background."""
         for r in reqs:
-            self._pool.submit(self._prefetch_one, r)
+            with self._lock:
+                if (r.name, r.specifier) in self._prefetched:
+                    continue
+                self._prefetched.add((r.name, r.specifier))
+            try:
+                self._pool.submit(self._prefetch_one, r)
+            except RuntimeError:  # the finder is closed: the resolution is over
+                return
 
     def _prefetch_one(self, req: Req) -> None:
         try:
             for version, (dist, yanked) in self.best_wheels(req.name).items():
                 if not yanked and req.specifier.contains(version):
                     with self._lock:
-                        if dist.filename not in self._meta:
+                        fresh = dist.filename not in self._meta
+                        if fresh:
                             self._meta[dist.filename] = self._pool.submit(self._load, dist)
+                        fut = self._meta[dist.filename]
+                    # Outside the lock: a future already done runs its callback right here.
+                    if fresh:
+                        fut.add_done_callback(self._prefetch_next)
                     return
         except Exception:  # noqa: BLE001 - a prefetch failure resurfaces when the resolver asks
             return
+
+    def _prefetch_next(self, loaded: Future[dict[str, Any]]) -> None:
+        """Speculate one level deeper, so the pages of a whole tree load at once, not level by level."""
+        if loaded.cancelled() or loaded.exception() is not None:
+            return
+        env = self.env("")
+        self.prefetch(Req.from_requirement(r) for r in loaded.result()["requires"]
+                      if _marker_true(r.marker, env))
 
 
 class Provider(AbstractProvider):  # type: ignore[misc]
@@ -442,34 +463,40 @@ def explain_impossible(exc: ResolutionImpossible, finder: Finder) -> ResolutionE
 def no_wheel_error(name: str, spec: SpecifierSet, finder: Finder) -> NoWheelError:
     """Name the package, the range, the target and which files exist for which platforms."""
     files = finder.index.files(name)
-    matching = [f for f in files if _file_version_in(f, spec)]
-    shown = matching or files
-    summary: dict[str, set[str]] = {}
-    for f in shown:
-        if f.filename.endswith(".whl"):
-            try:
-                _, ver, _, tags = parse_wheel_filename(f.filename)
-            except InvalidWheelFilename:
-                continue
-            summary.setdefault(str(ver), set()).update(
-                f"{t.interpreter}-{t.abi}-{t.platform}" for t in tags)
-        else:
-            summary.setdefault("sdist", set()).add(f.filename)
+    matching = [f for f in files if _file_version_in(f, spec)] or files
+    wheels: dict[Version, tuple[set[str], set[str]]] = {}
+    sdists = 0
+    for f in matching:
+        if not f.filename.endswith(".whl"):
+            sdists += 1
+            continue
+        try:
+            _, ver, _, tags = parse_wheel_filename(f.filename)
+        except InvalidWheelFilename:
+            continue
+        pythons, platforms = wheels.setdefault(ver, (set(), set()))
+        pythons.update(t.interpreter for t in tags)
+        platforms.update(t.platform for t in tags)
     if not files:
         what = "the index has no files for it at all"
     else:
-        items = []
-        for ver in sorted(summary, key=lambda v: (v == "sdist", v))[-6:]:
-            tags = sorted(summary[ver])
-            more = f" (+{len(tags) - 6} more)" if len(tags) > 6 else ""
-            items.append(f"{ver}: {', '.join(tags[:6])}{more}")
-        what = "files that exist: " + "; ".join(items)
+        items = [f"{ver} has wheels for {_few(pythons)} on {_few(platforms)}"
+                 for ver, (pythons, platforms) in sorted(wheels.items(), reverse=True)[:3]]
+        if sdists:
+            items.append(f"{sdists} sdist{'s' if sdists > 1 else ''} (never built)"
+                         if len(matching) > 1 else f"only the sdist {matching[0].filename} (never built)")
+        what = "; ".join(items)
     rng = str(spec) or "any version"
     return NoWheelError(
         f"no wheel of {name} ({rng}) for target {finder.target.id} "
-        f"(Python {finder.target.python_version}, {finder.target.platform_label}); {what}",
+        f"(Python {finder.target.python_version}, {finder.target.platform_label}): {what}",
         hint="wheelferry never builds sdists; choose another version or target, or --exclude it",
     )
+
+
+def _few(items: set[str], n: int = 5) -> str:
+    shown = sorted(items)
+    return ", ".join(shown[:n]) + (f" (+{len(shown) - n} more)" if len(shown) > n else "")
 
 
 def _file_version_in(dist: DistFile, spec: SpecifierSet) -> bool:
