@@ -238,6 +238,7 @@ def test_parsed_pages_are_reused_across_runs(index_server, tmp_path: Path, monke
     build_wheel(tmp_path / "w", "pkg", "3.0")
     changed = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
     assert [str(f.version) for f in changed] == ["1.0", "2.0", "3.0"]
+    assert len(list(cache.rglob("*.parsed"))) == 1  # a new body replaces the old parse
     for parsed in cache.rglob("*.parsed"):
         parsed.write_bytes(b"garbage")
     assert IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg") == changed
@@ -251,3 +252,12 @@ def test_errors_are_not_cached(index_server, tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
     server.fail = {}
     assert len(IndexClient(IndexConfig(server.url), _session(), cache_dir=tmp_path / "c").files("pkg")) == 1
+
+
+def test_unwritable_cache_only_costs_speed(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w")
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    files = IndexClient(IndexConfig(server.url), _session(), cache_dir=blocked / "pages").files("pkg")
+    assert [f.filename for f in files] == ["pkg-1.0-py3-none-any.whl"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -330,11 +331,15 @@ class PageCache:
     def _write_meta(self, key: str, meta: dict[str, Any]) -> None:
         path = self.sidecar(key, "meta")
         if path is not None:
-            write_atomic(path, json.dumps(meta, sort_keys=True).encode())
+            with contextlib.suppress(OSError):  # a read-only or full cache only costs speed
+                write_atomic(path, json.dumps(meta, sort_keys=True).encode())
 
     def _store(self, key: str, body: bytes, meta: dict[str, Any]) -> None:
         # Body first: a reader that sees the new record finds a body that matches its digest.
         body_path = self.sidecar(key, "body")
         assert body_path is not None
-        write_atomic(body_path, body)
+        try:
+            write_atomic(body_path, body)
+        except OSError:
+            return
         self._write_meta(key, meta)

@@ -467,7 +467,8 @@ class IndexClient:
         return found
 
     def _parsed_path(self, page: Page) -> Path | None:
-        return self.pages.sidecar(self.pages.key(page.url, ACCEPT) + "-" + page.digest[:16], "parsed")
+        # One file per page: its header names the body it was parsed from, a new body replaces it.
+        return self.pages.sidecar(self.pages.key(page.url, ACCEPT), "parsed")
 
     def _load_parsed(self, page: Page, source: str) -> list[DistFile] | None:
         path = self._parsed_path(page) if page.status == 200 and page.digest else None
