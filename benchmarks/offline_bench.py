@@ -114,6 +114,14 @@ def _build_pyz(scratch: Path) -> Path:
     return write_offline_pyz(scratch / "wheelferry-offline.pyz")
 
 
+def _real_python() -> str:
+    # Past any launcher shim (pyenv, asdf): its start-up would be timed with every run.
+    found = shutil.which("python3") or sys.executable
+    proc = subprocess.run([found, "-c", "import sys; print(sys.executable)"], capture_output=True,
+                          text=True, check=True)
+    return proc.stdout.strip() or found
+
+
 def _requirements(extracted: Path, target: str | None) -> Path:
     found = sorted(extracted.glob("*/lock/requirements.*.txt"))
     if target:
@@ -132,8 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--install-rounds", type=int, help="rounds for installs (default --rounds)")
     ap.add_argument("--pyz", type=Path, help="the offline kit (default: built from this checkout)")
-    ap.add_argument("--python", default=shutil.which("python3") or sys.executable,
-                    help="the interpreter of the isolated host (default python3)")
+    ap.add_argument("--python", help="the interpreter of the isolated host (default: python3's own path)")
     ap.add_argument("--target", help="lock target id, when the bundle has several")
     ap.add_argument("--skip-install", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -144,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="offline-bench-"))
     try:
         pyz = args.pyz.resolve() if args.pyz else _build_pyz(scratch)
-        py = args.python
+        py = args.python = args.python or _real_python()
         print(f"bundle {bundle.name}: {size / 1e6:.0f} MB; kit {pyz.name}; python {py}; "
               f"{'no network (unshare -rn)' if cut else 'network NOT cut (unshare -rn not permitted)'}; "
               f"{os.cpu_count()} CPUs")

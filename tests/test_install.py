@@ -215,7 +215,7 @@ def test_new_venv_dir_is_gone_when_verification_fails(site: Site) -> None:
     fresh = site.root / "fresh" / "env"
     with pytest.raises(VerificationError, match="does not match the data"):
         install_bundle(tar, **site.trust(), venv=fresh)
-    assert not fresh.exists()
+    assert not fresh.exists() and not fresh.parent.exists()
 
 
 def test_existing_non_venv_dir_refused_before_verifying(site: Site) -> None:

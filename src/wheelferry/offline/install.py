@@ -380,6 +380,18 @@ def _create_new_venv(venv: Path, host: concurrent.futures.Future[Host], run: Run
         raise
 
 
+def _remove_new_dir(venv: Path, existed: Path | None) -> None:
+    """Remove a venv made at a new DIR, and the parents made for it while they are empty."""
+    shutil.rmtree(venv, ignore_errors=True)
+    for parent in venv.parents:
+        if parent == existed:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: LockedTarget,
                  wheels_dir: Path, requirements: Path, run: Runner = subprocess.run, *,
                  groups: Sequence[Sequence[str]] | None = None, created: bool = False) -> list[str]:
@@ -475,6 +487,7 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
     state_dir = state_dir or default_state_dir()
     interpreter = python or sys.executable
     new_dir = Path(venv).absolute() if venv is not None and not Path(venv).exists() else None
+    existed = next((d for d in new_dir.parents if d.exists()), None) if new_dir is not None else None
     if venv is not None and new_dir is None and not (Path(venv) / "pyvenv.cfg").is_file():
         raise UsageError(f"{Path(venv).absolute()} exists and is not a virtual environment; not "
                          f"replacing it", hint="pick a new directory or remove it yourself")
@@ -498,7 +511,8 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
         claims = []
         for p in target.packages:
             wheel = bundle.lock.wheels[p.wheel]
-            claims.append((wheel.filename, wheel.size or 0, check_wheel_zip(wheels_dir / wheel.filename)))
+            path = wheels_dir / wheel.filename
+            claims.append((wheel.filename, path.stat().st_size, check_wheel_zip(path)))
         requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
         if venv is not None:
             notes = install_venv(Path(venv), host.executable, bundle, target, wheels_dir, requirements,
@@ -511,7 +525,7 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
         if new_dir is not None and venv_job is not None and not venv_job.cancel():
             concurrent.futures.wait([venv_job])
             if venv_job.exception() is None:
-                shutil.rmtree(new_dir, ignore_errors=True)
+                _remove_new_dir(new_dir, existed)
         raise
     finally:
         pool.shutdown(wait=True)
