@@ -58,8 +58,8 @@ def _newest_in_range(index: IndexLike, req: Requirement) -> Version | None:
     versions = set()
     for f in index.files(req.name):
         try:
-            versions.add(Version(str(f.version)))
-        except (InvalidVersion, TypeError):
+            versions.add(f.version)
+        except (InvalidVersion, ValueError):
             continue
     matching = list(req.specifier.filter(versions))
     return max(matching) if matching else None
