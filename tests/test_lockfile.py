@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from wheelferry.errors import LockFileError
 from wheelferry.lockfile import (
-    Edge, Lock, LockedPackage, LockedTarget, RemovedPackage, SpecRecord, TrimmedEdge, WheelFile,
+    Edge,
+    Lock,
+    LockedPackage,
+    LockedTarget,
+    RemovedPackage,
+    SpecRecord,
+    TrimmedEdge,
+    WheelFile,
     loads_lock,
 )
 

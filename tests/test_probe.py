@@ -26,7 +26,7 @@ def run(*argv: str, capsys: Any) -> tuple[int, dict[str, Any]]:
 
 
 def test_probe_equals_what_pip_here_accepts_in_order(tmp_path: Path, capsys: Any) -> None:
-    code, res = run("probe", "-o", str(tmp_path / "cap.json"), "--name", "here", capsys=capsys)
+    code, _res = run("probe", "-o", str(tmp_path / "cap.json"), "--name", "here", capsys=capsys)
     assert code == 0
     cap = json.loads((tmp_path / "cap.json").read_text())
     from pip._vendor.packaging import markers, tags
@@ -38,7 +38,7 @@ def test_probe_equals_what_pip_here_accepts_in_order(tmp_path: Path, capsys: Any
 
 @pytest.mark.skipif(not PY39, reason="no pyenv Python 3.9 on this machine")
 def test_probe_describes_another_interpreter(tmp_path: Path, capsys: Any) -> None:
-    code, res = run("probe", "--python", PY39[0], "-o", str(tmp_path / "c.json"), capsys=capsys)
+    code, _res = run("probe", "--python", PY39[0], "-o", str(tmp_path / "c.json"), capsys=capsys)
     assert code == 0
     cap = json.loads((tmp_path / "c.json").read_text())
     assert cap["marker_environment"]["python_version"] == "3.9"

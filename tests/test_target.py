@@ -10,7 +10,12 @@ from packaging.markers import Marker, default_environment
 
 from wheelferry.errors import TargetError
 from wheelferry.target import (
-    host_target, marker_environment, parse_target, platform_tags, tag_ladder, target_from_capture,
+    host_target,
+    marker_environment,
+    parse_target,
+    platform_tags,
+    tag_ladder,
+    target_from_capture,
 )
 
 PLATFORMS = ["linux-x86_64", "linux-aarch64", "windows-amd64", "windows-arm64", "macos-arm64",

@@ -83,6 +83,10 @@ class _HashingReader:
         return data
 
 
+def _no_progress(_n: int) -> None:
+    pass
+
+
 def rfc3339(epoch: int) -> str:
     """Seconds since the epoch as an RFC 3339 UTC time (``2026-11-23T08:00:00Z``)."""
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -166,7 +170,7 @@ def _open_compressed(raw: IO[bytes], compress: str | None, stack: ExitStack) -> 
         stack.enter_context(gz)
         return gz  # type: ignore[return-value]
     try:
-        import zstandard  # type: ignore[import-not-found, unused-ignore]
+        import zstandard
     except ImportError:
         raise UsageError("zstd compression needs the 'zstandard' package, which is not installed",
                          hint="install it (pip install zstandard), or use gzip or no compression") from None
@@ -241,9 +245,9 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
     try:
         with ExitStack() as stack:
             out = stack.enter_context(os.fdopen(fd, "wb"))
-            tick: Callable[[int], Any] = lambda n: None
+            tick: Callable[[int], Any] = _no_progress
             if progress:
-                from tqdm import tqdm  # type: ignore[import-untyped]
+                from tqdm import tqdm
                 bar = stack.enter_context(tqdm(total=total, unit="B", unit_scale=True,
                                                unit_divisor=1024, desc=f"packing {final.name}"))
                 tick = bar.update

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import hashlib
 import json
-import os
 import time
-import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from wheelferry import __version__
 from platformdirs import user_cache_dir
 
+from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, dispatch, human_size, progress_enabled, say, warn
 from wheelferry.errors import TargetError, UsageError
 from wheelferry.offline import cli as offline_cli
@@ -90,8 +88,8 @@ def load_capture(path: Path) -> Target:
         raise TargetError(f"target capture {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise TargetError(f"target capture {path} is not a JSON object")
-    name = data.get("name") if isinstance(data.get("name"), str) else path.stem
-    return target_from_capture(data, name)
+    name = data.get("name")
+    return target_from_capture(data, name if isinstance(name, str) else path.stem)
 
 
 class Network:
@@ -164,10 +162,12 @@ def resolve_progress(label: str) -> Iterator[Any]:
     from resolvelib import BaseReporter
     from tqdm import tqdm
 
+    from wheelferry.resolver import Candidate, Req
+
     bar = tqdm(desc=f"resolving {label}", unit=" pkg", leave=False)
 
-    class Reporter(BaseReporter):  # type: ignore[misc]
-        def pinning(self, candidate: Any) -> None:
+    class Reporter(BaseReporter[Req, Candidate, str]):
+        def pinning(self, candidate: Candidate) -> None:
             bar.set_postfix_str(f"{candidate.name} {candidate.version}", refresh=False)
             bar.update(1)
 
@@ -326,7 +326,8 @@ def build_parser() -> ArgumentParser:
         description="Carry a Python dependency set across an air gap.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=ArgumentParser)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=ArgumentParser)
     p = sub.add_parser("lock", help="resolve wheels for target machines and write a lock directory")
     add_spec_arguments(p)
     p.add_argument("-o", "--output", type=Path, metavar="DIR",

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from wheelferry.errors import UsageError, WheelferryError
 from wheelferry.urls import redact_text

@@ -196,7 +196,7 @@ def _size_connection_pools(session: requests.Session, jobs: int) -> None:
 def _progress_bar(missing: Sequence[WheelFile], enabled: bool) -> Any:
     if not enabled or not missing:
         return None
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     return tqdm(total=sum(w.size or 0 for w in missing), unit="B", unit_scale=True,
                 unit_divisor=1024, desc="downloading", dynamic_ncols=True, leave=False)

@@ -229,7 +229,7 @@ def parse_json_page(content: bytes, page_url: str, *, source: str = "") -> list[
         doc = json.loads(content)
     except (ValueError, UnicodeDecodeError) as exc:
         raise IndexUnreachableError(f"{redact_url(page_url)} is not a valid JSON index page: {exc}",
-                                    hint="check the index URL points at a PEP 691 simple index")
+                                    hint="check the index URL points at a PEP 691 simple index") from None
     if not isinstance(doc, dict):
         raise IndexUnreachableError(f"{redact_url(page_url)} is not a JSON index page")
     version = str((doc.get("meta") or {}).get("api-version", "1.0"))

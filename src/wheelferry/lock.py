@@ -12,9 +12,10 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable
 
 import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
@@ -26,7 +27,13 @@ from wheelferry import __version__
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
 from wheelferry.index import DistFile
 from wheelferry.lockfile import (
-    LOCK_FILENAME, Lock, LockedPackage, LockedTarget, RemovedPackage, SpecRecord, WheelFile,
+    LOCK_FILENAME,
+    Lock,
+    LockedPackage,
+    LockedTarget,
+    RemovedPackage,
+    SpecRecord,
+    WheelFile,
     loads_lock,
 )
 from wheelferry.resolver import IndexLike, MetadataLike, Resolution, resolve

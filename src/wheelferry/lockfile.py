@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from wheelferry.errors import LockFileError
 
@@ -344,10 +345,11 @@ def parse_lock(data: Any, source: str = LOCK_FILENAME) -> Lock:
             else:
                 p.add(f"{where}.removed[{ri}]", "needs a 'name'")
         tags = t.get("tags")
+        description = t.get("description")
         targets.append(LockedTarget(
             id=_str(t, "id", where, p) or "",
             spec=_str(t, "spec", where, p) or "",
-            description=t.get("description") if isinstance(t.get("description"), dict) else {},
+            description=description if isinstance(description, dict) else {},
             markers={str(k): str(v) for k, v in markers.items()},
             requirements=_strs(t, "requirements", where, p),
             packages=tuple(pkgs),

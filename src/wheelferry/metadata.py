@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from packaging.utils import canonicalize_name
-from tqdm import tqdm  # type: ignore[import-untyped]
+from tqdm import tqdm
 
 from wheelferry.errors import MetadataError
 from wheelferry.http import describe_failure, http_status_text

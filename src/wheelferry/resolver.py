@@ -9,10 +9,11 @@ is never chosen, built or run.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Callable, Protocol
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -247,7 +248,7 @@ class Finder:
                       if _marker_true(r.marker, env))
 
 
-class Provider(AbstractProvider):  # type: ignore[misc]
+class Provider(AbstractProvider[Req, Candidate, str]):
     """resolvelib hooks; all packaging knowledge lives here, judged for the target."""
 
     def __init__(self, finder: Finder, exclude: frozenset[str], roots: Sequence[Req]) -> None:
@@ -362,7 +363,7 @@ def resolve(
     *,
     exclude: Iterable[str] = (),
     jobs: int = 8,
-    reporter: BaseReporter | None = None,
+    reporter: BaseReporter[Req, Candidate, str] | None = None,
 ) -> Resolution:
     """Resolve *requirements* for *target* from *index*; raise a readable error when impossible."""
     excluded = frozenset(str(canonicalize_name(e)) for e in exclude)
@@ -431,7 +432,7 @@ def _collect(result: Any, provider: Provider, finder: Finder, root_texts: list[s
     return Resolution(finder.target, root_texts, packages, trimmed)
 
 
-def explain_impossible(exc: ResolutionImpossible, finder: Finder) -> ResolutionError:
+def explain_impossible(exc: ResolutionImpossible[Req, Candidate], finder: Finder) -> ResolutionError:
     """Turn resolvelib's causes into a short readable explanation (or a no-wheel error)."""
     by_name: dict[str, list[str]] = {}
     for info in exc.causes:

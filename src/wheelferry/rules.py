@@ -8,9 +8,10 @@ and why (``reason`` and ``source``).  No package name appears in code here.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import gnupg  # type: ignore[import-untyped]
+import gnupg
 
 from wheelferry.errors import SigningError, UsageError
 

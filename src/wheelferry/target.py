@@ -8,11 +8,12 @@ once, at the edge, through :func:`host_target`.
 
 from __future__ import annotations
 
+import functools
 import platform as _platform
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from packaging import tags
 from packaging.markers import default_environment
@@ -158,8 +159,8 @@ def parse_target(
     patch = int(m.group(3)) if m.group(3) else 0
     if python < (3, 7):
         raise TargetError(f"target {raw!r}: Python {python[0]}.{python[1]} is older than 3.7")
-    common = {"python": python, "python_patch": patch, "variant": variant,
-              "patch_given": m.group(3) is not None}
+    new = functools.partial(Target, python=python, python_patch=patch, variant=variant,
+                            patch_given=m.group(3) is not None)
     glibc_v = _parse_version_pair(glibc, "glibc") if glibc else None
     macos_v = _parse_version_pair(macos, "macOS") if macos else None
 
@@ -168,22 +169,21 @@ def parse_target(
         if not tm:
             continue
         if kind == "many":
-            return Target("linux", tm.group(3), glibc=(int(tm.group(1)), int(tm.group(2))),
-                          platform_label=plat, **common)  # type: ignore[arg-type]
+            return new("linux", tm.group(3), glibc=(int(tm.group(1)), int(tm.group(2))),
+                       platform_label=plat)
         if kind == "legacy":
-            return Target("linux", tm.group(2), glibc=_LEGACY_GLIBC[tm.group(1)],
-                          platform_label=plat, **common)  # type: ignore[arg-type]
+            return new("linux", tm.group(2), glibc=_LEGACY_GLIBC[tm.group(1)], platform_label=plat)
         if kind == "musl":
-            return Target("linux", tm.group(3), musl=(int(tm.group(1)), int(tm.group(2))),
-                          platform_label=plat, **common)  # type: ignore[arg-type]
-        return Target("macos", tm.group(3), macos=(int(tm.group(1)), int(tm.group(2))),
-                      platform_label=plat, **common)  # type: ignore[arg-type]
+            return new("linux", tm.group(3), musl=(int(tm.group(1)), int(tm.group(2))),
+                       platform_label=plat)
+        return new("macos", tm.group(3), macos=(int(tm.group(1)), int(tm.group(2))),
+                   platform_label=plat)
     if plat in ("win_amd64", "win_arm64", "win32"):
-        arch = {"win_amd64": "amd64", "win_arm64": "arm64", "win32": "x86"}[plat]
-        return Target("windows", arch, platform_label=plat, **common)  # type: ignore[arg-type]
+        win_arch = {"win_amd64": "amd64", "win_arm64": "arm64", "win32": "x86"}[plat]
+        return new("windows", win_arch, platform_label=plat)
     if plat.startswith("linux_"):
-        arch = plat[len("linux_"):]
-        return Target("linux", arch, glibc=glibc_v or DEFAULT_GLIBC, platform_label=plat, **common)  # type: ignore[arg-type]
+        return new("linux", plat[len("linux_"):], glibc=glibc_v or DEFAULT_GLIBC,
+                   platform_label=plat)
 
     os_part, _, arch_part = plat.partition("-")
     os_name = _OS_ALIASES.get(os_part)
@@ -198,12 +198,12 @@ def parse_target(
     if os_name == "linux":
         if glibc_v is not None and glibc_v != DEFAULT_GLIBC:
             label += f"-glibc{glibc_v[0]}{glibc_v[1]}"
-        return Target("linux", arch, glibc=glibc_v or DEFAULT_GLIBC, platform_label=label, **common)  # type: ignore[arg-type]
+        return new("linux", arch, glibc=glibc_v or DEFAULT_GLIBC, platform_label=label)
     if os_name == "macos":
         if macos_v is not None and macos_v != DEFAULT_MACOS:
             label += f"-macos{macos_v[0]}{macos_v[1]}"
-        return Target("macos", arch, macos=macos_v or DEFAULT_MACOS, platform_label=label, **common)  # type: ignore[arg-type]
-    return Target("windows", arch, platform_label=label, **common)  # type: ignore[arg-type]
+        return new("macos", arch, macos=macos_v or DEFAULT_MACOS, platform_label=label)
+    return new("windows", arch, platform_label=label)
 
 
 def _manylinux_platforms(arch: str, glibc: tuple[int, int]) -> list[str]:
@@ -214,9 +214,9 @@ def _manylinux_platforms(arch: str, glibc: tuple[int, int]) -> list[str]:
     for m in range(minor, low - 1, -1):
         out.append(f"manylinux_{major}_{m}_{arch}")
         legacy = _LEGACY_MANYLINUX.get((major, m))
-        if legacy and arch in _LEGACY_ARCHS:
-            if legacy == "manylinux2014" or arch in ("x86_64", "i686"):
-                out.append(f"{legacy}_{arch}")
+        if (legacy and arch in _LEGACY_ARCHS
+                and (legacy == "manylinux2014" or arch in ("x86_64", "i686"))):
+            out.append(f"{legacy}_{arch}")
     return out
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable
 
 import pytest
 from packaging.utils import canonicalize_name
