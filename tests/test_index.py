@@ -19,7 +19,8 @@ from wheelferry import index as index_module
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
 from wheelferry.http import make_session
-from wheelferry.index import DistFile, IndexClient, _Joiner, parse_html_page, parse_json_page
+from wheelferry.index import IndexClient
+from wheelferry.pages import DistFile, _Joiner, parse_html_page, parse_json_page
 from wheelferry.urls import strip_credentials
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -261,3 +262,11 @@ def test_unwritable_cache_only_costs_speed(index_server, tmp_path: Path) -> None
     blocked.write_text("")
     files = IndexClient(IndexConfig(server.url), _session(), cache_dir=blocked / "pages").files("pkg")
     assert [f.filename for f in files] == ["pkg-1.0-py3-none-any.whl"]
+
+
+def test_page_parsers_stay_importable_from_index() -> None:
+    from wheelferry import pages
+
+    assert index_module.DistFile is pages.DistFile
+    assert index_module.parse_json_page is pages.parse_json_page
+    assert index_module.parse_html_page is pages.parse_html_page

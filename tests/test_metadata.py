@@ -11,8 +11,9 @@ from tests.support.wheels import build_wheel
 from wheelferry.config import IndexConfig
 from wheelferry.errors import MetadataError
 from wheelferry.http import make_session
-from wheelferry.index import DistFile, IndexClient
+from wheelferry.index import IndexClient
 from wheelferry.metadata import MetadataSource
+from wheelferry.pages import DistFile
 
 TWO_MB = 2 * 1024 * 1024
 

@@ -25,7 +25,6 @@ from packaging.version import InvalidVersion, Version
 
 from wheelferry import __version__
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
-from wheelferry.index import DistFile
 from wheelferry.lockfile import (
     LOCK_FILENAME,
     Lock,
@@ -36,6 +35,7 @@ from wheelferry.lockfile import (
     WheelFile,
     loads_lock,
 )
+from wheelferry.pages import DistFile
 from wheelferry.resolver import IndexLike, MetadataLike, Resolution, resolve
 from wheelferry.rules import Rule, apply_rules
 from wheelferry.spec import Spec

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from wheelferry.errors import MetadataError
 from wheelferry.http import describe_failure, http_status_text
-from wheelferry.index import DistFile
+from wheelferry.pages import DistFile
 from wheelferry.urls import redact_url
 
 # One suffix read this large usually holds the whole central directory of a wheel.

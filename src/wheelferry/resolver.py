@@ -24,8 +24,8 @@ from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from wheelferry.errors import MetadataError, NoWheelError, ResolutionError
-from wheelferry.index import DistFile
 from wheelferry.lockfile import Edge, TrimmedEdge
+from wheelferry.pages import DistFile
 from wheelferry.target import Target, evaluation_environment, tag_ladder
 
 PYTHON = "<python>"
