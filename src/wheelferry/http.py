@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
 from wheelferry import __version__
+from wheelferry.files import atomic_write
 from wheelferry.urls import redact_text, redact_url, strip_credentials
 
 # (connect, read) seconds; a read timeout is per socket read, not for a whole download.
@@ -222,19 +221,6 @@ class Page:
         return data if hashlib.sha256(data).hexdigest() == self.digest else None
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write *data* to *path* through a temporary name in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: headers[k] for k in ("Cache-Control", "Expires", "Date") if k in headers}
 
@@ -332,14 +318,14 @@ class PageCache:
         path = self.sidecar(key, "meta")
         if path is not None:
             with contextlib.suppress(OSError):  # a read-only or full cache only costs speed
-                write_atomic(path, json.dumps(meta, sort_keys=True).encode())
+                atomic_write(path, json.dumps(meta, sort_keys=True).encode())
 
     def _store(self, key: str, body: bytes, meta: dict[str, Any]) -> None:
         # Body first: a reader that sees the new record finds a body that matches its digest.
         body_path = self.sidecar(key, "body")
         assert body_path is not None
         try:
-            write_atomic(body_path, body)
+            atomic_write(body_path, body)
         except OSError:
             return
         self._write_meta(key, meta)

@@ -18,7 +18,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
-from wheelferry.http import Page, PageCache, describe_failure, write_atomic
+from wheelferry.files import atomic_write
+from wheelferry.http import Page, PageCache, describe_failure
 from wheelferry.pages import (
     DistFile,
     make_dist,
@@ -223,4 +224,4 @@ class IndexClient:
                  f.core_metadata if isinstance(f.core_metadata, bool) else dict(f.core_metadata),
                  f.size, f.upload_time) for f in found]
         with contextlib.suppress(OSError):
-            write_atomic(path, marshal.dumps(((_PARSED_FORMAT, page.digest, page.url), rows)))
+            atomic_write(path, marshal.dumps(((_PARSED_FORMAT, page.digest, page.url), rows)))
