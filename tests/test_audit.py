@@ -184,7 +184,8 @@ def _real_bundle(tmp_path: Path, wheels: list[Path], sbom: bytes | None = None) 
     out = tmp_path / "out"
     out.mkdir()
     return write_bundle(out, name="real", lock=lock,
-                        lock_files={"wheelferry.lock.json": lock.dumps().encode()}, wheel_paths={w.name: w for w in wheels},
+                        lock_files={"wheelferry.lock.json": lock.dumps().encode()},
+                        wheel_paths={w.name: w for w in wheels},
                         sequence=1, created=1700000000, expires=None, tool="t",
                         sbom=sbom if sbom is not None else sbom_json(lock, metadata, created=1700000000)).path
 

@@ -270,7 +270,8 @@ def build_parser(prog: str = "wheelferry-offline") -> ArgumentParser:
     """The offline zipapp's parser."""
     parser = ArgumentParser(prog=prog, description="Verify, install and audit wheelferry bundles offline.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=ArgumentParser)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=ArgumentParser)
     register(sub)
     return parser
 

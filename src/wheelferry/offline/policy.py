@@ -391,7 +391,7 @@ def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
                               hint="see the policy format in `wheelferry audit --help`")
     pk = data.get("packages", {})
     denied = tuple(parse_denied(t, f"{source}: packages.deny[{i}]") for i, t in enumerate(pk.get("deny", [])))
-    for i, t in enumerate(lic.get("allow", []) + lic.get("deny", [])):
+    for t in lic.get("allow", []) + lic.get("deny", []):
         try:
             parse_spdx(t)
         except ValueError as exc:
