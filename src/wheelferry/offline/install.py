@@ -10,6 +10,11 @@ smoke-tested; on any failure the new DIR is removed and the old one renamed
 back, on success the old one is removed.  ``--python PY`` installs into that
 interpreter's environment; on failure what pip added is uninstalled and
 replaced versions are reinstalled from the bundle when it holds them.
+
+Speed without skipping a check: the interpreter is probed, and a DIR that does
+not exist yet gets its empty venv, while the bundle is being verified; into a
+new venv the wheels go through one pip process per CPU (pip unpacks on a single
+core), wheels that would write the same file always in the same process.
 """
 
 from __future__ import annotations
