@@ -18,8 +18,9 @@ from tests.support.wheels import build_wheel
 from wheelferry.errors import InstallError, UsageError, VerificationError
 from wheelferry.lockfile import TrimmedEdge
 from wheelferry.offline.cli import main
-from wheelferry.offline.install import check_wheel_zip, install_bundle, plan_groups
+from wheelferry.offline.install import install_bundle
 from wheelferry.offline.state import load_accepted
+from wheelferry.offline.wheelcheck import check_wheel_zip, plan_groups
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 BAD_WHEEL_VERSION = b"Wheel-Version: 9.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"

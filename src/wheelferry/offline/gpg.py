@@ -155,10 +155,8 @@ class SignatureCheck:
                 stdin.write(chunk)
             except OSError:
                 broken = True
-        try:
+        with contextlib.suppress(OSError):
             stdin.close()
-        except OSError:
-            pass
 
     def feed(self, chunk: bytes) -> None:
         """Queue *chunk* (the next bytes of the signed data) for gpg."""

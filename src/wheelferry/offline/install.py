@@ -20,7 +20,6 @@ core), wheels that would write the same file always in the same process.
 from __future__ import annotations
 
 import concurrent.futures
-import configparser
 import json
 import os
 import re
@@ -30,38 +29,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from wheelferry.clikit import warn
-from wheelferry.errors import InstallError, UsageError, WheelferryError
+from wheelferry.errors import InstallError, UsageError
 from wheelferry.lockfile import Lock, LockedTarget
 from wheelferry.manifest import WHEELS_DIR
-from wheelferry.offline.probe import describe_interpreter
+from wheelferry.offline.hostmatch import Host, capture_drift, choose_target, probe_host
 from wheelferry.offline.state import default_state_dir, record_accepted
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
+from wheelferry.offline.wheelcheck import check_wheel_zip, plan_groups
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
-# A zip bomb guard: refuse members that inflate more than this ratio past this size.
-MAX_RATIO = 200
-MAX_PLAIN = 100 * 1000 * 1000
-
-@dataclass(frozen=True)
-class Host:
-    """The interpreter being installed for: its marker environment and supported wheel tags."""
-
-    markers: dict[str, str]
-    tags: frozenset[str]
-    executable: str
-
-    def describe(self) -> str:
-        m = self.markers
-        return (f"Python {m.get('python_full_version', '?')} on {m.get('sys_platform', '?')} "
-                f"{m.get('platform_machine', '?')} ({self.executable})")
-
 
 @dataclass(frozen=True)
 class InstallReport:
@@ -108,164 +90,6 @@ def _call(run: Runner, cmd: Sequence[str], env: dict[str, str] | None = None) ->
 def _last_lines(proc: subprocess.CompletedProcess[str], n: int = 3) -> str:
     lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
     return " / ".join(lines[-n:]) or f"exit code {proc.returncode}"
-
-
-def probe_host(python: str, run: Runner = subprocess.run) -> Host:
-    """Ask *python* itself (through its pip's packaging) for its markers and wheel tags."""
-    try:
-        data = describe_interpreter(python, run)
-    except WheelferryError as exc:
-        raise InstallError(str(exc), hint="the interpreter needs pip (python -m ensurepip)") from None
-    return Host(dict(data["marker_environment"]), frozenset(data["compatible_tags"]),
-                str(data["executable"]))
-
-
-def _newest_glibc(tags: Iterable[str]) -> tuple[int, int] | None:
-    found = [(int(m.group(1)), int(m.group(2))) for t in tags
-             for m in [re.search(r"-manylinux_(\d+)_(\d+)_", t)] if m]
-    return max(found) if found else None
-
-
-def _glibc_text(v: tuple[int, int] | None) -> str:
-    return "none" if v is None else f"{v[0]}.{v[1]}"
-
-
-def capture_drift(target: LockedTarget, host: Host) -> list[str]:
-    """How a host captured with `probe` (a target with its own tags) differs from this one now."""
-    if target.tags is None:
-        return []
-    out = []
-    for key in ("python_full_version", "platform_machine", "sys_platform", "implementation_name"):
-        was, now = target.markers.get(key), host.markers.get(key)
-        if was != now:
-            out.append(f"{key} was {was} when captured, is {now} now")
-    glibc_then, glibc_now = _newest_glibc(target.tags), _newest_glibc(host.tags)
-    if glibc_then != glibc_now:
-        out.append(f"glibc was {_glibc_text(glibc_then)} when captured, is {_glibc_text(glibc_now)} now")
-    lost = [t for t in target.tags if t not in host.tags]
-    if lost:
-        out.append(f"{len(lost)} wheel tags of the capture are not accepted here now (e.g. {lost[0]})")
-    return out
-
-
-def wheel_tags(filename: str) -> set[str]:
-    """Expanded ``interpreter-abi-platform`` tags of a wheel file name (PEP 427, PEP 425)."""
-    parts = filename[:-4].split("-")
-    if len(parts) not in (5, 6):
-        return set()
-    py, abi, plat = parts[-3:]
-    return {f"{i}-{a}-{p}" for i in py.split(".") for a in abi.split(".") for p in plat.split(".")}
-
-
-def target_fits(target: LockedTarget, lock: Lock, host: Host) -> bool:
-    """Same Python version, platform and machine, and every wheel has a tag this host accepts."""
-    for key in ("python_version", "sys_platform", "platform_machine"):
-        if target.markers.get(key, "").lower() != host.markers.get(key, "").lower():
-            return False
-    return all(wheel_tags(lock.wheels[p.wheel].filename) & host.tags for p in target.packages)
-
-
-def choose_target(lock: Lock, host: Host, target_id: str | None = None) -> LockedTarget:
-    """The lock target to install: *target_id* if given, else the single one that fits *host*."""
-    if target_id is not None:
-        if target_id not in lock.target_ids:
-            raise UsageError(f"the bundle has no target {target_id!r}",
-                             hint=f"its targets are {', '.join(lock.target_ids)}")
-        return lock.target(target_id)
-    fits = [t for t in lock.targets if target_fits(t, lock, host)]
-    if len(fits) == 1:
-        return fits[0]
-    if not fits:
-        raise InstallError(f"no target of this bundle fits {host.describe()}; the bundle has "
-                           f"{', '.join(lock.target_ids)}",
-                           hint="lock for this host (wheelferry probe, then lock --target @capture) "
-                                "or force one with --target")
-    raise InstallError(f"several targets fit {host.describe()}: {', '.join(t.id for t in fits)}",
-                       hint="choose one with --target (e.g. the cpu or gpu variant)")
-
-
-def _claimed(name: str) -> str:
-    """Where a wheel member lands, as a key shared by wheels that would write the same file."""
-    head, _, rest = name.partition("/")
-    if head.endswith(".data") and rest:
-        scheme, _, sub = rest.partition("/")
-        # In a virtual environment purelib and platlib are one directory (PEP 427 .data schemes).
-        return sub if scheme in ("purelib", "platlib") else f"{scheme}:{sub}"
-    return name
-
-
-def check_wheel_zip(path: Path) -> frozenset[str]:
-    """Refuse a wheel whose zip could write outside its install or inflate without bound.
-
-    Returns the files it would install (scripts as ``scripts:NAME``), so wheels
-    that share a file are never installed side by side.
-    """
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = zf.infolist()
-            entry_points = [zf.read(i) for i in infos
-                            if i.filename.endswith(".dist-info/entry_points.txt") and i.file_size < 1 << 20]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InstallError(f"{path.name} is not a readable zip ({exc})") from None
-    plain = 0
-    claimed = set()
-    for info in infos:
-        name = info.filename
-        parts = name.replace("\\", "/").split("/")
-        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\\" in name:
-            raise InstallError(f"{path.name} holds {name!r}, a path outside the install; refused "
-                               f"before pip saw it", hint="the wheel is hostile or broken; do not install it")
-        if (info.external_attr >> 16) & 0o170000 == 0o120000:
-            raise InstallError(f"{path.name} holds a symbolic link {name!r}; refused",
-                               hint="wheels never contain links")
-        plain += info.file_size
-        if not name.endswith("/"):
-            claimed.add(_claimed(name))
-    packed = max(path.stat().st_size, 1)
-    if plain > MAX_PLAIN and plain > MAX_RATIO * packed:
-        raise InstallError(f"{path.name} inflates to {plain} bytes from {packed} (a zip bomb?); refused")
-    for text in entry_points:
-        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
-        parser.optionxform = str  # type: ignore[assignment,method-assign]
-        try:
-            parser.read_string(text.decode("utf-8", errors="replace"))
-        except configparser.Error:
-            continue  # pip judges malformed entry points itself
-        for section in ("console_scripts", "gui_scripts"):
-            if parser.has_section(section):
-                claimed.update(f"scripts:{key.strip()}" for key in parser[section])
-    return frozenset(claimed)
-
-
-def plan_groups(claims: Sequence[tuple[str, int, frozenset[str]]], jobs: int) -> list[list[str]]:
-    """Split wheels (name, size, claimed files) into at most *jobs* groups to install side by side.
-
-    Wheels that would write the same file stay in one group, so their order is
-    pip's as before; groups are balanced by size, largest first.
-    """
-    parent = list(range(len(claims)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    owner: dict[str, int] = {}
-    for i, (_, _, files) in enumerate(claims):
-        for f in files:
-            j = owner.setdefault(f, i)
-            if root(j) != root(i):
-                parent[root(j)] = root(i)
-    parts: dict[int, list[int]] = {}
-    for i in range(len(claims)):
-        parts.setdefault(root(i), []).append(i)
-    bins: list[tuple[int, list[str]]] = [(0, []) for _ in range(max(1, min(jobs, len(parts))))]
-    for members in sorted(parts.values(), key=lambda m: (-sum(claims[i][1] for i in m), m)):
-        load, names = min(bins, key=lambda b: b[0])
-        bins[bins.index((load, names))] = (load + sum(claims[i][1] for i in members),
-                                          names + [claims[i][0] for i in members])
-    return [sorted(names) for _, names in bins if names]
 
 
 def _canon(name: str) -> str:
