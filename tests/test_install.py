@@ -66,7 +66,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, gpg_keys: GpgKeys) -> Site:
     w = s.root / "w1"
     wheels = [build_wheel(w, "alpha", "1.0", requires=["gamma"]), build_wheel(w, "beta", "1.0")]
     lock = make_lock(wheels, name="demo", targets={"host": host_markers()},
-                     smoke=["python -c 'import alpha, beta'"],
+                     smoke=["python -c 'import alpha, beta; print(beta.__version__)'"],
                      trimmed=[TrimmedEdge("alpha", "gamma", "excluded")])
     tar = s.bundle(wheels, 1, lock=lock)
     script = "import sys; from wheelferry.offline.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -89,6 +89,7 @@ def test_install_into_new_venv_offline(site: Site) -> None:
     assert report["ok"] and report["target"] == "host"
     assert report["packages"] == ["alpha==1.0", "beta==1.0"]
     assert report["trimmed"] and "gamma" in report["trimmed"][0]
+    assert report["smoke"] == ["python -c 'import alpha, beta; print(beta.__version__)' -> 1.0"]
     assert _imports(site.venv / "bin" / "python", "import alpha, beta; print(alpha.__version__)") == "1.0"
     accepted = load_accepted(site.state, "demo")
     assert accepted is not None and accepted.sequence == 1

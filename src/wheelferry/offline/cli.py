@@ -74,6 +74,8 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
         f"({human_size(report.bytes)}, {report.seconds:.1f} s)")
     for note in report.trimmed:
         say(f"trimmed on purpose: {note}")
+    for line in report.smoke:
+        say(f"smoke: {line}")
     return report.to_json()
 
 

@@ -59,12 +59,14 @@ class InstallReport:
     python: str | None
     trimmed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    smoke: tuple[str, ...] = ()  # "command -> last line of its output"
 
     def to_json(self) -> dict[str, Any]:
         return {"bundle": self.bundle, "sequence": self.sequence, "target": self.target,
                 "packages": list(self.packages), "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "venv": self.venv, "python": self.python,
-                "trimmed": list(self.trimmed), "warnings": list(self.warnings)}
+                "trimmed": list(self.trimmed), "warnings": list(self.warnings),
+                "smoke": list(self.smoke)}
 
 
 def _clean_env(extra_path: Path | None = None) -> dict[str, str]:
@@ -165,8 +167,12 @@ def pip_check(python: str, target: LockedTarget, run: Runner = subprocess.run) -
     return notes
 
 
-def run_smoke(commands: Iterable[str], bin_dir: Path, run: Runner = subprocess.run) -> None:
-    """Run the spec's smoke commands (argument lists, no shell) with the new venv first on PATH."""
+def run_smoke(commands: Iterable[str], bin_dir: Path, run: Runner = subprocess.run) -> list[str]:
+    """Run the spec's smoke commands (argument lists, no shell) with the new venv first on PATH.
+
+    Returns ``command -> last line of its output`` for each, for the report.
+    """
+    results = []
     for command in commands:
         argv = shlex.split(command)
         if not argv:
@@ -176,6 +182,9 @@ def run_smoke(commands: Iterable[str], bin_dir: Path, run: Runner = subprocess.r
         if proc.returncode != 0:
             raise InstallError(f"smoke test `{command}` failed: {_last_lines(proc)}",
                                hint="the previous environment was kept")
+        last = (proc.stdout or "").strip().splitlines()[-1:] or ["(no output)"]
+        results.append(f"{command} -> {last[0]}")
+    return results
 
 
 def _bin_dir(venv: Path) -> Path:
@@ -223,11 +232,13 @@ def _remove_new_dir(venv: Path, existed: Path | None) -> None:
 
 def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: LockedTarget,
                  wheels_dir: Path, requirements: Path, run: Runner = subprocess.run, *,
-                 groups: Sequence[Sequence[str]] | None = None, created: bool = False) -> list[str]:
+                 groups: Sequence[Sequence[str]] | None = None,
+                 created: bool = False) -> tuple[list[str], list[str]]:
     """Build a fresh venv at *venv* with the target's wheels; the old one returns on failure.
 
     *created* says an empty venv was already made at *venv* (a new DIR, while the
     bundle was verified); *groups* are installed side by side (see plan_groups).
+    Returns the trimmed-edge notes of ``pip check`` and the smoke commands' results.
     """
     venv = venv.absolute()
     old = None
@@ -247,7 +258,7 @@ def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: L
         else:
             pip_install(python, requirements, wheels_dir, run)
         notes = pip_check(python, target, run)
-        run_smoke(bundle.lock.spec.smoke, _bin_dir(venv), run)
+        smoke = run_smoke(bundle.lock.spec.smoke, _bin_dir(venv), run)
     except BaseException:
         shutil.rmtree(venv, ignore_errors=True)
         if old is not None:
@@ -255,7 +266,7 @@ def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: L
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    return notes
+    return notes, smoke
 
 
 def _installed(python: str, run: Runner) -> dict[str, str]:
@@ -267,12 +278,13 @@ def _installed(python: str, run: Runner) -> dict[str, str]:
 
 
 def install_python(python: str, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
-                   requirements: Path, run: Runner = subprocess.run) -> list[str]:
+                   requirements: Path, run: Runner = subprocess.run) -> tuple[list[str], list[str]]:
     """Install into *python*'s environment; on failure restore it as far as the bundle allows."""
     before = _installed(python, run)
     try:
         pip_install(python, requirements, wheels_dir, run)
-        return pip_check(python, target, run)
+        notes = pip_check(python, target, run)
+        return notes, run_smoke(bundle.lock.spec.smoke, Path(python).parent, run)
     except InstallError as exc:
         unrestored = _restore(python, before, bundle, wheels_dir, run)
         if unrestored:
@@ -344,11 +356,11 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
             claims.append((wheel.filename, path.stat().st_size, check_wheel_zip(path)))
         requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
         if venv is not None:
-            notes = install_venv(Path(venv), host.executable, bundle, target, wheels_dir, requirements,
+            notes, smoke = install_venv(Path(venv), host.executable, bundle, target, wheels_dir, requirements,
                                  run, groups=plan_groups(claims, install_jobs()),
                                  created=venv_job is not None)
         else:
-            notes = install_python(interpreter, bundle, target, wheels_dir, requirements, run)
+            notes, smoke = install_python(interpreter, bundle, target, wheels_dir, requirements, run)
         record_accepted(state_dir, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
     except BaseException:
         if new_dir is not None and venv_job is not None and not venv_job.cancel():
@@ -364,4 +376,4 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
         packages=tuple(f"{p.name}=={p.version}" for p in sorted(target.packages, key=lambda p: p.name)),
         bytes=sum(bundle.lock.wheels[p.wheel].size or 0 for p in target.packages),
         seconds=time.monotonic() - started, venv=str(venv) if venv else None, python=python,
-        trimmed=tuple(notes), warnings=bundle.warnings)
+        trimmed=tuple(notes), warnings=bundle.warnings, smoke=tuple(smoke))
