@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -11,9 +10,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wheelferry import __version__
-from wheelferry.bundle import BundleResult, write_bundle
+from wheelferry.bundle import BundleResult, source_date_epoch, write_bundle
 from wheelferry.cache import WheelCache
-from wheelferry.errors import UsageError
 from wheelferry.fetch import fetch_summary, fetch_wheels
 from wheelferry.lock import render_lock_files
 from wheelferry.lockfile import Lock
@@ -66,12 +64,9 @@ class BuildResult:
 
 def created_epoch(lock: Lock) -> int:
     """The bundle's time: SOURCE_DATE_EPOCH, else the newest wheel upload (reproducible), else 0."""
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        try:
-            return int(env)
-        except ValueError:
-            raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not an integer") from None
+    epoch = source_date_epoch()
+    if epoch is not None:
+        return epoch
     times = []
     for w in lock.wheels.values():
         if w.upload_time:

@@ -92,16 +92,22 @@ def rfc3339(epoch: int) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def source_date_epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` (reproducible-builds.org) as an integer, or None when unset."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if not env:
+        return None
+    try:
+        return int(env)
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not an integer",
+                         hint="set it to seconds since 1970-01-01 UTC, or unset it") from None
+
+
 def tar_mtime(created: int) -> int:
     """The one mtime of every member: ``SOURCE_DATE_EPOCH`` when set, else *created*."""
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        try:
-            return int(env)
-        except ValueError:
-            raise UsageError(f"SOURCE_DATE_EPOCH={env!r} is not an integer",
-                             hint="set it to seconds since 1970-01-01 UTC, or unset it") from None
-    return created
+    epoch = source_date_epoch()
+    return created if epoch is None else epoch
 
 
 def _small(path: str, data: bytes) -> _Member:

@@ -8,13 +8,12 @@ The bytes are deterministic: sorted members, one fixed date, fixed modes.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import wheelferry
 from wheelferry.errors import BundleError
+from wheelferry.files import atomic_path
 from wheelferry.offline import SHARED_MODULES
 
 SHEBANG = b"#!/usr/bin/env python3\n"
@@ -47,13 +46,7 @@ def write_offline_pyz(out: Path) -> Path:
     """Write the offline kit to *out* atomically (mode 0755) and return *out*."""
     out = Path(out)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    except OSError as exc:
-        raise BundleError(f"cannot write {out}: {exc.strerror}",
-                          hint="choose a writable output directory with -o") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(out, 0o755) as tmp, open(tmp, "wb") as f:
             # As the zipapp module does: the shebang line, then the zip (offsets account for it).
             f.write(SHEBANG)
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
@@ -63,9 +56,7 @@ def write_offline_pyz(out: Path) -> Path:
                     info.compress_type = zipfile.ZIP_DEFLATED
                     info.create_system = 3  # Unix, whatever the building host
                     zf.writestr(info, data, compresslevel=9)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise BundleError(f"cannot write {out}: {exc.strerror}",
+                          hint="choose a writable output directory with -o") from None
     return out

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import gnupg
 
 from wheelferry.errors import SigningError, UsageError
+from wheelferry.files import atomic_path, atomic_write
 
 PASSPHRASE_ENV = "WHEELFERRY_PASSPHRASE"
 # OpenPGP v4 fingerprints are 40 hex digits, v5/v6 ones 64.
@@ -93,12 +93,6 @@ def check_signing_key(fingerprint: str, gnupghome: str | None) -> SigningKey:
     return SigningKey(str(public["fingerprint"]), tuple(public.get("uids") or ()), expires)
 
 
-def _atomic_output(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def sign_detached(path: Path, key: SigningKey, gnupghome: str | None,
                   passphrase: str | None) -> Path:
     """Write ``<path>.asc``, an ASCII-armoured detached signature of *path* by *key*."""
@@ -108,8 +102,7 @@ def sign_detached(path: Path, key: SigningKey, gnupghome: str | None,
     if passphrase is not None and not gpg.is_valid_passphrase(passphrase):
         raise UsageError("the passphrase holds a line break or NUL character",
                          hint="a passphrase file holds the passphrase on its first line only")
-    tmp = _atomic_output(final)
-    try:
+    with atomic_path(final, 0o644) as tmp:
         with open(path, "rb") as f:
             result = gpg.sign_file(f, keyid=key.fingerprint, passphrase=passphrase or None,
                                    detach=True, clearsign=False, output=str(tmp))
@@ -119,11 +112,6 @@ def sign_detached(path: Path, key: SigningKey, gnupghome: str | None,
                                hint=_hint(result, passphrase))
         if signer and signer != key.fingerprint and not _is_subkey(gpg, key, signer):
             raise SigningError(f"gpg signed {path.name} with {signer}, not with {key.fingerprint}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return final
 
 
@@ -158,14 +146,7 @@ def export_public_key(key: SigningKey, gnupghome: str | None, out: Path) -> Path
     if not armored or "BEGIN PGP PUBLIC KEY BLOCK" not in armored:
         raise SigningError(f"gpg exported nothing for key {key.fingerprint}")
     out = Path(out)
-    tmp = _atomic_output(out)
-    try:
-        tmp.write_text(armored, encoding="ascii")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(out, armored.encode("ascii"), 0o644)
     return out
 
 

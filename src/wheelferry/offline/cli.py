@@ -14,6 +14,11 @@ from wheelferry.errors import UsageError
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, metavar="BUNDLE.tar", help="the bundle (its .asc beside it)")
+    _trust_arguments(p)
+
+
+def _trust_arguments(p: argparse.ArgumentParser) -> None:
+    """KEYS, the replay state and --json: what every command that accepts a bundle takes."""
     add_key_arguments(p)
     p.add_argument("--state-dir", type=Path, metavar="DIR",
                    help="where accepted sequence numbers are kept (default: the user state dir)")
@@ -235,12 +240,7 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("export-index", help="verify a bundle and add it to a static index directory")
     p.add_argument("bundle", type=Path, metavar="BUNDLE.tar", help="the bundle, its first volume or volume list")
     p.add_argument("dir", type=Path, metavar="DIR", help="index directory (created or merged into)")
-    add_key_arguments(p)
-    p.add_argument("--state-dir", type=Path, metavar="DIR",
-                   help="where accepted sequence numbers are kept (default: the user state dir)")
-    p.add_argument("--force-older", action="store_true",
-                   help="accept a bundle older than one already accepted (a deliberate rollback)")
-    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    _trust_arguments(p)
     p.set_defaults(handler=cmd_export_index)
 
 
