@@ -230,3 +230,24 @@ def test_missing_keys_is_usage(tmp_path: Path, wheels: list[Path], capsys: Any) 
     tar = make_bundle(tmp_path, wheels)
     code, _, err = _run(capsys, "audit", str(tar))
     assert code == 2 and "--keyring" in err
+
+
+@pytest.mark.parametrize("member,body,spdx", [
+    ("x-1.0.dist-info/licenses/LICENSE", b"MIT License\n\nPermission is hereby granted, free of charge, "
+     b"to any person obtaining a copy", "MIT"),
+    ("x-1.0.dist-info/LICENSE", b"                Apache License\n          Version 2.0, January 2004", "Apache-2.0"),
+    ("x-1.0.dist-info/LICENSE", b"All rights reserved. Do not copy.", None),
+])
+def test_licence_recognised_from_license_file_when_metadata_names_none(tmp_path: Path, member: str, body: bytes,
+                                                                       spdx: str | None) -> None:
+    from wheelferry.offline.audit import licence_from_files
+
+    wheel = build_wheel(tmp_path, "x", "1.0", license=None, extra_metadata=["License-File: LICENSE"],
+                        files={member: body})
+    meta = read_metadata(wheel)
+    assert licence_of(meta).source == "none"
+    found = licence_from_files(wheel, meta)
+    if spdx is None:
+        assert found is None
+    else:
+        assert found is not None and found.spdx == spdx and found.source == "License-File"

@@ -35,6 +35,7 @@ def build_wheel(
     files: Mapping[str, bytes] | None = None,
     padding: int = 0,
     extra_members: Mapping[str, bytes] | None = None,
+    extra_metadata: Sequence[str] = (),
 ) -> Path:
     """Write ``name-version-tag.whl`` into *directory* and return its path.
 
@@ -55,6 +56,7 @@ def build_wheel(
     elif license:
         meta.append(f"License: {license}")
     meta += [f"Classifier: {c}" for c in classifiers]
+    meta += list(extra_metadata)
     if requires_python:
         meta.append(f"Requires-Python: {requires_python}")
     for req in requires:

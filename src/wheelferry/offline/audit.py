@@ -64,7 +64,7 @@ class Licence:
 
     text: str
     spdx: str | None
-    source: str  # License-Expression | License | classifier | none
+    source: str  # License-Expression | License | classifier | License-File | none
     names: tuple[str, ...] = ()  # classifier names, for an SBOM without an SPDX form
 
 
@@ -137,6 +137,46 @@ def licence_of(metadata: bytes) -> Licence:
     return Licence("UNKNOWN", None, "none")
 
 
+# Signatures of common licence texts, for wheels whose METADATA names only a License-File.
+_LICENCE_TEXTS = (
+    ("Apache-2.0", ("apache license", "version 2.0")),
+    ("MPL-2.0", ("mozilla public license", "2.0")),
+    ("MIT", ("permission is hereby granted, free of charge",)),
+    ("BSD-3-Clause", ("redistribution and use in source and binary forms", "neither the name")),
+    ("BSD-2-Clause", ("redistribution and use in source and binary forms",)),
+    ("ISC", ("permission to use, copy, modify, and/or distribute this software",)),
+    ("PSF-2.0", ("python software foundation license",)),
+)
+
+
+def licence_from_files(wheel: Path, metadata: bytes) -> Licence | None:
+    """The licence of a wheel that declares only ``License-File``: recognised from that file's text."""
+    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(metadata, headersonly=True)
+    declared = [f.strip() for f in msg.get_all("License-File") or [] if f.strip()]
+    if not declared:
+        return None
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        for path in declared:
+            # PEP 639 puts them under .dist-info/licenses/; older tools straight into .dist-info/.
+            member = next((n for n in names if n.count(".dist-info/") == 1 and n.split(".dist-info/", 1)[1]
+                           in (f"licenses/{path}", path)), None)
+            if member is None:
+                continue
+            text = " ".join(zf.read(member)[:20000].decode("utf-8", errors="replace").lower().split())
+            for spdx, needles in _LICENCE_TEXTS:
+                if all(n in text for n in needles):
+                    return Licence(f"{spdx} (recognised in {path})", spdx, "License-File")
+    return None
+
+
+def _licence(wheel: Path, metadata: bytes) -> Licence:
+    declared = licence_of(metadata)
+    if declared.source != "none":
+        return declared
+    return licence_from_files(wheel, metadata) or declared
+
+
 def read_metadata(wheel: Path) -> bytes:
     """The ``*.dist-info/METADATA`` member of a wheel (b"" if it has none)."""
     try:
@@ -199,7 +239,8 @@ def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
                         for t, p in users for e in t.trimmed if e.parent == p.name)
         rows.append(WheelRow(
             name=name, version=version, file=filename, sha256=wheel.sha256,
-            size=bundle.files[f"{WHEELS_DIR}/{filename}"][1], licence=licence_of(metadata),
+            size=bundle.files[f"{WHEELS_DIR}/{filename}"][1], licence=_licence(extracted / WHEELS_DIR / filename,
+                                                                                  metadata),
             requires_python=requires_python_of(metadata) or wheel.requires_python, tags=_tags(filename),
             targets=tuple(sorted({t.id for t, _ in users})), required_by=why, trimmed=trimmed,
             upload_time=wheel.upload_time,
