@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(scale_stage(setup, index_root, sizes, chain, reps=1 if args.quick else 2))
     facts = machine_facts(args.root, args.tools)
     for r in results:
-        if args.live:
+        if args.live and r["stage"] != "scale":  # the scale curve is always synthetic
             r["stage"], r["title"] = f"live-{r['stage']}", f"LIVE {r['title']}"
         r["date"] = facts["date"]
         r.setdefault("input", input_text)

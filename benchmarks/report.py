@@ -117,7 +117,7 @@ def write_results(directory: Path, facts: Mapping[str, Any], run: Mapping[str, A
                + ", ".join(run["unavailable"]) + ".", ""]
     md += ["## Stages", ""]
     for st in stages:
-        md += _scale_md(st) if st["stage"] == "scale" else _stage_md(st)
+        md += _scale_md(st) if str(st["stage"]).endswith("scale") else _stage_md(st)
     paths = (directory / "RESULTS.md", directory / "RESULTS.json")
     for path, text in zip(paths, ("\n".join(md) + "\n",
                                   json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")):
