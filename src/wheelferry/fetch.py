@@ -142,8 +142,9 @@ def fetch_wheels(
     pool = ThreadPoolExecutor(max_workers=min(jobs, max(1, len(unique))),
                               thread_name_prefix="wheelferry-fetch")
     try:
-        pending: set[Future[FetchResult]] = {pool.submit(fetcher.fetch_one, w)
-                                             for w in unique.values()}
+        # Largest first: the biggest wheel (often most of the bytes) must not start last.
+        by_size = sorted(unique.values(), key=lambda w: -(w.size or 0))
+        pending: set[Future[FetchResult]] = {pool.submit(fetcher.fetch_one, w) for w in by_size}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
             for fut in finished:
