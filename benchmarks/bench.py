@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import shutil
 import sys
 import time
@@ -128,10 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+_REMOTE_ORIGIN = re.compile(r"https?://(?!127\.0\.0\.1[:/])[^/\s`'\"]+")
+
+
 def _shorten_paths(results: list[dict[str, object]], root: Path, work: Path) -> None:
     """Command lines relative to the repo, with the run folder as $RUN, so they read like docs."""
     def short(text: str) -> str:
-        return text.replace(f"{work}/", "$RUN/").replace(f"{root.resolve()}/", "")
+        text = text.replace(f"{work}/", "$RUN/").replace(f"{root.resolve()}/", "")
+        # Live file URLs name whatever host pip's default index sends files from; the
+        # results name no registry host, so it reads as $FILES_HOST.
+        return _REMOTE_ORIGIN.sub("$FILES_HOST", text)
 
     for st in results:
         for row in st.get("rows", []):  # type: ignore[attr-defined]

@@ -60,17 +60,20 @@ def _when(stage: Mapping[str, Any]) -> str:
 
 
 def _stage_md(stage: Mapping[str, Any]) -> list[str]:
+    rate = bool(stage.get("bytes"))
     out = [f"### {stage['title']}", "", _when(stage),
-           "| tool | median s | min s | max s | peak MiB | wheelferry ÷ tool | runs | status |",
-           "|---|---:|---:|---:|---:|---:|---:|---|"]
+           "| tool | median s | min s | max s |" + (" MB/s |" if rate else "")
+           + " peak MiB | wheelferry ÷ tool | runs | status |",
+           "|---|---:|---:|---:|" + ("---:|" if rate else "") + "---:|---:|---:|---|"]
     for r in stage["rows"]:
         ratio = f"{r['ratio']:.2f}×" if r.get("ratio") else ("—" if r["tool"] == "wheelferry" else "–")
         mem = f"{r['peak_mib']:.0f}" if r.get("peak_mib") else "–"
         status = str(r["status"])
         if r.get("wall_median_s") and abs(float(r["wall_median_s"]) - float(r["median_s"])) > 1e-6:
             status += f" (phase time; whole command {r['wall_median_s']:.2f} s)"
+        mbs = (f" {r['mb_per_s']:.0f} |" if r.get("mb_per_s") else " – |") if rate else ""
         out.append(f"| {r['tool']} | {_s(r.get('median_s'))} | {_s(r.get('min_s'))} | "
-                   f"{_s(r.get('max_s'))} | {mem} | {ratio} | {r['runs']} | {status} |")
+                   f"{_s(r.get('max_s'))} |{mbs} {mem} | {ratio} | {r['runs']} | {status} |")
     out.append("")
     out += [f"* {n}" for n in stage.get("notes", [])]
     out += ["", "<details><summary>command lines</summary>", ""]
@@ -112,6 +115,10 @@ def write_results(directory: Path, facts: Mapping[str, Any], run: Mapping[str, A
           "## Machine", "",
           f"* {facts['cores']} cores, {facts['memory_gib']} GiB, {facts['os']}, Python {facts['python']}",
           *[f"* {k}: {v}" for k, v in facts["versions"].items()], ""]
+    older = sorted({str(st.get("date")) for st in stages if st.get("date") != facts["date"]})
+    if older:
+        md += ["Stages this run did not measure are kept from earlier runs, each under its own "
+               f"_Measured_ line ({', '.join(older)}).", ""]
     if run.get("unavailable"):
         md += ["Stages where wheelferry was not available yet: "
                + ", ".join(run["unavailable"]) + ".", ""]

@@ -204,7 +204,7 @@ def fetch_stage(s: Setup) -> dict[str, object]:
     return _result("fetch", f"fetch ({len(files)} wheels, {total / 1e6:.0f} MB, cold cache)", cs, notes=[
         "wheelferry's time is its own 'fetched ... (N s)' figure for the download phase "
         "(hash while streaming, into its cache); wall_median_s is the whole cold `build --no-sign`.",
-        "pip download gets the exact file URLs (no index lookups); curl does no hashing."])
+        "pip download gets the exact file URLs (no index lookups); curl does no hashing."], nbytes=total)
 
 
 def _fetch_phase(output: str) -> float | None:
@@ -215,6 +215,11 @@ def _fetch_phase(output: str) -> float | None:
 def _size(s: Setup, f: FileRef) -> int:
     p = ensure_wheels(s) / f.filename
     return p.stat().st_size if p.exists() else 0
+
+
+def _total(s: Setup) -> int:
+    """Bytes of the resolved wheels: the MB/s figures of fetch, pack and verify divide this."""
+    return sum(_size(s, f) for f in file_list(s))
 
 
 def ensure_wheels(s: Setup) -> Path:
@@ -310,7 +315,8 @@ def pack_stage(s: Setup) -> dict[str, object]:
     ]
     alternate(cs, s.reps, s.env(), s.log)
     return _result("pack", "pack (hash + tar + sign, warm cache)", cs, notes=[
-        "wheelferry also writes MANIFEST.json, the SBOM and the offline .pyz and signs both files."])
+        "wheelferry also writes MANIFEST.json, the SBOM and the offline .pyz and signs both files."],
+        nbytes=_total(s))
 
 
 def verify_stage(s: Setup) -> dict[str, object]:
@@ -332,7 +338,8 @@ def verify_stage(s: Setup) -> dict[str, object]:
     cs = [wf, Contender("gpgv+sha256sum", peer)]
     alternate(cs, s.reps, s.env(), s.log)
     return _result("verify", "verify (signature + every hash)", cs, notes=[
-        "the peers must unpack the tar to check sums; wheelferry checks members while streaming."])
+        "the peers must unpack the tar to check sums; wheelferry checks members while streaming."],
+        nbytes=_total(s))
 
 
 def _unshare() -> list[str]:
@@ -388,10 +395,17 @@ def _name_version(filename: str) -> str:
     return f"{name}=={version}"
 
 
-def _result(stage: str, title: str, cs: Sequence[Contender], notes: list[str]) -> dict[str, object]:
+def _result(stage: str, title: str, cs: Sequence[Contender], notes: list[str],
+            nbytes: int = 0) -> dict[str, object]:
     rows = [c.summary() for c in cs]
+    for r in rows:
+        if nbytes and r.get("median_s"):
+            r["mb_per_s"] = nbytes / 1e6 / float(r["median_s"])  # type: ignore[arg-type]
     product = next((r for r in rows if r["tool"] == "wheelferry" and r.get("median_s")), None)
     for r in rows:
         if product and r is not product and r.get("median_s"):
             r["ratio"] = float(product["median_s"]) / float(r["median_s"])  # type: ignore[arg-type]
-    return {"stage": stage, "title": title, "rows": rows, "notes": notes}
+    out: dict[str, object] = {"stage": stage, "title": title, "rows": rows, "notes": notes}
+    if nbytes:
+        out["bytes"] = nbytes
+    return out
