@@ -26,6 +26,7 @@ import filelock
 import platformdirs
 
 from wheelferry.errors import FetchError, UsageError
+from wheelferry.files import hash_file
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -215,12 +216,3 @@ def _check_sha(sha256: str) -> str:
     if not _SHA256.match(sha256):
         raise UsageError(f"not a sha256 hex digest: {sha256!r}")
     return sha256
-
-
-def hash_file(path: Path) -> Any:
-    """A sha256 object fed with the whole of *path* (to continue with more bytes, or digest)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h

@@ -17,6 +17,7 @@ from platformdirs import user_cache_dir
 from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, dispatch, human_size, progress_enabled, say, warn
 from wheelferry.errors import TargetError, UsageError
+from wheelferry.files import hash_file
 from wheelferry.offline import cli as offline_cli
 from wheelferry.spec import Spec, expand_requirement_args, load_spec, spec_from_requirements
 from wheelferry.target import Target, host_target, parse_target, target_from_capture
@@ -138,18 +139,15 @@ class Network:
 
     def hash_dist(self, dist: Any) -> tuple[str, int]:
         """sha256 and size of a file the index listed without a hash (read or downloaded once)."""
-        h, size = hashlib.sha256(), 0
         if dist.url.startswith("file:"):
-            with open(unquote(urlsplit(dist.url).path), "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-                    size += len(chunk)
-        else:
-            with self.session.get(dist.url, stream=True, timeout=60) as resp:
-                resp.raise_for_status()
-                for chunk in resp.iter_content(1 << 20):
-                    h.update(chunk)
-                    size += len(chunk)
+            path = Path(unquote(urlsplit(dist.url).path))
+            return hash_file(path).hexdigest(), path.stat().st_size
+        h, size = hashlib.sha256(), 0
+        with self.session.get(dist.url, stream=True, timeout=60) as resp:
+            resp.raise_for_status()
+            for chunk in resp.iter_content(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
         return h.hexdigest(), size
 
 

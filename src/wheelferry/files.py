@@ -6,10 +6,14 @@ Standard library only.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+CHUNK = 4 << 20
 
 
 @contextlib.contextmanager
@@ -37,3 +41,12 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write *data* to *path* through a temporary name in the same directory and a rename."""
     with atomic_path(path, mode) as tmp:
         tmp.write_bytes(data)
+
+
+def hash_file(path: Path) -> Any:
+    """A sha256 object fed with the whole of *path* (to continue with more bytes, or digest)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import marshal
 import sys
 import threading
@@ -18,7 +17,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
-from wheelferry.files import atomic_write
+from wheelferry.files import atomic_write, hash_file
 from wheelferry.http import Page, PageCache, describe_failure
 from wheelferry.pages import (
     DistFile,
@@ -158,13 +157,10 @@ class IndexClient:
         with self._lock:
             if key in self._local_hashes:
                 return self._local_hashes[key]
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        digest: str = hash_file(path).hexdigest()
         with self._lock:
-            self._local_hashes[key] = h.hexdigest()
-        return h.hexdigest()
+            self._local_hashes[key] = digest
+        return digest
 
     @staticmethod
     def _keep(found: list[DistFile], name: NormalizedName) -> list[DistFile]:

@@ -28,13 +28,13 @@ from typing import Any
 from urllib.parse import quote
 
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.files import hash_file
 from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.audit import read_metadata, requires_python_of
 from wheelferry.offline.policy import canonical_name, version_key
 from wheelferry.offline.verify import VerifiedBundle
 
 API_VERSION = "1.1"
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,7 @@ class ExportReport:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return str(hash_file(path).hexdigest())
 
 
 def _write(path: Path, data: bytes) -> None:
