@@ -193,9 +193,6 @@ class Lock:
     def target_ids(self) -> list[str]:
         return [t.id for t in self.targets]
 
-    def wheels_for(self, target_id: str) -> list[WheelFile]:
-        return [self.wheels[p.wheel] for p in self.target(target_id).packages]
-
     @property
     def total_size(self) -> int:
         return sum(w.size or 0 for w in self.wheels.values())

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -433,11 +433,3 @@ def _collect(result: Any, provider: Provider, finder: Finder, root_texts: list[s
         for name, cand in sorted(base.items())
     }
     return Resolution(finder.target, root_texts, packages, trimmed)
-
-
-def iter_versions(finder: Finder, name: str) -> list[Version]:
-    """Versions that have a usable wheel for the finder's target, newest first."""
-    return list(finder.best_wheels(name))
-
-
-ProgressHook = Callable[[str], None]
