@@ -62,10 +62,13 @@ class GpgKeys:
         path.write_bytes(data)
         return path
 
-    def sign(self, name: str, file: Path, out: Path | None = None) -> Path:
-        """Detached armoured signature of *file* by key *name* (``file.asc`` unless *out*)."""
+    def sign(self, name: str, file: Path, out: Path | None = None, *, extra: tuple[str, ...] = ()) -> Path:
+        """Detached armoured signature of *file* by key *name* (``file.asc`` unless *out*).
+
+        *extra* gpg options change how it is made (``--textmode``, ``--no-armor``, ...).
+        """
         out = out or file.with_name(file.name + ".asc")
-        args = ["--yes", "--armor", "--detach-sign", "--output", str(out),
+        args = ["--yes", "--armor", *extra, "--detach-sign", "--output", str(out),
                 "--local-user", self.signing_fpr[name] + "!"]
         if name == "expired":
             args = ["--faked-system-time", _PAST, "--ignore-time-conflict", *args]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.offline.openpgp import LiteralFramer, single_signature
 
 _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 # Status keywords that mean the signature must not be accepted, whatever else was said.
@@ -34,6 +35,8 @@ _FATAL = ("BADSIG", "ERRSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "NO_PUBKEY")
 _ERRSIG_MISSING_KEY = "9"
 # Big reads keep per-call overhead negligible next to gpg's own hashing.
 CHUNK = 4 << 20
+# A detached signature is a few hundred bytes; more than this is not one to frame.
+_SIG_READ_CAP = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -118,16 +121,22 @@ def _widen_pipe(pipe: IO[bytes] | None) -> None:
 
 
 class SignatureCheck:
-    """A running ``gpg --verify SIG -`` fed the signed data chunk by chunk from a writer thread.
+    """A running gpg check of *sig_path* fed the signed data chunk by chunk from a writer thread.
 
     The caller reads the data once and hands every chunk to :meth:`feed`; a
     bounded queue and a thread keep gpg busy on another core while the caller
     parses and hashes the same bytes (hashlib and pipe writes release the GIL).
+    A single v4 signature is checked as a one-pass signed message built around
+    the data (see :mod:`wheelferry.offline.openpgp`: three times faster in gpg,
+    the same verdict); anything else goes to ``gpg --verify SIG -`` as it is.
     """
 
     def __init__(self, gpg: str, home: Path, sig_path: Path, keyring_name: str,
                  trusted: list[str], depth: int = 4) -> None:
-        cmd, env = _command(gpg, home, ["--verify", str(sig_path), "-"])
+        self._signature = single_signature(Path(sig_path).read_bytes()[:_SIG_READ_CAP])
+        self._framer = LiteralFramer() if self._signature is not None else None
+        args = ["--verify"] if self._signature is not None else ["--verify", str(sig_path), "-"]
+        cmd, env = _command(gpg, home, args)
         self._trusted = trusted
         self._keyring_name = keyring_name
         # Status goes to a file, not a pipe, so gpg can never block on a reader we do not run;
@@ -141,22 +150,37 @@ class SignatureCheck:
         self._thread.start()
         self._closed = False
 
+    def _pieces(self, chunk: bytes | None) -> list[bytes | memoryview]:
+        """What to write to gpg for *chunk* of data (None: the end of the data)."""
+        if self._signature is None or self._framer is None:
+            return [chunk] if chunk is not None else []
+        if chunk is None:
+            return [self._framer.end(), self._signature.packet]
+        return self._framer.frame(chunk)
+
     def _pump(self) -> None:
         stdin = self._proc.stdin
         assert stdin is not None
         broken = False
+        if self._signature is not None and self._framer is not None:
+            broken = not self._write(stdin, [self._signature.one_pass(), self._framer.start()])
         while True:
             chunk = self._queue.get()
+            if not broken:  # else gpg stopped reading; keep draining so the reader never blocks
+                broken = not self._write(stdin, self._pieces(chunk))
             if chunk is None:
                 break
-            if broken:
-                continue  # gpg stopped reading; keep draining so the reader never blocks
-            try:
-                stdin.write(chunk)
-            except OSError:
-                broken = True
         with contextlib.suppress(OSError):
             stdin.close()
+
+    @staticmethod
+    def _write(stdin: IO[bytes], pieces: list[bytes | memoryview]) -> bool:
+        try:
+            for piece in pieces:
+                stdin.write(piece)
+        except OSError:
+            return False
+        return True
 
     def feed(self, chunk: bytes) -> None:
         """Queue *chunk* (the next bytes of the signed data) for gpg."""

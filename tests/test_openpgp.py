@@ -1,0 +1,140 @@
+"""OpenPGP framing of a detached signature as a one-pass signed message, checked with real gpg."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support.gpgkeys import GpgKeys
+from wheelferry.errors import VerificationError
+from wheelferry.offline.gpg import signature_check, verify_signature
+from wheelferry.offline.openpgp import PIECE_BITS, LiteralFramer, dearmor, single_signature
+
+LITERAL_HEAD = b"b\x00\x00\x00\x00\x00"
+
+
+def _unframe(stream: bytes) -> bytes:
+    """Reference decoder of one new-format literal packet with partial body lengths."""
+    assert stream[0] == 0xC0 | 11
+    body, i = b"", 1
+    while True:
+        o1 = stream[i]
+        if 224 <= o1 < 255:
+            size, i = 1 << (o1 & 0x1F), i + 1
+            body += stream[i:i + size]
+            i += size
+            continue
+        assert o1 == 255
+        size, i = int.from_bytes(stream[i + 1:i + 5], "big"), i + 5
+        body += stream[i:i + size]
+        assert i + size == len(stream), "bytes after the last piece"
+        return body
+
+
+def _framed(data: bytes, cuts: list[int], bits: int) -> bytes:
+    framer = LiteralFramer(bits)
+    out = bytearray(framer.start())
+    edges = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    for a, b in zip(edges, edges[1:]):
+        for piece in framer.frame(data[a:b]):
+            out += piece
+    out += framer.end()
+    return bytes(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(0, 5000), cuts=st.lists(st.integers(0, 5000), max_size=12),
+       bits=st.sampled_from([9, 10, 12]))
+def test_framer_carries_the_data_exactly(size: int, cuts: list[int], bits: int) -> None:
+    data = random.Random(size).randbytes(size)
+    stream = _framed(data, cuts, bits)
+    assert _unframe(stream) == LITERAL_HEAD + data
+    if len(LITERAL_HEAD) + size >= 1 << bits:
+        assert stream[1] == 0xE0 | bits  # the first piece is partial and at least 512 bytes
+
+
+def test_framer_refuses_pieces_gpg_would_refuse() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        LiteralFramer(8)
+
+
+def test_dearmor_equals_gpg_dearmor(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.write_bytes(b"x" * 1000)
+    sig = gpg_keys.sign("good", data)
+    expected = subprocess.run(["gpg", "--dearmor"], input=sig.read_bytes(), capture_output=True,
+                              check=True).stdout
+    assert dearmor(sig.read_bytes()) == expected
+    damaged = sig.read_text().splitlines()
+    crc = next(i for i, ln in enumerate(damaged) if ln.startswith("="))
+    damaged[crc] = "=AAAA"
+    assert dearmor("\n".join(damaged).encode()) is None
+
+
+def test_single_signature_names_the_signing_key(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.write_bytes(b"y" * 10)
+    for name in ("good", "subkey"):
+        sig = single_signature(gpg_keys.sign(name, data, tmp_path / f"{name}.asc").read_bytes())
+        assert sig is not None
+        assert sig.keyid.hex().upper() == gpg_keys.signing_fpr[name][-16:]
+    binary = gpg_keys.sign("good", data, tmp_path / "bin.sig", extra=("--no-armor",))
+    assert single_signature(binary.read_bytes()) is not None
+
+
+def test_only_one_plain_binary_signature_is_framed(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.write_bytes(b"z" * 10)
+    good = gpg_keys.sign("good", data, tmp_path / "good.asc").read_bytes()
+    other = gpg_keys.sign("other", data, tmp_path / "other.asc").read_bytes()
+    text = gpg_keys.sign("good", data, tmp_path / "text.asc", extra=("--textmode",)).read_bytes()
+    binary = gpg_keys.sign("good", data, tmp_path / "bin.sig", extra=("--no-armor",)).read_bytes()
+    assert single_signature(good + other) is None  # two armoured blocks
+    assert single_signature(binary + binary) is None  # two packets
+    assert single_signature(binary + b"\0") is None  # trailing bytes
+    assert single_signature(text) is None  # canonical-text signature: gpg's own path
+    assert single_signature(b"\xff" * 100) is None
+    assert single_signature(b"") is None
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << PIECE_BITS) - 6, (1 << PIECE_BITS) - 5,
+                                  (2 << PIECE_BITS) + 3])
+def test_framed_check_agrees_with_gpg(gpg_keys: GpgKeys, tmp_path: Path, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    path = tmp_path / "bundle.tar"
+    path.write_bytes(data)
+    sig = gpg_keys.sign("good", path)
+    assert single_signature(sig.read_bytes()) is not None
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    rng = random.Random(1)
+    with signature_check(sig, ring, [gpg_keys.fpr["good"]]) as check:
+        at = 0
+        while at < size:
+            step = rng.choice([1, 7, 4096, 300_000, 1 << PIECE_BITS])
+            check.feed(data[at:at + step])
+            at += step
+        assert check.result().fingerprint == gpg_keys.fpr["good"]
+    if size:
+        altered = bytearray(data)
+        altered[size // 2] ^= 1
+        with signature_check(sig, ring, [gpg_keys.fpr["good"]]) as check:
+            check.feed(bytes(altered))
+            with pytest.raises(VerificationError, match="does not match the data"):
+                check.result()
+
+
+def test_text_mode_signature_is_checked_by_gpg_itself(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    path = tmp_path / "bundle.tar"
+    path.write_bytes(b"line one\nline two\n" * 50)
+    sig = gpg_keys.sign("good", path, extra=("--textmode",))
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    info = verify_signature(path, sig, ring, [gpg_keys.fpr["good"]])
+    assert info.fingerprint == gpg_keys.fpr["good"]
+    path.write_bytes(b"line one\nline 2!\n" * 50)
+    with pytest.raises(VerificationError, match="does not match the data"):
+        verify_signature(path, sig, ring, [gpg_keys.fpr["good"]])
