@@ -13,7 +13,14 @@ from hypothesis import strategies as st
 from tests.support.gpgkeys import GpgKeys
 from wheelferry.errors import VerificationError
 from wheelferry.offline.gpg import signature_check, verify_signature
-from wheelferry.offline.openpgp import PIECE_BITS, LiteralFramer, dearmor, single_signature
+from wheelferry.offline.openpgp import (
+    PIECE_BITS,
+    LiteralFramer,
+    PacketScanner,
+    armor,
+    dearmor,
+    single_signature,
+)
 
 LITERAL_HEAD = b"b\x00\x00\x00\x00\x00"
 
@@ -138,3 +145,62 @@ def test_text_mode_signature_is_checked_by_gpg_itself(gpg_keys: GpgKeys, tmp_pat
     path.write_bytes(b"line one\nline 2!\n" * 50)
     with pytest.raises(VerificationError, match="does not match the data"):
         verify_signature(path, sig, ring, [gpg_keys.fpr["good"]])
+
+
+def _packet(tag: int, body: bytes, style: str) -> bytes:
+    if style == "old":  # old format, four-octet length
+        return bytes([0x80 | tag << 2 | 2]) + len(body).to_bytes(4, "big") + body
+    if style == "two" and 192 <= len(body) < 8384:
+        n = len(body) - 192
+        return bytes([0xC0 | tag, (n >> 8) + 192, n & 0xFF]) + body
+    if len(body) < 192:
+        return bytes([0xC0 | tag, len(body)]) + body
+    return bytes([0xC0 | tag, 0xFF]) + len(body).to_bytes(4, "big") + body
+
+
+@settings(max_examples=200, deadline=None)
+@given(packets=st.lists(st.tuples(st.sampled_from([2, 4, 11]), st.binary(max_size=3000),
+                                  st.sampled_from(["old", "two", "new", "partial"])), max_size=6),
+       cuts=st.lists(st.integers(0, 20000), max_size=10))
+def test_scanner_keeps_every_packet_but_literal_data(packets: list[tuple[int, bytes, str]],
+                                                     cuts: list[int]) -> None:
+    stream, expected = b"", []
+    for tag, body, style in packets:
+        if style == "partial" and tag == 11:
+            raw = _framed(body, [], 9)  # a literal with partial lengths, as gpg writes from a pipe
+        else:
+            raw = _packet(tag, body, style if style != "partial" else "new")
+        stream += raw
+        if tag != 11:
+            expected.append((tag, raw))
+    scanner = PacketScanner()
+    edges = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    for a, b in zip(edges, edges[1:]):
+        scanner.feed(stream[a:b])
+    assert scanner.complete()
+    assert scanner.packets == expected
+    if stream:
+        cut = PacketScanner()
+        cut.feed(stream[:-1])
+        assert not cut.complete()
+
+
+def test_scanner_refuses_what_is_not_openpgp() -> None:
+    scanner = PacketScanner()
+    scanner.feed(b"PK\x03\x04 a zip file")
+    assert scanner.error and not scanner.complete()
+    big = PacketScanner(cap=100)
+    big.feed(_packet(2, b"x" * 200, "new"))
+    assert big.error and not big.complete()
+
+
+def test_armor_round_trips_and_gpg_reads_it(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.write_bytes(b"q" * 100)
+    binary = gpg_keys.sign("good", data, tmp_path / "bin.sig", extra=("--no-armor",)).read_bytes()
+    armored = armor(binary)
+    assert dearmor(armored) == binary
+    (tmp_path / "d.asc").write_bytes(armored)
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    assert verify_signature(data, tmp_path / "d.asc", ring, [gpg_keys.fpr["good"]]).fingerprint == \
+        gpg_keys.fpr["good"]

@@ -15,6 +15,7 @@ from tests.support.gpgkeys import PASSPHRASE, GpgKeys
 from wheelferry.errors import SigningError, UsageError
 from wheelferry.sign import (
     SigningKey,
+    StreamSigner,
     check_signing_key,
     export_public_key,
     read_passphrase,
@@ -198,3 +199,63 @@ def test_signed_bundle_passes_the_offline_verifier(gpg_keys: GpgKeys, home: Path
                              state_dir=tmp_path / "state")
     assert verified.signature is not None
     assert verified.manifest == result.manifest
+
+
+def _stream_sign(key: SigningKey, home: Path, payload: Path, passphrase: str | None = None) -> bytes:
+    signer = StreamSigner(key, str(home), passphrase)
+    try:
+        data = payload.read_bytes()
+        for at in range(0, len(data), 3001):
+            signer.feed(data[at:at + 3001])
+        return signer.finish(payload)
+    finally:
+        signer.abort()
+
+
+@pytest.mark.parametrize("name", ["good", "subkey", "protected"])
+def test_signature_made_while_writing_verifies_with_gpgv(gpg_keys: GpgKeys, home: Path, payload: Path,
+                                                         tmp_path: Path, name: str) -> None:
+    payload.write_bytes(os.urandom(3 << 20))  # several of gpg's output pieces
+    key = check_signing_key(gpg_keys.fpr[name], str(home))
+    armored = _stream_sign(key, home, payload, PASSPHRASE if name == "protected" else None)
+    assert armored.startswith(b"-----BEGIN PGP SIGNATURE-----\n\n")
+    payload.with_name("demo.tar.asc").write_bytes(armored)
+    proc = _gpgv(gpg_keys, name, payload, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    payload.write_bytes(payload.read_bytes()[:-1])
+    assert _gpgv(gpg_keys, name, payload, tmp_path).returncode != 0
+
+
+def test_signature_made_while_writing_refuses_a_wrong_passphrase(gpg_keys: GpgKeys, home: Path,
+                                                                 payload: Path) -> None:
+    key = check_signing_key(gpg_keys.fpr["protected"], str(home))
+    with pytest.raises(SigningError, match="bad passphrase") as exc:
+        _stream_sign(key, home, payload, "wrong")
+    assert "wrong" not in str(exc.value)
+
+
+def test_failed_signature_leaves_no_bundle(gpg_keys: GpgKeys, home: Path, tmp_path: Path,
+                                           make_wheel: Callable[..., Path]) -> None:
+    from tests.support.bundles import host_markers, make_lock
+    from wheelferry.bundle import write_bundle
+
+    wheels = [make_wheel("alpha", "1.0")]
+    lock = make_lock(wheels, name="demo", targets={"host": host_markers()})
+    key = check_signing_key(gpg_keys.fpr["protected"], str(home))
+    signer = StreamSigner(key, str(home), "wrong")
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(SigningError, match="bad passphrase"):
+        write_bundle(out, name="demo", lock=lock, lock_files={}, wheel_paths={w.name: w for w in wheels},
+                     sequence=1, created=1767225600, expires=None, tool="t", tee=signer.feed,
+                     before_publish=signer.finish)
+    signer.abort()
+    assert list(out.iterdir()) == []
+
+
+def test_aborted_signature_stops_gpg(gpg_keys: GpgKeys, home: Path) -> None:
+    key = check_signing_key(gpg_keys.fpr["good"], str(home))
+    signer = StreamSigner(key, str(home), None)
+    signer.feed(b"x" * (4 << 20))
+    signer.abort()
+    assert signer._proc.returncode is not None

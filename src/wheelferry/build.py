@@ -13,11 +13,12 @@ from wheelferry import __version__
 from wheelferry.bundle import BundleResult, source_date_epoch, write_bundle
 from wheelferry.cache import WheelCache
 from wheelferry.fetch import fetch_summary, fetch_wheels
+from wheelferry.files import atomic_write
 from wheelferry.lock import render_lock_files
 from wheelferry.lockfile import Lock
 from wheelferry.pyz import write_offline_pyz
 from wheelferry.sbom import sbom_json
-from wheelferry.sign import SigningKey, export_public_key, sign_detached
+from wheelferry.sign import SigningKey, StreamSigner, export_public_key, sign_detached
 
 KIT_NAME = "wheelferry-offline.pyz"
 
@@ -32,6 +33,10 @@ class Signer:
 
     def sign(self, path: Path) -> Path:
         return sign_detached(path, self.key, self.gnupghome, self.passphrase)
+
+    def stream(self) -> StreamSigner:
+        """A signature made while the file is written (see :class:`StreamSigner`)."""
+        return StreamSigner(self.key, self.gnupghome, self.passphrase)
 
 
 @dataclass(frozen=True)
@@ -97,18 +102,29 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     created = created_epoch(lock)
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {name: wheel_metadata(path) for name, path in paths.items()}
-    bundle = write_bundle(
-        opts.out_dir, name=opts.name, lock=lock, lock_files=render_lock_files(lock), wheel_paths=paths,
-        sequence=opts.sequence if opts.sequence is not None else created, created=created,
-        expires=created + int(opts.expires_days * 86400) if opts.expires_days else None,
-        tool=f"wheelferry {__version__}", compress=opts.compress,
-        sbom=sbom_json(lock, metadata, created=created), progress=opts.progress,
-    )
+    stream = signer.stream() if signer is not None else None
+    bundle_signature: list[bytes] = []
+    try:
+        bundle = write_bundle(
+            opts.out_dir, name=opts.name, lock=lock, lock_files=render_lock_files(lock), wheel_paths=paths,
+            sequence=opts.sequence if opts.sequence is not None else created, created=created,
+            expires=created + int(opts.expires_days * 86400) if opts.expires_days else None,
+            tool=f"wheelferry {__version__}", compress=opts.compress,
+            sbom=sbom_json(lock, metadata, created=created), progress=opts.progress,
+            tee=stream.feed if stream is not None else None,
+            before_publish=(lambda tmp: bundle_signature.append(stream.finish(tmp)))
+            if stream is not None else None,
+        )
+    finally:
+        if stream is not None and not bundle_signature:
+            stream.abort()
     kit = write_offline_pyz(opts.out_dir / KIT_NAME)
     signatures: list[Path] = []
     public_key = None
     if signer is not None:
-        signatures += [signer.sign(bundle.path), signer.sign(kit)]
+        asc = bundle.path.with_name(bundle.path.name + ".asc")
+        atomic_write(asc, bundle_signature[0], 0o644)
+        signatures += [asc, signer.sign(kit)]
         if opts.export_key:
             public_key = export_public_key(signer.key, signer.gnupghome, opts.out_dir / f"{opts.name}.pub.asc")
     volumes = None

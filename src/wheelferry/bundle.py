@@ -5,13 +5,12 @@ wheels and times give a byte-identical tar: PAX format, members sorted after
 ``MANIFEST.json``, one fixed mtime, uid/gid 0, empty owner names, modes 0644
 and 0755, no compression unless asked for (wheels are zip files already).
 
-Signing is a separate step (:mod:`wheelferry.sign`) that reads the finished
-tar once more.  Piping the tar into gpg while it is written would save that
-read, but the tar was written moments before and is still in the page cache,
-so the second read costs no disk I/O; in exchange the writer stays free of
-gpg, a signing failure cannot leave a half-written tar, and the passphrase
-keeps gpg's stdin to itself.  Each wheel is read from disk exactly once, while
-it is copied into the tar, and hashed on the way to catch a changed cache.
+Signing reads no byte a second time: every byte written to the tar is also
+handed to *tee* (a :class:`wheelferry.sign.StreamSigner` feeding gpg on
+another core), and *before_publish* (collecting the signature) runs on the
+finished temporary file before it is renamed into place, so a signing failure
+leaves no tar behind.  Each wheel is read from disk exactly once, while it is
+copied into the tar, and hashed on the way to catch a changed cache.
 """
 
 from __future__ import annotations
@@ -85,6 +84,22 @@ class _HashingReader:
 
 def _no_progress(_n: int) -> None:
     pass
+
+
+class _Tee:
+    """A writable file that also hands every byte written to *tee*."""
+
+    def __init__(self, out: IO[bytes], tee: Callable[[bytes], None]) -> None:
+        self._out = out
+        self._tee = tee
+
+    def write(self, data: bytes) -> int:
+        data = bytes(data)  # compressors may hand over a view of a buffer they reuse
+        self._tee(data)
+        return self._out.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
 
 
 def rfc3339(epoch: int) -> str:
@@ -224,8 +239,13 @@ def _add_wheel(tar: tarfile.TarFile, top: str, m: _Member, mtime: int, tick: Cal
 def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[str, bytes],
                  wheel_paths: Mapping[str, Path], sequence: int, created: int, expires: int | None,
                  tool: str, compress: str | None = None, sbom: bytes | None = None,
-                 progress: bool = False) -> BundleResult:
-    """Write ``out_dir/NAME.tar`` (or ``.tar.gz``/``.tar.zst``) atomically and return what it holds."""
+                 progress: bool = False, tee: Callable[[bytes], None] | None = None,
+                 before_publish: Callable[[Path], None] | None = None) -> BundleResult:
+    """Write ``out_dir/NAME.tar`` (or ``.tar.gz``/``.tar.zst``) atomically and return what it holds.
+
+    Every byte of the file also goes to *tee*; *before_publish* gets the
+    finished temporary file before it takes its final name (and may refuse it).
+    """
     if compress not in COMPRESSIONS:
         raise UsageError(f"unknown compression {compress!r}", hint="use gzip, zstd or none")
     if sbom is None:
@@ -250,7 +270,9 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
     total = len(manifest_bytes) + sum(f.size for f in files)
     try:
         with ExitStack() as stack:
-            out = stack.enter_context(os.fdopen(fd, "wb"))
+            out: IO[bytes] = stack.enter_context(os.fdopen(fd, "wb"))
+            if tee is not None:
+                out = _Tee(out, tee)  # type: ignore[assignment]
             tick: Callable[[int], Any] = _no_progress
             if progress:
                 from tqdm import tqdm
@@ -260,6 +282,8 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
             _write_tar(out, name, manifest_bytes, members, mtime, compress, tick)
             out.flush()
             os.fsync(out.fileno())
+        if before_publish is not None:
+            before_publish(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, final)
     except BaseException as exc:

@@ -6,17 +6,24 @@ The passphrase reaches gpg only on its stdin (python-gnupg adds
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import shutil
+import subprocess
+import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import gnupg
 
 from wheelferry.errors import SigningError, UsageError
-from wheelferry.files import atomic_path, atomic_write
+from wheelferry.files import atomic_write
+from wheelferry.offline.gpg import PipeFeeder, widen_pipe
+from wheelferry.offline.openpgp import PacketScanner, armor, single_signature
 
 PASSPHRASE_ENV = "WHEELFERRY_PASSPHRASE"
 # OpenPGP v4 fingerprints are 40 hex digits, v5/v6 ones 64.
@@ -98,41 +105,148 @@ def sign_detached(path: Path, key: SigningKey, gnupghome: str | None,
     """Write ``<path>.asc``, an ASCII-armoured detached signature of *path* by *key*."""
     path = Path(path)
     final = path.with_name(path.name + ".asc")
-    gpg = _gpg(gnupghome)
-    if passphrase is not None and not gpg.is_valid_passphrase(passphrase):
-        raise UsageError("the passphrase holds a line break or NUL character",
-                         hint="a passphrase file holds the passphrase on its first line only")
-    with atomic_path(final, 0o644) as tmp:
-        with open(path, "rb") as f:
-            result = gpg.sign_file(f, keyid=key.fingerprint, passphrase=passphrase or None,
-                                   detach=True, clearsign=False, output=str(tmp))
-        signer = getattr(result, "fingerprint", None) or ""
-        if not result or not tmp.stat().st_size:
-            raise SigningError(f"gpg could not sign {path.name}: {_reason(result, passphrase)}",
-                               hint=_hint(result, passphrase))
-        if signer and signer != key.fingerprint and not _is_subkey(gpg, key, signer):
-            raise SigningError(f"gpg signed {path.name} with {signer}, not with {key.fingerprint}")
+    atomic_write(final, detached_signature(path, key, gnupghome, passphrase), 0o644)
     return final
 
 
-def _bad_passphrase(result: Any) -> bool:
-    text = f"{getattr(result, 'status', '')} {getattr(result, 'stderr', '')}".lower()
+def detached_signature(path: Path, key: SigningKey, gnupghome: str | None,
+                       passphrase: str | None) -> bytes:
+    """An ASCII-armoured detached signature of *path* by *key*, made by gpg reading the file."""
+    gpg = _gpg(gnupghome)
+    _check_passphrase(passphrase)
+    with open(path, "rb") as f:
+        result = gpg.sign_file(f, keyid=key.fingerprint, passphrase=passphrase or None,
+                               detach=True, clearsign=False)
+    status = f"{getattr(result, 'status', '')}\n{getattr(result, 'stderr', '')}"
+    data = bytes(getattr(result, "data", b"") or b"")
+    if not result or b"BEGIN PGP SIGNATURE" not in data:
+        raise SigningError(f"gpg could not sign {Path(path).name}: {_reason(status, passphrase)}",
+                           hint=_hint(status, passphrase))
+    _check_signer(gpg, key, getattr(result, "fingerprint", None) or "", Path(path).name)
+    return data
+
+
+def _check_passphrase(passphrase: str | None) -> None:
+    if passphrase is not None and ("\n" in passphrase or "\r" in passphrase or "\0" in passphrase):
+        raise UsageError("the passphrase holds a line break or NUL character",
+                         hint="a passphrase file holds the passphrase on its first line only")
+
+
+def _check_signer(gpg: gnupg.GPG, key: SigningKey, signer: str, what: str) -> None:
+    if signer and signer != key.fingerprint and not _is_subkey(gpg, key, signer):
+        raise SigningError(f"gpg signed {what} with {signer}, not with {key.fingerprint}")
+
+
+class StreamSigner:
+    """``gpg --sign`` fed a file's bytes while they are written; the detached signature is cut out.
+
+    For a version 4 signature over a binary document the signature of a signed
+    message is the detached signature of its literal data (RFC 4880 5.2.4), and
+    gpg hashes a signed message's data in blocks rather than byte by byte, so
+    signing costs no extra read of the file and runs on another core while it
+    is written.  gpg's output (the data again, framed) is scanned and dropped.
+    Should gpg's output hold anything but one plain v4 signature (a gpg.conf
+    asking for text mode, say), :meth:`finish` signs the finished file the
+    ordinary way instead.  The passphrase reaches gpg on a pipe of its own.
+    """
+
+    def __init__(self, key: SigningKey, gnupghome: str | None, passphrase: str | None) -> None:
+        _check_passphrase(passphrase)
+        self.key, self.gnupghome, self.passphrase = key, gnupghome, passphrase
+        cmd = [shutil.which("gpg") or "gpg", "--status-fd", "2", "--no-tty", "--batch"]
+        if gnupghome:
+            cmd += ["--homedir", gnupghome]
+        read_end = None
+        if passphrase is not None:
+            read_end, write_end = os.pipe()
+            with os.fdopen(write_end, "wb") as w:  # a line is far below any pipe's buffer
+                w.write(passphrase.encode("utf-8") + b"\n")
+            cmd += ["--pinentry-mode", "loopback", "--passphrase-fd", str(read_end)]
+        cmd += ["--default-key", key.fingerprint, "--no-armor", "--no-textmode", "--compress-algo",
+                "none", "--sign", "--output", "-"]
+        self._status = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=self._status, pass_fds=(read_end,) if read_end else ())
+        except OSError as exc:
+            self._status.close()
+            raise SigningError(f"cannot run gpg: {exc.strerror}", hint="install GnuPG 2.1 or newer") from None
+        finally:
+            if read_end is not None:
+                os.close(read_end)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        widen_pipe(self._proc.stdin)
+        self._feeder = PipeFeeder(self._proc.stdin)
+        self._scanner = PacketScanner()
+        self._reader = threading.Thread(target=self._scan, args=(self._proc.stdout,),
+                                        name="gpg-output", daemon=True)
+        self._reader.start()
+        self._done = False
+
+    def _scan(self, out: IO[bytes]) -> None:
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        raw = cast(io.RawIOBase, getattr(out, "raw", out))  # unbuffered: no copy through a buffer
+        while n := raw.readinto(buf):
+            self._scanner.feed(view[:n])
+
+    def feed(self, chunk: bytes) -> None:
+        """The next bytes of the file being signed."""
+        self._feeder.put(chunk)
+
+    def _wait(self) -> str:
+        self._done = True
+        self._feeder.close()
+        self._reader.join()
+        self._proc.wait()
+        self._status.seek(0)
+        status = self._status.read().decode("utf-8", errors="replace")
+        self._status.close()
+        return status
+
+    def finish(self, path: Path) -> bytes:
+        """The armoured detached signature of everything fed, which is the content of *path*."""
+        status = self._wait()
+        created = [ln.split() for ln in status.splitlines() if ln.startswith("[GNUPG:] SIG_CREATED ")]
+        if self._proc.returncode != 0 or len(created) != 1:
+            raise SigningError(f"gpg could not sign {Path(path).name}: {_reason(status, self.passphrase)}",
+                               hint=_hint(status, self.passphrase))
+        _check_signer(_gpg(self.gnupghome), self.key, created[0][-1], Path(path).name)
+        sigs = [raw for tag, raw in self._scanner.packets if tag == 2]
+        signature = single_signature(sigs[0]) if self._scanner.complete() and len(sigs) == 1 else None
+        if signature is None:
+            return detached_signature(path, self.key, self.gnupghome, self.passphrase)
+        return armor(signature.packet)
+
+    def abort(self) -> None:
+        """Stop gpg; nothing is signed."""
+        if self._done:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._wait()
+
+
+def _bad_passphrase(status: str) -> bool:
+    text = status.lower()
     return "passphrase" in text or "no pinentry" in text or "bad_passphrase" in text
 
 
-def _hint(result: Any, passphrase: str | None) -> str:
-    if _bad_passphrase(result) or not passphrase:
+def _hint(status: str, passphrase: str | None) -> str:
+    if _bad_passphrase(status) or not passphrase:
         return (f"if the key has a passphrase, give it with --passphrase-file or ${PASSPHRASE_ENV}; "
                 "without one gpg can only use its agent's cache")
     return "run `gpg --list-secret-keys` to check the key"
 
 
-def _reason(result: Any, passphrase: str | None) -> str:
-    if _bad_passphrase(result):
+def _reason(status: str, passphrase: str | None) -> str:
+    if _bad_passphrase(status):
         return "bad passphrase" if passphrase else "the key needs a passphrase"
-    lines = [ln for ln in str(getattr(result, "stderr", "")).splitlines()
-             if ln.startswith("gpg:")]
-    return lines[-1][5:].strip() if lines else str(getattr(result, "status", "") or "unknown error")
+    lines = [ln for ln in status.splitlines() if ln.startswith("gpg:")]
+    if lines:
+        return lines[-1][5:].strip()
+    words = [ln[9:] for ln in status.splitlines() if ln.startswith("[GNUPG:] ")]
+    return words[-1] if words else "unknown error"
 
 
 def _is_subkey(gpg: gnupg.GPG, key: SigningKey, fpr: str) -> bool:

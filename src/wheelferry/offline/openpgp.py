@@ -202,3 +202,113 @@ class LiteralFramer:
         rest = bytes(self._pending)
         self._pending = bytearray()
         return b"\xFF" + len(rest).to_bytes(4, "big") + rest
+
+
+def armor(packet: bytes) -> bytes:
+    """*packet* as an ASCII-armoured signature block, the way ``gpg --armor`` writes one."""
+    text = base64.b64encode(packet).decode("ascii")
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    crc = base64.b64encode(_crc24(packet)).decode("ascii")
+    return "\n".join([_ARMOR_BEGIN, "", *lines, f"={crc}", _ARMOR_END, ""]).encode("ascii")
+
+
+def _length(buf: bytes | bytearray, at: int) -> tuple[int, bool] | None:
+    """A new-format body length at *at*: (length, partial), or None until enough bytes are there."""
+    o1 = buf[at]
+    if o1 < 192:
+        return o1, False
+    if o1 < 224:
+        return (((o1 - 192) << 8) + buf[at + 1] + 192, False) if len(buf) > at + 1 else None
+    if o1 < 255:
+        return 1 << (o1 & 0x1F), True
+    return (int.from_bytes(buf[at + 1:at + 5], "big"), False) if len(buf) >= at + 5 else None
+
+
+class PacketScanner:
+    """Splits an OpenPGP packet stream fed in pieces; keeps whole packets except literal data.
+
+    Used on the output of ``gpg --sign``: the literal data (the whole signed
+    file again) is skipped without a copy, the packets around it are kept,
+    at most *cap* bytes of them.
+    """
+
+    def __init__(self, cap: int = 1 << 20) -> None:
+        self.packets: list[tuple[int, bytes]] = []
+        self.error = ""
+        self._cap = cap
+        self._head = bytearray()
+        self._in_body = False
+        self._more_pieces = False  # the body continues after this partial piece
+        self._left = 0
+        self._tag = 0
+        self._kept: bytearray | None = None
+
+    def feed(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        pos, end = 0, len(view)
+        while pos < end and not self.error:
+            if self._in_body:
+                take = min(self._left, end - pos)
+                if self._kept is not None:
+                    self._kept += view[pos:pos + take]
+                pos += take
+                self._left -= take
+                if self._left == 0:
+                    self._in_body = False
+                    if not self._more_pieces:
+                        self._end_packet()
+                continue
+            octet = view[pos]
+            pos += 1
+            if self._more_pieces and not self._head and 224 <= octet < 255:
+                # The next piece of a partial body (gpg writes 8 KiB ones): no header to keep.
+                if self._kept is not None:
+                    self._kept.append(octet)
+                self._left, self._in_body = 1 << (octet & 0x1F), True
+                continue
+            self._head.append(octet)
+            self._parse_head()
+
+    def _parse_head(self) -> None:
+        head = self._head
+        if self._more_pieces:  # the next length of a partial body: no tag before it
+            parsed = _length(head, 0)
+        else:
+            if not head[0] & 0x80:
+                self.error = "not an OpenPGP packet stream"
+                return
+            if head[0] & 0x40:
+                self._tag = head[0] & 0x3F
+                parsed = _length(head, 1) if len(head) > 1 else None
+            else:
+                self._tag = (head[0] >> 2) & 0x0F
+                width = {0: 1, 1: 2, 2: 4}.get(head[0] & 0x03)
+                if width is None:
+                    self.error = "a packet of indeterminate length"
+                    return
+                parsed = (int.from_bytes(head[1:], "big"), False) if len(head) == 1 + width else None
+            if parsed is not None:
+                self._kept = None if self._tag == _TAG_LITERAL else bytearray()
+        if parsed is None:
+            return
+        if self._kept is not None:
+            self._kept += head
+            if len(self._kept) + parsed[0] + sum(len(p) for _, p in self.packets) > self._cap:
+                self.error = "more than a signature around the data"
+                return
+        self._head = bytearray()
+        self._left, self._more_pieces = parsed
+        self._in_body = True
+        if self._left == 0:
+            self._in_body = False
+            if not self._more_pieces:
+                self._end_packet()
+
+    def _end_packet(self) -> None:
+        if self._kept is not None:
+            self.packets.append((self._tag, bytes(self._kept)))
+        self._kept = None
+
+    def complete(self) -> bool:
+        """True when the stream ended exactly at a packet boundary with no error."""
+        return not self.error and not self._in_body and not self._head and not self._more_pieces
