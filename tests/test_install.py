@@ -236,3 +236,40 @@ def test_several_wheels_installed_side_by_side(site: Site) -> None:
     report = install_bundle(site.bundle(wheels, 9), **site.trust(), venv=fresh)
     assert report.packages == ("p==9.0", "q==9.0", "r==9.0", "s==9.0")
     assert _imports(fresh / "bin" / "python", "import p, q, r, s; print(s.__version__)") == "9.0"
+
+
+def _py39() -> str | None:
+    root = Path.home() / ".pyenv" / "versions"
+    found = sorted(root.glob("3.9*/bin/python3")) if root.is_dir() else []
+    return str(found[-1]) if found else None
+
+
+@pytest.mark.skipif(_py39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+def test_install_on_python39_offline(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    """Verify and install run on 3.9 with the standard library only; the 3.9 target is chosen."""
+    from wheelferry.offline.probe import describe_interpreter
+
+    py39 = _py39()
+    assert py39 is not None
+    markers39 = describe_interpreter(py39)["marker_environment"]
+    wheels = [build_wheel(tmp_path / "w", "alpha", "2.0")]
+    targets = {"other": host_markers(), "py39": markers39}
+    tar = make_bundle(tmp_path, wheels, targets=targets)
+    gpg_keys.sign("good", tar)
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    script = ("import sys; from wheelferry.offline.cli import main; rc = main(sys.argv[1:]); "
+              "bad = [m for m in ('requests', 'packaging', 'gnupg') if m in sys.modules]; "
+              "assert not bad, bad; sys.exit(rc)")
+    argv = [py39, "-s", "-c", script, "install", str(tar), "--keyring", str(ring),
+            "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(tmp_path / "state"),
+            "--venv", str(tmp_path / "env39"), "--json"]
+    if _network_cut_works():
+        argv = ["unshare", "-rn", *argv]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
+    env["PYTHONPATH"] = str(SRC)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert json.loads(proc.stdout)["target"] == "py39"
+    version = _imports(tmp_path / "env39" / "bin" / "python",
+                       "import sys, alpha; print(sys.version_info[:2], alpha.__version__)")
+    assert version == "(3, 9) 2.0"
