@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +15,7 @@ import pytest
 import requests
 
 from wheelferry import __version__
+from wheelferry import http as http_module
 from wheelferry.http import (
     PageCache,
     PrefixAuth,
@@ -209,3 +213,58 @@ def test_damaged_stored_body_is_not_served(pages: str, tmp_path: Path) -> None:
     stored = cache.fetch(session, pages, ACCEPT)
     assert stored.from_cache and stored.body() is None
     assert cache.fetch(session, pages, ACCEPT, use_cache=False).body() == b'{"a": 1}'
+
+
+class _Hello(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.send_header("Connection", "close")  # every request opens a new TLS connection
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_bundle_is_loaded_once_and_still_verifies(tls_server: tuple[int, Path], monkeypatch) -> None:
+    port, cert = tls_server
+    made: list[object] = []
+    real = http_module.create_urllib3_context
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        made.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(http_module, "create_urllib3_context", counting)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    session = make_session(retries=0)
+    for _ in range(3):
+        assert session.get(f"https://127.0.0.1:{port}/", verify=str(cert)).content == b"ok"
+    assert len(made) == 1  # three connections, one parse of the bundle
+    # Still a real check: a name the certificate does not carry, and the default bundle.
+    with pytest.raises(requests.exceptions.SSLError):
+        session.get(f"https://localhost:{port}/", verify=str(cert))
+    with pytest.raises(requests.exceptions.SSLError):
+        make_session(retries=0).get(f"https://127.0.0.1:{port}/")

@@ -16,11 +16,12 @@ from packaging.version import Version
 
 from tests.support.wheels import build_wheel, sha256_file
 from wheelferry import index as index_module
+from wheelferry import pages as pages_module
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
 from wheelferry.http import make_session
 from wheelferry.index import IndexClient
-from wheelferry.pages import DistFile, _Joiner, parse_html_page, parse_json_page
+from wheelferry.pages import DistFile, _Joiner, parse_html_page, parse_json_page, read_json_page
 from wheelferry.urls import strip_credentials
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -219,30 +220,55 @@ def test_parse_keeps_only_well_formed_names() -> None:
     assert files[1].tags == frozenset({Tag("py3", "none", "any")})
 
 
-def test_parsed_pages_are_reused_across_runs(index_server, tmp_path: Path, monkeypatch) -> None:
+def test_lazy_page_builds_only_the_files_asked_for(monkeypatch) -> None:
+    url = "https://mirror.example/simple/numpy/"
+    body = (PAGES / "numpy.json").read_bytes()
+    eager = parse_json_page(body, url, source="s")
+    built: list[str] = []
+    real = pages_module.make_dist
+
+    def counting(filename: str, *args: object) -> DistFile:
+        built.append(filename)
+        return real(filename, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pages_module, "make_dist", counting)
+    page = read_json_page(body, url, source="s")
+    assert set(page.names) >= {f.filename for f in eager} and built == []
+
+    def linux(name: str) -> bool:
+        return "manylinux" in name
+
+    assert page.dists(linux) == [f for f in eager if linux(f.filename)]
+    assert built == [LINUX, YANKED]
+    assert page.dists() == eager
+    # count() judges names only: the linux_x86_64 entry has a plausible name but no URL.
+    assert page.count("numpy") == 5 and page.count("scipy") == 0
+    assert [f.source for f in page.dists(linux)] == ["s", "s"]
+
+
+def test_client_filters_by_name_and_keeps_decoded_pages(index_server, tmp_path: Path) -> None:
     for version in ("1.0", "2.0"):
         build_wheel(tmp_path / "w", "pkg", version)
     server = index_server(tmp_path / "w")
+    client = IndexClient(IndexConfig(server.url), _session(), cache_dir=tmp_path / "pages")
+    wanted = client.files("pkg", lambda name: "-2.0-" in name)
+    assert [f.filename for f in wanted] == ["pkg-2.0-py3-none-any.whl"]
+    assert [f.filename for f in client.files("pkg")] == ["pkg-1.0-py3-none-any.whl",
+                                                          "pkg-2.0-py3-none-any.whl"]
+    assert server.count("GET", "/simple/pkg/") == 1  # one read per run, whatever is asked of it
+
+
+def test_pages_without_validators_are_read_again_and_not_stored(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w")
     cache = tmp_path / "pages"
-    first = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
-    assert len(first) == 2 and list(cache.rglob("*.parsed"))
-
-    def refuse(*_args: object, **_kw: object) -> None:
-        raise AssertionError("an unchanged page was parsed again")
-
-    monkeypatch.setattr(index_module, "parse_json_page", refuse)
-    again = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
-    assert again == first and [f.source for f in again] == [server.url] * 2
-    # The loopback index sends no validators, so the page is read again but not parsed again.
+    for _run in range(2):
+        files = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
+        assert [f.filename for f in files] == ["pkg-1.0-py3-none-any.whl"]
+    # The loopback index sends neither a lifetime nor validators: a stored copy could never
+    # be used without reading the page again, so none is written.
     assert server.count("GET", "/simple/pkg/") == 2
-    monkeypatch.undo()
-    build_wheel(tmp_path / "w", "pkg", "3.0")
-    changed = IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg")
-    assert [str(f.version) for f in changed] == ["1.0", "2.0", "3.0"]
-    assert len(list(cache.rglob("*.parsed"))) == 1  # a new body replaces the old parse
-    for parsed in cache.rglob("*.parsed"):
-        parsed.write_bytes(b"garbage")
-    assert IndexClient(IndexConfig(server.url), _session(), cache_dir=cache).files("pkg") == changed
+    assert not [p for p in cache.rglob("*") if p.is_file()]
 
 
 def test_errors_are_not_cached(index_server, tmp_path: Path) -> None:

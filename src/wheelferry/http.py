@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
+import ssl
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +20,9 @@ from urllib.parse import unquote, urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.util.retry import Retry
+from urllib3.util.ssl_ import create_urllib3_context
 
 from wheelferry import __version__
 from wheelferry.files import atomic_write
@@ -86,8 +91,51 @@ class PrefixAuth(requests.auth.AuthBase):
         return r
 
 
+_CONTEXTS: dict[str, ssl.SSLContext] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def _ca_bundle(verify: Any) -> str | None:
+    """The CA bundle file a requests ``verify`` value stands for (None: a directory, or no check)."""
+    if verify is True:
+        return str(DEFAULT_CA_BUNDLE_PATH)
+    if isinstance(verify, str) and os.path.isfile(verify):
+        return verify
+    return None
+
+
+def tls_context(bundle: str) -> ssl.SSLContext:
+    """One verifying TLS context per CA bundle, shared by every connection.
+
+    requests hands the bundle's path to each new connection, which parses the
+    whole bundle again (about 40 ms of CPU, more than the handshake itself); a
+    lock opens a dozen connections at once.
+    """
+    with _CONTEXTS_LOCK:
+        context = _CONTEXTS.get(bundle)
+        if context is None:
+            context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+            context.load_verify_locations(cafile=bundle)
+            _CONTEXTS[bundle] = context
+    return context
+
+
 class _TimeoutAdapter(HTTPAdapter):
-    """An adapter that applies DEFAULT_TIMEOUT when the caller gives none."""
+    """An adapter that applies DEFAULT_TIMEOUT when the caller gives none and shares TLS contexts."""
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> Any:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        bundle = _ca_bundle(verify)
+        if bundle is not None and host.get("scheme") == "https":
+            pool.pop("ca_certs", None)
+            pool["ssl_context"] = tls_context(bundle)
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+        if _ca_bundle(verify) is not None and url.lower().startswith("https"):
+            conn.ca_certs = None  # the pool's shared context already trusts this bundle
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: Any = None, verify: Any = True, cert: Any = None,
@@ -284,7 +332,9 @@ class PageCache:
             return Page(final, response.status_code, ctype, reason=http_status_text(response))
         digest = hashlib.sha256(body).hexdigest()
         lifetime = freshness_lifetime(response.headers, received)
-        if self.root is not None and lifetime is not None:
+        validators = response.headers.get("ETag") or response.headers.get("Last-Modified")
+        # A page with no lifetime and no validators can only be read again in full: keep nothing.
+        if self.root is not None and lifetime is not None and (lifetime or validators):
             record = {
                 "format": _CACHE_FORMAT, "url": final, "content_type": ctype, "digest": digest,
                 "etag": response.headers.get("ETag"),
@@ -294,7 +344,7 @@ class PageCache:
             same_body = meta is not None and meta["digest"] == digest
             if not same_body:
                 self._store(key, body, record)
-            elif lifetime or record["etag"] or record["last_modified"]:
+            else:
                 self._write_meta(key, record)
         return Page(final, 200, ctype, digest, content=body)
 

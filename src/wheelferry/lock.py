@@ -164,7 +164,7 @@ def _wheel_file(dist: DistFile, index: IndexLike, hasher: Hasher, warn: Warn) ->
     sha, size = dist.hashes.get("sha256"), dist.size
     if not sha:
         sha, size = hasher(dist)
-    same = [f for f in index.files(dist.name) if f.filename == dist.filename]
+    same = index.files(dist.name, lambda name: name == dist.filename)
     urls = []
     for f in same:
         other = f.hashes.get("sha256")

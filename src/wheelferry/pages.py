@@ -7,15 +7,15 @@ plausible wheel or sdist name is skipped rather than failing the whole page.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from html.parser import HTMLParser
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import unquote, urljoin, urlsplit
 
+import msgspec
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -206,11 +206,66 @@ class _Joiner:
         return out
 
 
-def parse_json_page(content: bytes, page_url: str, *, source: str = "") -> list[DistFile]:
-    """Parse a PEP 691 JSON project page (api-version 1.x); malformed entries are skipped."""
+class PageFiles:
+    """One page's files, named up front; DistFile objects are made only for the names asked for.
+
+    Project pages list every file of every release (tens of thousands for some
+    projects) while a resolution needs the few wheels that fit its target, so the
+    costly part of parsing, one DistFile per file, waits until a caller says which
+    names it wants.
+    """
+
+    __slots__ = ("_entries", "_make", "names", "source")
+
+    def __init__(self, names: list[str | None], entries: list[Any],
+                 make: Callable[[Any, str, str], DistFile | None], source: str = "") -> None:
+        self.names = names
+        self.source = source
+        self._entries = entries
+        self._make = make
+
+    @classmethod
+    def of(cls, dists: list[DistFile]) -> PageFiles:
+        """Files that are already DistFile objects (HTML pages, local directories)."""
+        return cls([d.filename for d in dists], dists, _as_is)
+
+    def count(self, project: str) -> int:
+        """How many plausible wheel or sdist files of *project* the page lists."""
+        return sum(1 for n in self.names if n is not None and _canonical(_name_part(n)) == project
+                   and plausible_filename(n))
+
+    def dists(self, keep: Callable[[str], bool] | None = None,
+              project: str | None = None) -> list[DistFile]:
+        """The page's files whose name passes *keep* (all without it), in page order.
+
+        With *project*, files named for another project are left out (a find-links
+        page lists many projects).
+        """
+        out = []
+        make, source = self._make, self.source
+        for name, entry in zip(self.names, self._entries):
+            if name is None or (keep is not None and not keep(name)):
+                continue
+            if project is not None and _canonical(_name_part(name)) != project:
+                continue
+            if not plausible_filename(name):
+                continue
+            dist = make(entry, name, source)
+            if dist is not None:
+                out.append(dist)
+        return out
+
+
+def _as_is(dist: DistFile, _name: str, _source: str) -> DistFile:
+    return dist
+
+
+def read_json_page(content: bytes, page_url: str, *, source: str = "") -> PageFiles:
+    """Decode a PEP 691 JSON project page (api-version 1.x); its DistFiles are made on demand."""
     try:
-        doc = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # msgspec decodes a page about twice as fast as the json module; pages run to megabytes.
+        doc = msgspec.json.decode(content)
+    except msgspec.DecodeError as exc:
         raise IndexUnreachableError(f"{redact_url(page_url)} is not a valid JSON index page: {exc}",
                                     hint="check the index URL points at a PEP 691 simple index") from None
     if not isinstance(doc, dict):
@@ -222,33 +277,56 @@ def parse_json_page(content: bytes, page_url: str, *, source: str = "") -> list[
                                     "wheelferry understands 1.x",
                                     hint="point --index-url at a PEP 691 v1 index")
     join = _Joiner(strip_credentials(page_url))
-    out = []
-    for entry in doc.get("files") or ():
-        try:
-            url = join(entry["url"])
-            bare, frag = _fragment_hashes(url) if "#" in url else (url, None)
-            filename = entry.get("filename") or _file_name(bare)
-            if not isinstance(filename, str) or not plausible_filename(filename):
-                continue
-            yanked = entry.get("yanked", False)
-            rp = entry.get("requires-python")
-            size = entry.get("size")
-            upload = entry.get("upload-time")
-            # PEP 714 renamed the key; servers still send the PEP 691 spelling (or "data-").
-            meta = entry["core-metadata"] if "core-metadata" in entry else \
-                entry.get("dist-info-metadata", entry.get("data-dist-info-metadata", False))
-            hashes = _hashes(entry.get("hashes"))
-            out.append(make_dist(
-                filename, bare, {**frag, **hashes} if frag else hashes,
-                rp.strip() or None if isinstance(rp, str) else None,
-                (yanked if isinstance(yanked, str) else "") if yanked else None,
-                _core_metadata(meta),
-                size if isinstance(size, int) and not isinstance(size, bool) else None,
-                upload if isinstance(upload, str) else None, source,
-            ))
-        except (KeyError, TypeError, AttributeError, ValueError):
-            continue
-    return out
+    entries = doc.get("files") or []
+    if not isinstance(entries, list):
+        entries = []
+    names: list[str | None] = [_json_filename(e, join) for e in entries]
+
+    def make(entry: Any, filename: str, source: str) -> DistFile | None:
+        return _json_dist(entry, filename, join, source)
+
+    return PageFiles(names, entries, make, source)
+
+
+def _json_filename(entry: Any, join: _Joiner) -> str | None:
+    if type(entry) is not dict:
+        return None
+    name = entry.get("filename")
+    if name:
+        return name if type(name) is str else None
+    try:
+        return _file_name(join(entry["url"]).partition("#")[0])
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+
+
+def _json_dist(entry: dict[str, Any], filename: str, join: _Joiner, source: str) -> DistFile | None:
+    try:
+        url = join(entry["url"])
+        bare, frag = _fragment_hashes(url) if "#" in url else (url, None)
+        yanked = entry.get("yanked", False)
+        rp = entry.get("requires-python")
+        size = entry.get("size")
+        upload = entry.get("upload-time")
+        # PEP 714 renamed the key; servers still send the PEP 691 spelling (or "data-").
+        meta = entry["core-metadata"] if "core-metadata" in entry else \
+            entry.get("dist-info-metadata", entry.get("data-dist-info-metadata", False))
+        hashes = _hashes(entry.get("hashes"))
+        return make_dist(
+            filename, bare, {**frag, **hashes} if frag else hashes,
+            rp.strip() or None if isinstance(rp, str) else None,
+            (yanked if isinstance(yanked, str) else "") if yanked else None,
+            _core_metadata(meta),
+            size if isinstance(size, int) and not isinstance(size, bool) else None,
+            upload if isinstance(upload, str) else None, source,
+        )
+    except (KeyError, TypeError, AttributeError, ValueError):
+        return None
+
+
+def parse_json_page(content: bytes, page_url: str, *, source: str = "") -> list[DistFile]:
+    """Parse a PEP 691 JSON project page (api-version 1.x); malformed entries are skipped."""
+    return read_json_page(content, page_url, source=source).dists()
 
 
 class _LinkParser(HTMLParser):
@@ -289,3 +367,8 @@ def parse_html_page(content: bytes, page_url: str, *, source: str = "") -> list[
                          attrs["data-yanked"] or "" if "data-yanked" in attrs else None,
                          _attr_metadata(meta), None, None, source))
     return out
+
+
+def read_html_page(content: bytes, page_url: str, *, source: str = "") -> PageFiles:
+    """A PEP 503 HTML page as PageFiles (HTML is read whole: it carries no cheap file list)."""
+    return PageFiles.of(parse_html_page(content, page_url, source=source))

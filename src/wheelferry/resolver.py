@@ -13,13 +13,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
@@ -32,7 +32,7 @@ PYTHON = "<python>"
 
 
 class IndexLike(Protocol):
-    def files(self, project: str) -> list[DistFile]: ...
+    def files(self, project: str, keep: Callable[[str], bool] | None = None) -> list[DistFile]: ...
 
 
 class MetadataLike(Protocol):
@@ -152,18 +152,25 @@ class Finder:
 
     def wheel_rank(self, filename: str) -> int | None:
         """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
+        # PEP 427: the tag triple is the last three dash-separated parts.  Pages hold tens of
+        # thousands of wheels but few distinct triples: each is ranked once, then looked up.
+        end = filename.rfind("-")
+        start = filename.rfind("-", 0, filename.rfind("-", 0, end))
+        if filename.find("-") >= start:
+            return None  # no name-version part before the triple
+        try:
+            return self._triple_rank[filename[start + 1:-4]]
+        except KeyError:
+            pass
         parts = filename[:-4].rsplit("-", 3)
-        if len(parts) < 4 or "-" not in parts[0]:
-            return None
-        # Pages hold tens of thousands of wheels but few distinct tag triples: rank each once.
-        key = filename[len(parts[0]) + 1:-4]
-        if key in self._triple_rank:
-            return self._triple_rank[key]
         pys, abis, plats = parts[1].split("."), parts[2].split("."), parts[3].split(".")
         ranks = [r for py in pys for abi in abis for plat in plats
                  if (r := self._rank.get(f"{py}-{abi}-{plat}")) is not None]
-        self._triple_rank[key] = min(ranks) if ranks else None
-        return self._triple_rank[key]
+        rank = self._triple_rank[filename[start + 1:-4]] = min(ranks) if ranks else None
+        return rank
+
+    def _fits(self, filename: str) -> bool:
+        return filename.endswith(".whl") and self.wheel_rank(filename) is not None
 
     def best_wheels(self, name: str) -> dict[Version, tuple[DistFile, bool]]:
         """Newest-first map version -> (best wheel for the target, yanked); memoised per project."""
@@ -171,15 +178,14 @@ class Finder:
         if cached is not None:
             return cached
         best: dict[Version, tuple[int, DistFile]] = {}
-        for dist in self.index.files(name):
-            if not dist.filename.endswith(".whl"):
-                continue
+        # Only wheels that fit the target become DistFile objects (most of a page does not).
+        for dist in self.index.files(name, self._fits):
             rank = self.wheel_rank(dist.filename)
             if rank is None or not self.python_ok(dist.requires_python):
                 continue
             try:
-                version = parse_wheel_filename(dist.filename)[1]
-            except InvalidWheelFilename:
+                version = dist.version
+            except InvalidVersion:
                 continue
             cur = best.get(version)
             if cur is None or (rank, dist.filename) < (cur[0], cur[1].filename):
@@ -214,6 +220,8 @@ class Finder:
     def prefetch(self, reqs: Iterable[Req]) -> None:
         """Warm index pages and the likely candidate's metadata for *reqs* in the background."""
         for r in reqs:
+            if r.name == PYTHON:
+                continue  # Requires-Python: no page to read
             with self._lock:
                 if (r.name, r.specifier) in self._prefetched:
                     continue
