@@ -176,6 +176,7 @@ class StreamSigner:
                 os.close(read_end)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         widen_pipe(self._proc.stdin)
+        widen_pipe(self._proc.stdout)
         self._feeder = PipeFeeder(self._proc.stdin)
         self._scanner = PacketScanner()
         self._reader = threading.Thread(target=self._scan, args=(self._proc.stdout,),
@@ -189,6 +190,10 @@ class StreamSigner:
         raw = cast(io.RawIOBase, getattr(out, "raw", out))  # unbuffered: no copy through a buffer
         while n := raw.readinto(buf):
             self._scanner.feed(view[:n])
+            if n < len(buf) // 4:
+                # gpg writes 8 KiB at a time: let the (widened) pipe fill up rather than wake
+                # for each write; 695 MB: 0.31 -> 0.1 s of this thread's CPU.
+                time.sleep(0.001)
 
     def feed(self, chunk: bytes) -> None:
         """The next bytes of the file being signed."""
