@@ -21,7 +21,14 @@ from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
 from wheelferry.http import make_session
 from wheelferry.index import IndexClient
-from wheelferry.pages import DistFile, _Joiner, parse_html_page, parse_json_page, read_json_page
+from wheelferry.pages import (
+    DistFile,
+    _Joiner,
+    name_and_version,
+    parse_html_page,
+    parse_json_page,
+    read_json_page,
+)
 from wheelferry.urls import strip_credentials
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -296,3 +303,12 @@ def test_page_parsers_stay_importable_from_index() -> None:
     assert index_module.DistFile is pages.DistFile
     assert index_module.parse_json_page is pages.parse_json_page
     assert index_module.parse_html_page is pages.parse_html_page
+
+
+def test_name_and_version_from_file_names_alone() -> None:
+    assert name_and_version("Demo.Pkg-1.0-1-py3-none-any.whl") == ("demo-pkg", Version("1.0"))
+    assert name_and_version("demo_pkg-2.0rc1.tar.gz") == ("demo-pkg", Version("2.0rc1"))
+    assert name_and_version("demo-pkg-0.9.zip") == ("demo-pkg", Version("0.9"))
+    assert name_and_version("not a wheel.whl") is None and name_and_version("garbage") is None
+    for f in parse_json_page((PAGES / "numpy.json").read_bytes(), "https://mirror.example/simple/numpy/"):
+        assert name_and_version(f.filename) == (f.name, f.version)

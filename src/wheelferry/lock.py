@@ -21,7 +21,7 @@ import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from wheelferry import __version__
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
@@ -35,7 +35,7 @@ from wheelferry.lockfile import (
     WheelFile,
     loads_lock,
 )
-from wheelferry.pages import DistFile
+from wheelferry.pages import DistFile, name_and_version
 from wheelferry.resolver import IndexLike, MetadataLike, Resolution, resolve
 from wheelferry.rules import Rule, apply_rules
 from wheelferry.spec import Spec
@@ -62,12 +62,16 @@ class TargetLock:
 
 
 def _newest_in_range(index: IndexLike, req: Requirement) -> Version | None:
-    versions = set()
-    for f in index.files(req.name):
-        try:
-            versions.add(f.version)
-        except (InvalidVersion, ValueError):
-            continue
+    name = canonicalize_name(req.name)
+    versions: set[Version] = set()
+
+    def note(filename: str) -> bool:
+        found = name_and_version(filename)
+        if found is not None and found[0] == name:
+            versions.add(found[1])
+        return False  # the names say all that is needed: no file object is made
+
+    index.files(req.name, note)
     matching = list(req.specifier.filter(versions))
     return max(matching) if matching else None
 

@@ -99,6 +99,17 @@ def _version(text: str) -> Version:
     return version
 
 
+def name_and_version(filename: str) -> tuple[NormalizedName, Version] | None:
+    """The canonical project name and version a wheel or sdist file name gives; None if implausible."""
+    if not plausible_filename(filename):
+        return None
+    if filename.endswith(".whl"):
+        version = _version_or_none(filename.split("-", 2)[1])
+    else:
+        version = _version_or_none(_sdist_stem(filename).rpartition("-")[2])
+    return None if version is None else (_canonical(_name_part(filename)), version)
+
+
 def make_dist(filename: str, url: str, hashes: Mapping[str, str], requires_python: str | None,
           yanked: str | None, core_metadata: Mapping[str, str] | bool, size: int | None,
           upload_time: str | None, source: str) -> DistFile:
