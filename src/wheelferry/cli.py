@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from platformdirs import user_cache_dir
-
 from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, dispatch, human_size, progress_enabled, say, warn
 from wheelferry.errors import TargetError, UsageError
@@ -93,6 +91,13 @@ def load_capture(path: Path) -> Target:
     return target_from_capture(data, name if isinstance(name, str) else path.stem)
 
 
+def default_cache_root() -> Path:
+    """The user cache directory (platformdirs is loaded only when no --cache is given)."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("wheelferry"))
+
+
 class Network:
     """The index, metadata source and HTTP session one command uses."""
 
@@ -110,7 +115,7 @@ class Network:
             no_index=args.no_index,
         )
         self.config = config
-        self.cache_root = args.cache or Path(user_cache_dir("wheelferry"))
+        self.cache_root = args.cache or default_cache_root()
         urls = ([config.index_url] if config.index_url else []) + list(config.extra_index_urls)
         self.session = make_session(urls + list(config.find_links))
         self.shadowed: list[str] = []
@@ -265,7 +270,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
         lock = read_lock_dir(args.lock)
         config = pip_index_config(warn=warn)
         session = make_session(list(config.all_urls()))
-        cache_root = args.cache or Path(user_cache_dir("wheelferry"))
+        cache_root = args.cache or default_cache_root()
     else:
         lock, net = do_lock(read_spec(args), args)
         session, cache_root = net.session, net.cache_root

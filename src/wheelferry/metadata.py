@@ -20,7 +20,6 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 from packaging.utils import canonicalize_name
-from tqdm import tqdm
 
 from wheelferry.errors import MetadataError
 from wheelferry.http import describe_failure, http_status_text
@@ -218,6 +217,8 @@ class MetadataSource:
 
     def prefetch(self, dists: Iterable[DistFile], *, progress: bool = False) -> dict[DistFile, bytes]:
         """Metadata of many wheels, fetched concurrently; the first failure is raised after all ran."""
+        from tqdm import tqdm  # only a bulk prefetch draws progress; a lock need not load it
+
         todo = list(dict.fromkeys(dists))
         out: dict[DistFile, bytes] = {}
         errors: list[BaseException] = []
