@@ -12,7 +12,7 @@ from wheelferry.config import IndexConfig
 from wheelferry.errors import MetadataError
 from wheelferry.http import make_session
 from wheelferry.index import IndexClient
-from wheelferry.metadata import MetadataSource
+from wheelferry.metadata import MetadataSource, read_wheel_metadata
 from wheelferry.pages import DistFile
 
 TWO_MB = 2 * 1024 * 1024
@@ -146,3 +146,17 @@ def test_range_reads_match_the_wheel_for_every_zip_shape(index_server, tmp_path:
         assert data == zf.read("big-1.0.dist-info/METADATA")
     if shape == "many-members":
         assert source.stats["bytes"] < wheel.stat().st_size
+
+
+def test_local_wheel_metadata_read_from_the_central_directory(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "Local.Pkg", "1.2", requires=["dep>=1"],
+                        files={f"local_pkg/m{i}.py": b"x = 1\n" for i in range(300)})
+    with zipfile.ZipFile(wheel) as zf:
+        expected = zf.read("local_pkg-1.2.dist-info/METADATA")
+    assert read_wheel_metadata(wheel, "local-pkg") == expected
+    with zipfile.ZipFile(wheel, "a") as zf:  # a zip comment: the end record is no longer last
+        zf.comment = b"signed by nobody"
+    assert read_wheel_metadata(wheel, "local-pkg") == expected
+    wheel.write_bytes(b"not a zip")
+    with pytest.raises(MetadataError, match="could not read"):
+        read_wheel_metadata(wheel, "local-pkg")

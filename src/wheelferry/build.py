@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from packaging.utils import canonicalize_name
+
 from wheelferry import __version__
 from wheelferry.bundle import BundleResult, source_date_epoch, write_bundle
 from wheelferry.cache import WheelCache
+from wheelferry.errors import MetadataError
 from wheelferry.fetch import fetch_summary, fetch_wheels
 from wheelferry.files import atomic_write
 from wheelferry.lock import render_lock_files
 from wheelferry.lockfile import Lock
+from wheelferry.metadata import read_wheel_metadata
 from wheelferry.pyz import write_offline_pyz
 from wheelferry.sbom import sbom_json
 from wheelferry.sign import SigningKey, StreamSigner, export_public_key, sign_detached
@@ -83,12 +86,11 @@ def created_epoch(lock: Lock) -> int:
 
 
 def wheel_metadata(path: Path) -> bytes:
-    """The METADATA member of a wheel on disk (small; read without extracting)."""
-    with zipfile.ZipFile(path) as zf:
-        for name in zf.namelist():
-            if name.count("/") == 1 and name.endswith(".dist-info/METADATA"):
-                return zf.read(name)
-    return b""
+    """The METADATA member of a wheel on disk (its central directory is read, not every member)."""
+    try:
+        return read_wheel_metadata(path, canonicalize_name(Path(path).name.split("-", 1)[0]))
+    except MetadataError:
+        return b""
 
 
 def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,

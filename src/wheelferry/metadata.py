@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from email.parser import BytesHeaderParser
 from pathlib import Path
+from typing import IO, Protocol
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -129,7 +130,51 @@ _LOCAL = struct.Struct("<4s5H3L2H")  # 4.3.7 local file header
 _ZIP64 = 0xFFFFFFFF
 
 
-def _metadata_from_central_directory(f: _RangeFile, tail: bytes, project: str) -> bytes | None:
+class _Zip(Protocol):
+    """What the central-directory reader needs of a zip: a remote one or a local file."""
+
+    def seek(self, offset: int, whence: int = 0) -> int: ...
+    def read(self, n: int = -1) -> bytes: ...
+    def ensure(self, start: int, end: int) -> None: ...
+
+
+class _LocalZip:
+    """A wheel on disk, read like a remote one: every byte is already at hand."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._f.read(n)
+
+    def ensure(self, start: int, end: int) -> None:
+        pass
+
+
+def read_wheel_metadata(path: Path, project: str) -> bytes:
+    """The METADATA of the wheel at *path*: one read of the zip's tail, then the one member."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - TAIL_BYTES))
+            tail = f.read()
+            try:
+                fast = _metadata_from_central_directory(_LocalZip(f), tail, project)
+            except (struct.error, zlib.error, ValueError):
+                fast = None
+            if fast is not None:
+                return fast
+            f.seek(0)
+            with zipfile.ZipFile(f) as zf:
+                return zf.read(_find_metadata_member(zf.namelist(), project))
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise MetadataError(f"could not read {path}: {exc}") from None
+
+
+def _metadata_from_central_directory(f: _Zip, tail: bytes, project: str) -> bytes | None:
     """METADATA read straight from the zip's records; None when the plain path must decide.
 
     Wheels such as TensorFlow hold tens of thousands of members: scanning the
@@ -256,11 +301,7 @@ class MetadataSource:
         sibling = path.with_name(path.name + ".metadata")
         if dist.core_metadata and sibling.is_file():
             return self._verified_pep658(dist, sibling.read_bytes(), str(sibling))
-        try:
-            with zipfile.ZipFile(path) as zf:
-                return zf.read(_find_metadata_member(zf.namelist(), dist.name))
-        except (OSError, zipfile.BadZipFile) as exc:
-            raise MetadataError(f"could not read {path}: {exc}") from None
+        return read_wheel_metadata(path, dist.name)
 
     def _remote(self, dist: DistFile) -> bytes:
         if dist.core_metadata:
