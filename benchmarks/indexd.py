@@ -23,7 +23,8 @@ indexserver._Handler.disable_nagle_algorithm = True  # noqa: SLF001
 
 def main() -> int:
     """Print the URL, then serve until the parent closes our stdin."""
-    with serve_index(Path(sys.argv[1]), mode="both", pep658=True, range=True) as server:
+    # Project pages may be reused for ten minutes, as public indexes say of theirs.
+    with serve_index(Path(sys.argv[1]), mode="both", pep658=True, range=True, max_age=600) as server:
         print(server.url, flush=True)
         sys.stdin.read()
     return 0

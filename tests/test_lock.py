@@ -212,3 +212,16 @@ def test_requirements_file_installs_with_stock_pip(index_server: Callable[..., A
     out = subprocess.run([str(py), "-c", "import alpha, beta; print(beta.__version__)"],
                          capture_output=True, text=True)
     assert out.stdout.strip() == "2.0"
+
+
+def test_warm_lock_needs_no_request_when_the_index_allows_caching(
+        index_server: Callable[..., Any], repo: Path, tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo, max_age=600)  # as public indexes say of their pages
+    first = lock(server, tmp_path, capsys, "-r", "app", "--target", LINUX, "-o", str(tmp_path / "a"))
+    asked = len(server.requests)
+    assert first[0] == 0 and asked > 0
+    second = lock(server, tmp_path, capsys, "-r", "app", "--target", LINUX, "-o", str(tmp_path / "b"))
+    assert second[0] == 0 and second[1]["targets"] == first[1]["targets"]
+    assert len(server.requests) == asked  # pages from the page cache, metadata from its cache
+    assert (tmp_path / "a" / "wheelferry.lock.json").read_bytes() == \
+        (tmp_path / "b" / "wheelferry.lock.json").read_bytes()

@@ -20,6 +20,8 @@ Switches, also settable as attributes while the server runs:
 ``requires_python`` {filename: spec} (PEP 503 data-requires-python, html-escaped)
 ``auth``            ("user", "pass"): basic auth required everywhere, 401 otherwise
 ``hide_size``       no ``size`` in JSON and no Content-Length on whole-file responses
+``max_age``         seconds: project pages say ``Cache-Control: max-age=N, public`` (as public
+                    indexes do); None sends no caching headers at all
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ HTML_V1 = "application/vnd.pypi.simple.v1+html"
 _SWITCHES = {
     "mode": "json", "pep658": True, "range": True, "fail": None, "slow": 0.0,
     "drop_after": None, "corrupt": None, "html_200": None, "yanked": None,
-    "requires_python": None, "auth": None, "hide_size": False,
+    "requires_python": None, "auth": None, "hide_size": False, "max_age": None,
 }
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -328,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
             versions = sorted({f.version for f in files})
             doc = {"meta": {"api-version": "1.1"}, "name": project, "versions": versions,
                    "files": entries}
-            self._send(200, json.dumps(doc).encode(), JSON_V1, head)
+            self._send(200, json.dumps(doc).encode(), JSON_V1, head, self._caching())
             return
         lines = []
         for f in files:
@@ -344,7 +346,11 @@ class _Handler(BaseHTTPRequestHandler):
         body = ("<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" "
                 f"content=\"1.1\"><title>Links for {project}</title></head><body>\n"
                 f"<h1>Links for {project}</h1>\n" + "\n".join(lines) + "\n</body></html>\n")
-        self._send(200, body.encode(), "text/html", head)
+        self._send(200, body.encode(), "text/html", head, self._caching())
+
+    def _caching(self) -> dict[str, str]:
+        age = self.server.index.max_age
+        return {} if age is None else {"Cache-Control": f"max-age={age}, public"}
 
     def _file(self, filename: str, head: bool) -> None:
         idx = self.server.index
