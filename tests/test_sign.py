@@ -232,6 +232,9 @@ def test_signature_made_while_writing_refuses_a_wrong_passphrase(gpg_keys: GpgKe
     with pytest.raises(SigningError, match="bad passphrase") as exc:
         _stream_sign(key, home, payload, "wrong")
     assert "wrong" not in str(exc.value)
+    with pytest.raises(SigningError, match="could not sign demo.tar") as exc:
+        _stream_sign(key, home, payload, None)
+    assert "WHEELFERRY_PASSPHRASE" in (exc.value.hint or "")
 
 
 def test_failed_signature_leaves_no_bundle(gpg_keys: GpgKeys, home: Path, tmp_path: Path,
@@ -259,3 +262,25 @@ def test_aborted_signature_stops_gpg(gpg_keys: GpgKeys, home: Path) -> None:
     signer.feed(b"x" * (4 << 20))
     signer.abort()
     assert signer._proc.returncode is not None
+
+
+@pytest.mark.parametrize("compress", [None, "gzip"])
+def test_bundle_signed_while_written_verifies_with_gpgv(gpg_keys: GpgKeys, home: Path, tmp_path: Path,
+                                                       make_wheel: Callable[..., Path],
+                                                       compress: str | None) -> None:
+    from tests.support.bundles import host_markers, make_lock
+    from wheelferry.bundle import write_bundle
+
+    wheels = [make_wheel("alpha", "1.0"), make_wheel("beta", "2.0")]
+    lock = make_lock(wheels, name="demo", targets={"host": host_markers()})
+    key = check_signing_key(gpg_keys.fpr["good"], str(home))
+    signer = StreamSigner(key, str(home), None)
+    made: list[bytes] = []
+    (tmp_path / "out").mkdir()
+    result = write_bundle(tmp_path / "out", name="demo", lock=lock, lock_files={},
+                          wheel_paths={w.name: w for w in wheels}, sequence=1, created=1767225600,
+                          expires=None, tool="t", compress=compress, tee=signer.feed,
+                          before_publish=lambda tmp: made.append(signer.finish(tmp)))
+    result.path.with_name(result.path.name + ".asc").write_bytes(made[0])
+    proc = _gpgv(gpg_keys, "good", result.path, tmp_path)
+    assert proc.returncode == 0, proc.stderr
