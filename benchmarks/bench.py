@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import shutil
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "scale":
                 continue
             _log(f"stage {name}")
+            # The gigabytes an earlier stage wrote go to disk now, not during this one's runs.
+            os.sync()
             if name == "lock":
                 results.append(lock_stage(setup, warm=False))
                 results.append(lock_stage(setup, warm=True))
