@@ -174,6 +174,9 @@ def alternate(contenders: Sequence[Contender], reps: int, base_env: Mapping[str,
                 continue
             steps = list(c.make_steps(i))
             c.command = " && ".join(s.display() for s in steps)
+            # Unmeasured: what the previous run wrote reaches the disk before this one starts,
+            # so no tool pays for another's writeback.
+            os.sync()
             sample = run_steps(steps, base_env)
             if sample.code != 0:
                 c.status = classify_failure(sample, c.is_product)
