@@ -117,7 +117,7 @@ class _Output:
             if self._stop:
                 return
             with contextlib.suppress(OSError):  # the final fsync reports any failure
-                os.fdatasync(self._out.fileno())
+                getattr(os, "fdatasync", os.fsync)(self._out.fileno())  # macOS has no fdatasync
 
     def write(self, data: bytes) -> int:
         if self._tee is not None:

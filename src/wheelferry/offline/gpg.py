@@ -184,7 +184,8 @@ class SignatureCheck:
 
     def __init__(self, gpg: str, home: Path, sig_path: Path, keyring_name: str,
                  trusted: list[str]) -> None:
-        signature = single_signature(Path(sig_path).read_bytes()[:_SIG_READ_CAP])
+        with open(sig_path, "rb") as f:
+            signature = single_signature(f.read(_SIG_READ_CAP))
         args = ["--verify"] if signature is not None else ["--verify", str(sig_path), "-"]
         cmd, env = _command(gpg, home, args)
         self._trusted = trusted
