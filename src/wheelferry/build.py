@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,14 @@ class Signer:
     def sign(self, path: Path) -> Path:
         return sign_detached(path, self.key, self.gnupghome, self.passphrase)
 
-    def stream(self) -> StreamSigner:
-        """A signature made while the file is written (see :class:`StreamSigner`)."""
+    def stream(self) -> StreamSigner | None:
+        """A signature made while the file is written (see :class:`StreamSigner`).
+
+        None on Windows, where a child cannot be handed the passphrase pipe: there the
+        finished file is signed afterwards.
+        """
+        if os.name == "nt":
+            return None
         return StreamSigner(self.key, self.gnupghome, self.passphrase)
 
 
@@ -124,8 +131,11 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     signatures: list[Path] = []
     public_key = None
     if signer is not None:
-        asc = bundle.path.with_name(bundle.path.name + ".asc")
-        atomic_write(asc, bundle_signature[0], 0o644)
+        if bundle_signature:
+            asc = bundle.path.with_name(bundle.path.name + ".asc")
+            atomic_write(asc, bundle_signature[0], 0o644)
+        else:
+            asc = signer.sign(bundle.path)
         signatures += [asc, signer.sign(kit)]
         if opts.export_key:
             public_key = export_public_key(signer.key, signer.gnupghome, opts.out_dir / f"{opts.name}.pub.asc")
