@@ -268,3 +268,11 @@ def test_tls_bundle_is_loaded_once_and_still_verifies(tls_server: tuple[int, Pat
         session.get(f"https://localhost:{port}/", verify=str(cert))
     with pytest.raises(requests.exceptions.SSLError):
         make_session(retries=0).get(f"https://127.0.0.1:{port}/")
+
+
+def test_unusable_ca_bundle_is_a_requests_error_naming_it(tls_server: tuple[int, Path], tmp_path: Path) -> None:
+    port, _cert = tls_server
+    bad = tmp_path / "not-pem.crt"
+    bad.write_text("this is not a certificate\n")
+    with pytest.raises(requests.exceptions.SSLError, match="not-pem.crt"):
+        make_session(retries=0).get(f"https://127.0.0.1:{port}/", verify=str(bad))

@@ -88,6 +88,10 @@ def test_json_relative_urls_and_bad_pages() -> None:
     assert f.size is None
     with pytest.raises(IndexUnreachableError, match="not a valid JSON"):
         parse_json_page(b"<html>", "https://mirror.example/simple/x/")
+    # What the json module reads (a byte-order mark, NaN) is read, as pip would.
+    odd = b"\xef\xbb\xbf" + json.dumps(page).encode().replace(b'"size": true', b'"size": NaN')
+    assert [d.filename for d in parse_json_page(odd, "https://mirror.example/simple/x/")] == \
+        ["x-1-py3-none-any.whl"]
     page["meta"] = {"api-version": "2.0"}
     with pytest.raises(IndexUnreachableError, match="2.0"):
         parse_json_page(json.dumps(page).encode(), "https://mirror.example/simple/x/")

@@ -107,6 +107,10 @@ def test_only_one_plain_binary_signature_is_framed(gpg_keys: GpgKeys, tmp_path: 
     assert single_signature(text) is None  # canonical-text signature: gpg's own path
     assert single_signature(b"\xff" * 100) is None
     assert single_signature(b"") is None
+    lines = good.decode().splitlines()
+    assert single_signature(("\n".join(lines[:1] + ["Comment: made by a test"] + lines[1:])).encode())
+    assert single_signature(("\n".join(lines[:1] + ["Not a header"] + lines[1:])).encode()) is None
+    assert single_signature(b"-----BEGIN PGP MESSAGE-----\n\nAAAA\n-----END PGP MESSAGE-----\n" + good) is None
 
 
 @pytest.mark.parametrize("size", [0, 1, (1 << PIECE_BITS) - 6, (1 << PIECE_BITS) - 5,

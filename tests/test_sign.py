@@ -212,7 +212,17 @@ def _stream_sign(key: SigningKey, home: Path, payload: Path, passphrase: str | N
         signer.abort()
 
 
+@pytest.fixture
+def no_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The signature must come out of the signed message, not from signing the file again."""
+    def refuse(*_args: object, **_kw: object) -> bytes:
+        raise AssertionError("fell back to an ordinary detached signature")
+
+    monkeypatch.setattr("wheelferry.sign.detached_signature", refuse)
+
+
 @pytest.mark.parametrize("name", ["good", "subkey", "protected"])
+@pytest.mark.usefixtures("no_fallback")
 def test_signature_made_while_writing_verifies_with_gpgv(gpg_keys: GpgKeys, home: Path, payload: Path,
                                                          tmp_path: Path, name: str) -> None:
     payload.write_bytes(os.urandom(3 << 20))  # several of gpg's output pieces
@@ -261,10 +271,11 @@ def test_aborted_signature_stops_gpg(gpg_keys: GpgKeys, home: Path) -> None:
     signer = StreamSigner(key, str(home), None)
     signer.feed(b"x" * (4 << 20))
     signer.abort()
-    assert signer._proc.returncode is not None
+    assert signer._proc.returncode is not None and signer._proc.returncode < 0  # killed, not finished
 
 
 @pytest.mark.parametrize("compress", [None, "gzip"])
+@pytest.mark.usefixtures("no_fallback")
 def test_bundle_signed_while_written_verifies_with_gpgv(gpg_keys: GpgKeys, home: Path, tmp_path: Path,
                                                        make_wheel: Callable[..., Path],
                                                        compress: str | None) -> None:

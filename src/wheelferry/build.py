@@ -12,7 +12,7 @@ from typing import Any, Callable
 from packaging.utils import canonicalize_name
 
 from wheelferry import __version__
-from wheelferry.bundle import BundleResult, source_date_epoch, write_bundle
+from wheelferry.bundle import COMPRESSIONS, BundleResult, source_date_epoch, write_bundle
 from wheelferry.cache import WheelCache
 from wheelferry.errors import MetadataError
 from wheelferry.fetch import fetch_summary, fetch_wheels
@@ -112,6 +112,7 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {name: wheel_metadata(path) for name, path in paths.items()}
     stream = signer.stream() if signer is not None else None
+    final_asc = opts.out_dir / f"{opts.name}{COMPRESSIONS.get(opts.compress, '.tar')}.asc"
     bundle_signature: list[bytes] = []
     try:
         bundle = write_bundle(
@@ -121,22 +122,23 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
             tool=f"wheelferry {__version__}", compress=opts.compress,
             sbom=sbom_json(lock, metadata, created=created), progress=opts.progress,
             tee=stream.feed if stream is not None else None,
-            before_publish=(lambda tmp: bundle_signature.append(stream.finish(tmp)))
+            before_publish=(lambda tmp: _signed(stream, tmp, final_asc, bundle_signature))
             if stream is not None else None,
         )
     finally:
         if stream is not None and not bundle_signature:
             stream.abort()
-    kit = write_offline_pyz(opts.out_dir / KIT_NAME)
     signatures: list[Path] = []
-    public_key = None
     if signer is not None:
         if bundle_signature:
-            asc = bundle.path.with_name(bundle.path.name + ".asc")
-            atomic_write(asc, bundle_signature[0], 0o644)
+            atomic_write(final_asc, bundle_signature[0], 0o644)
+            signatures.append(final_asc)
         else:
-            asc = signer.sign(bundle.path)
-        signatures += [asc, signer.sign(kit)]
+            signatures.append(signer.sign(bundle.path))
+    kit = write_offline_pyz(opts.out_dir / KIT_NAME)
+    public_key = None
+    if signer is not None:
+        signatures.append(signer.sign(kit))
         if opts.export_key:
             public_key = export_public_key(signer.key, signer.gnupghome, opts.out_dir / f"{opts.name}.pub.asc")
     volumes = None
@@ -144,6 +146,12 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
         volumes = split_volumes(bundle.path, opts.split_size, signatures, signer.sign if signer else None)
     return BuildResult(bundle, kit, fetch_summary(results), fetch_seconds, tuple(signatures), public_key,
                        volumes)
+
+
+def _signed(stream: StreamSigner, tmp: Path, asc: Path, out: list[bytes]) -> None:
+    """The finished temporary tar's signature; an older signature beside the bundle goes first."""
+    out.append(stream.finish(tmp, name=asc.name[: -len(".asc")]))
+    asc.unlink(missing_ok=True)  # never a new tar beside the old tar's signature
 
 
 def split_volumes(tar: Path, size: int, signatures: list[Path],

@@ -115,7 +115,12 @@ def tls_context(bundle: str) -> ssl.SSLContext:
         context = _CONTEXTS.get(bundle)
         if context is None:
             context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-            context.load_verify_locations(cafile=bundle)
+            try:
+                context.load_verify_locations(cafile=bundle)
+            except (ssl.SSLError, OSError) as exc:
+                # As a requests error, so callers name the index or mirror as for any TLS failure.
+                raise requests.exceptions.SSLError(
+                    f"cannot use the CA bundle {bundle}: {getattr(exc, 'strerror', None) or exc}") from None
             _CONTEXTS[bundle] = context
     return context
 
@@ -127,14 +132,15 @@ class _TimeoutAdapter(HTTPAdapter):
                                              cert: Any = None) -> Any:
         host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
         bundle = _ca_bundle(verify)
-        if bundle is not None and host.get("scheme") == "https":
+        # With a client certificate the context would carry it to every host: not shared then.
+        if bundle is not None and host.get("scheme") == "https" and not cert:
             pool.pop("ca_certs", None)
             pool["ssl_context"] = tls_context(bundle)
         return host, pool
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-        if _ca_bundle(verify) is not None and url.lower().startswith("https"):
+        if _ca_bundle(verify) is not None and url.lower().startswith("https") and not cert:
             conn.ca_certs = None  # the pool's shared context already trusts this bundle
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,

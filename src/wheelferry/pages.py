@@ -7,6 +7,7 @@ plausible wheel or sdist name is skipped rather than failing the whole page.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -276,9 +277,14 @@ def read_json_page(content: bytes, page_url: str, *, source: str = "") -> PageFi
     try:
         # msgspec decodes a page about twice as fast as the json module; pages run to megabytes.
         doc = msgspec.json.decode(content)
-    except msgspec.DecodeError as exc:
-        raise IndexUnreachableError(f"{redact_url(page_url)} is not a valid JSON index page: {exc}",
-                                    hint="check the index URL points at a PEP 691 simple index") from None
+    except msgspec.DecodeError:
+        # What msgspec is stricter about than the json module (a BOM, NaN, a lone surrogate)
+        # should not cost a whole page that pip would read.
+        try:
+            doc = json.loads(content.decode("utf-8-sig", errors="surrogatepass"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise IndexUnreachableError(f"{redact_url(page_url)} is not a valid JSON index page: {exc}",
+                                        hint="check the index URL points at a PEP 691 simple index") from None
     if not isinstance(doc, dict):
         raise IndexUnreachableError(f"{redact_url(page_url)} is not a JSON index page")
     version = str((doc.get("meta") or {}).get("api-version", "1.0"))

@@ -26,7 +26,7 @@ from wheelferry.offline.gpg import PipeFeeder, widen_pipe
 from wheelferry.offline.openpgp import PacketScanner, armor, single_signature
 
 PASSPHRASE_ENV = "WHEELFERRY_PASSPHRASE"
-_MAX_PASSPHRASE = 4096
+_MAX_PASSPHRASE = 4095  # with its newline, one page: what any pipe holds
 # OpenPGP v4 fingerprints are 40 hex digits, v5/v6 ones 64.
 _FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
@@ -163,16 +163,15 @@ class StreamSigner:
             cmd += ["--homedir", gnupghome]
         read_end = None
         if passphrase is not None:
-            read_end, write_end = os.pipe()
-            with os.fdopen(write_end, "wb") as w:  # a line is far below any pipe's buffer
-                w.write(passphrase.encode("utf-8") + b"\n")
+            read_end = _passphrase_pipe(passphrase)
             cmd += ["--pinentry-mode", "loopback", "--passphrase-fd", str(read_end)]
         cmd += ["--default-key", key.fingerprint, "--no-armor", "--no-textmode", "--compress-algo",
                 "none", "--sign", "--output", "-"]
         self._status = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=self._status, pass_fds=(read_end,) if read_end else ())
+                                          stderr=self._status,
+                                          pass_fds=(read_end,) if read_end is not None else ())
         except OSError as exc:
             self._status.close()
             raise SigningError(f"cannot run gpg: {exc.strerror}", hint="install GnuPG 2.1 or newer") from None
@@ -181,7 +180,7 @@ class StreamSigner:
                 os.close(read_end)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         widen_pipe(self._proc.stdin)
-        widen_pipe(self._proc.stdout)
+        self._batch_reads = widen_pipe(self._proc.stdout)
         self._feeder = PipeFeeder(self._proc.stdin)
         self._scanner = PacketScanner()
         self._reader = threading.Thread(target=self._scan, args=(self._proc.stdout,),
@@ -195,8 +194,8 @@ class StreamSigner:
         raw = cast(io.RawIOBase, getattr(out, "raw", out))  # unbuffered: no copy through a buffer
         while n := raw.readinto(buf):
             self._scanner.feed(view[:n])
-            if n < len(buf) // 4:
-                # gpg writes 8 KiB at a time: let the (widened) pipe fill up rather than wake
+            if self._batch_reads and n < len(buf) // 4:
+                # gpg writes 8 KiB at a time: let the widened pipe fill up rather than wake
                 # for each write; 695 MB: 0.31 -> 0.18 s of this thread's CPU.
                 time.sleep(0.001)
 
@@ -205,24 +204,28 @@ class StreamSigner:
         self._feeder.put(chunk)
 
     def _wait(self) -> str:
-        self._done = True
         self._feeder.close()
         self._reader.join()
         self._proc.wait()
+        self._done = True
         self._status.seek(0)
         status = self._status.read().decode("utf-8", errors="replace")
         self._status.close()
         return status
 
-    def finish(self, path: Path) -> bytes:
-        """The armoured detached signature of everything fed, which is the content of *path*."""
+    def finish(self, path: Path, name: str | None = None) -> bytes:
+        """The armoured detached signature of everything fed, which is the content of *path*.
+
+        *name* is what messages call the file (the bundle's final name, not a temporary one).
+        """
+        name = name or Path(path).name
         status = self._wait()
         created = [ln.split() for ln in status.splitlines() if ln.startswith("[GNUPG:] SIG_CREATED ")]
         if self._proc.returncode != 0 or len(created) != 1:
-            raise SigningError(f"gpg could not sign {Path(path).name}: {_reason(status, self.passphrase)}",
+            raise SigningError(f"gpg could not sign {name}: {_reason(status, self.passphrase)}",
                                hint=_hint(status, self.passphrase))
         if created[0][-1] != self.key.fingerprint:  # a signing subkey: ask gpg whose it is
-            _check_signer(_gpg(self.gnupghome), self.key, created[0][-1], Path(path).name)
+            _check_signer(_gpg(self.gnupghome), self.key, created[0][-1], name)
         sigs = [raw for tag, raw in self._scanner.packets if tag == 2]
         signature = single_signature(sigs[0]) if self._scanner.complete() and len(sigs) == 1 else None
         if signature is None:
@@ -231,11 +234,24 @@ class StreamSigner:
 
     def abort(self) -> None:
         """Stop gpg; nothing is signed."""
-        if self._done:
-            return
         if self._proc.poll() is None:
             self._proc.kill()
-        self._wait()
+        if not self._done:
+            self._wait()
+
+
+def _passphrase_pipe(passphrase: str) -> int:
+    """The read end of a pipe holding *passphrase* and a newline, numbered 3 or above."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(write_end, "wb") as w:  # it fits the pipe's buffer (see _check_passphrase)
+        w.write(passphrase.encode("utf-8") + b"\n")
+    if read_end < 3:  # stdin, stdout or stderr were closed: never hand gpg fd 0, 1 or 2
+        import fcntl
+
+        moved = fcntl.fcntl(read_end, fcntl.F_DUPFD_CLOEXEC, 3)
+        os.close(read_end)
+        read_end = moved
+    return read_end
 
 
 def _bad_passphrase(status: str) -> bool:

@@ -8,18 +8,21 @@ trailer; RFC 4880 section 5.2.4), so a detached signature can be checked by
 handing gpg the message ``one-pass signature, literal data, signature``
 (section 11.3) built around it.  gpg still does every cryptographic and key
 check; this module only frames bytes.  Whatever is not exactly one plain v4
-binary-document signature is left to gpg's own detached path.
+binary-document signature in a clean armour block (or a bare packet) is left
+to gpg's own detached path.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 _ARMOR_BEGIN = "-----BEGIN PGP SIGNATURE-----"
 _ARMOR_END = "-----END PGP SIGNATURE-----"
+_ARMOR_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*: ")
 _TAG_SIGNATURE = 2
 _TAG_ONE_PASS = 4
 _TAG_LITERAL = 11
@@ -59,10 +62,14 @@ def dearmor(text: bytes) -> bytes | None:
     if stripped.count(_ARMOR_BEGIN) != 1 or stripped.count(_ARMOR_END) != 1:
         return None
     start, end = stripped.index(_ARMOR_BEGIN), stripped.index(_ARMOR_END)
+    if any(stripped[:start]) or any(stripped[end + 1:]):
+        return None  # anything around the block: gpg's own parser decides
     block = stripped[start + 1:end]
     if "" not in block:
         return None
-    body = block[block.index("") + 1:]  # armour headers ("Comment: ...") end at a blank line
+    headers, body = block[:block.index("")], block[block.index("") + 1:]
+    if not all(_ARMOR_HEADER.match(h) for h in headers):  # "Comment: ...", "Version: ..."
+        return None
     checksum = body.pop() if body and body[-1].startswith("=") else None
     try:
         data = base64.b64decode("".join(body), validate=True)
