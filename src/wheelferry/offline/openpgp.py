@@ -93,28 +93,13 @@ def _crc24(data: bytes) -> bytes:
 
 def _packet(data: bytes) -> tuple[int, int, int] | None:
     """(tag, body offset, body length) of the packet at the start of *data*; None if unusual."""
-    if not data or not data[0] & 0x80:
+    try:
+        head = _header(data) if data else None
+    except ValueError:
         return None
-    first = data[0]
-    if first & 0x40:  # new format
-        tag = first & 0x3F
-        if len(data) < 2:
-            return None
-        o1 = data[1]
-        if o1 < 192:
-            return tag, 2, o1
-        if o1 < 224 and len(data) >= 3:
-            return tag, 3, ((o1 - 192) << 8) + data[2] + 192
-        if o1 == 255 and len(data) >= 6:
-            return tag, 6, int.from_bytes(data[2:6], "big")
-        return None  # partial lengths are not used for signatures
-    tag, kind = (first >> 2) & 0x0F, first & 0x03
-    if kind == 3:
+    if head is None or head[3]:  # partial lengths are not used for signatures
         return None
-    width = 1 << kind
-    if len(data) < 1 + width:
-        return None
-    return tag, 1 + width, int.from_bytes(data[1:1 + width], "big")
+    return head[0], head[1], head[2]
 
 
 def _subpackets(area: bytes) -> Iterator[tuple[int, bytes]]:
@@ -219,16 +204,35 @@ def armor(packet: bytes) -> bytes:
     return "\n".join([_ARMOR_BEGIN, "", *lines, f"={crc}", _ARMOR_END, ""]).encode("ascii")
 
 
-def _length(buf: bytes | bytearray, at: int) -> tuple[int, bool] | None:
-    """A new-format body length at *at*: (length, partial), or None until enough bytes are there."""
+def _length(buf: bytes | bytearray, at: int) -> tuple[int, bool, int] | None:
+    """A new-format body length at *at*: (length, partial, octets it took); None until all are there."""
     o1 = buf[at]
     if o1 < 192:
-        return o1, False
+        return o1, False, 1
     if o1 < 224:
-        return (((o1 - 192) << 8) + buf[at + 1] + 192, False) if len(buf) > at + 1 else None
+        return (((o1 - 192) << 8) + buf[at + 1] + 192, False, 2) if len(buf) > at + 1 else None
     if o1 < 255:
-        return 1 << (o1 & 0x1F), True
-    return (int.from_bytes(buf[at + 1:at + 5], "big"), False) if len(buf) >= at + 5 else None
+        return 1 << (o1 & 0x1F), True, 1
+    return (int.from_bytes(buf[at + 1:at + 5], "big"), False, 5) if len(buf) >= at + 5 else None
+
+
+def _header(buf: bytes | bytearray) -> tuple[int, int, int, bool] | None:
+    """(tag, header size, body length, partial) of the packet header at the start of *buf*.
+
+    None while more bytes are needed; ValueError for what is no packet header read here.
+    """
+    first = buf[0]
+    if not first & 0x80:
+        raise ValueError("not an OpenPGP packet stream")
+    if first & 0x40:  # new format
+        parsed = _length(buf, 1) if len(buf) > 1 else None
+        return None if parsed is None else (first & 0x3F, 1 + parsed[2], parsed[0], parsed[1])
+    width = {0: 1, 1: 2, 2: 4}.get(first & 0x03)
+    if width is None:
+        raise ValueError("a packet of indeterminate length")
+    if len(buf) < 1 + width:
+        return None
+    return (first >> 2) & 0x0F, 1 + width, int.from_bytes(buf[1:1 + width], "big"), False
 
 
 class PacketScanner:
@@ -279,23 +283,18 @@ class PacketScanner:
     def _parse_head(self) -> None:
         head = self._head
         if self._more_pieces:  # the next length of a partial body: no tag before it
-            parsed = _length(head, 0)
+            length = _length(head, 0)
+            parsed = None if length is None else length[:2]
         else:
-            if not head[0] & 0x80:
-                self.error = "not an OpenPGP packet stream"
+            try:
+                found = _header(head)
+            except ValueError as exc:
+                self.error = str(exc)
                 return
-            if head[0] & 0x40:
-                self._tag = head[0] & 0x3F
-                parsed = _length(head, 1) if len(head) > 1 else None
-            else:
-                self._tag = (head[0] >> 2) & 0x0F
-                width = {0: 1, 1: 2, 2: 4}.get(head[0] & 0x03)
-                if width is None:
-                    self.error = "a packet of indeterminate length"
-                    return
-                parsed = (int.from_bytes(head[1:], "big"), False) if len(head) == 1 + width else None
-            if parsed is not None:
-                self._kept = None if self._tag == _TAG_LITERAL else bytearray()
+            if found is None:
+                return
+            self._tag, parsed = found[0], (found[2], found[3])
+            self._kept = None if self._tag == _TAG_LITERAL else bytearray()
         if parsed is None:
             return
         if self._kept is not None:
