@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.bundles import host_markers, make_bundle, make_lock
 from tests.support.gpgkeys import GpgKeys
+from tests.support.pythons import python39
 from tests.support.wheels import build_wheel
 from wheelferry.errors import InstallError, UsageError, VerificationError
 from wheelferry.lockfile import TrimmedEdge
@@ -238,18 +239,12 @@ def test_several_wheels_installed_side_by_side(site: Site) -> None:
     assert _imports(fresh / "bin" / "python", "import p, q, r, s; print(s.__version__)") == "9.0"
 
 
-def _py39() -> str | None:
-    root = Path.home() / ".pyenv" / "versions"
-    found = sorted(root.glob("3.9*/bin/python3")) if root.is_dir() else []
-    return str(found[-1]) if found else None
-
-
-@pytest.mark.skipif(_py39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+@pytest.mark.skipif(python39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
 def test_install_on_python39_offline(gpg_keys: GpgKeys, tmp_path: Path) -> None:
     """Verify and install run on 3.9 with the standard library only; the 3.9 target is chosen."""
     from wheelferry.offline.probe import describe_interpreter
 
-    py39 = _py39()
+    py39 = python39()
     assert py39 is not None
     markers39 = describe_interpreter(py39)["marker_environment"]
     wheels = [build_wheel(tmp_path / "w", "alpha", "2.0")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import platform
@@ -13,11 +12,12 @@ from typing import Any, Callable
 
 import pytest
 
+from tests.support.pythons import python39
 from tests.support.wheels import build_wheel
 from wheelferry.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-PY39 = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3")))
+PY39 = python39()
 
 
 def run(*argv: str, capsys: Any) -> tuple[int, dict[str, Any]]:
@@ -38,7 +38,7 @@ def test_probe_equals_what_pip_here_accepts_in_order(tmp_path: Path, capsys: Any
 
 @pytest.mark.skipif(not PY39, reason="no pyenv Python 3.9 on this machine")
 def test_probe_describes_another_interpreter(tmp_path: Path, capsys: Any) -> None:
-    code, _res = run("probe", "--python", PY39[0], "-o", str(tmp_path / "c.json"), capsys=capsys)
+    code, _res = run("probe", "--python", PY39, "-o", str(tmp_path / "c.json"), capsys=capsys)
     assert code == 0
     cap = json.loads((tmp_path / "c.json").read_text())
     assert cap["marker_environment"]["python_version"] == "3.9"
@@ -127,7 +127,7 @@ def test_probe_of_python39_locks_like_the_matching_target(index_server: Callable
     build_wheel(d, "native", "1.0", tag="cp39-cp39-manylinux_2_17_x86_64")
     build_wheel(d, "native", "2.0", tag="cp310-cp310-manylinux_2_17_x86_64")
     server = index_server(d)
-    assert run("probe", "--python", PY39[0], "-o", str(tmp_path / "p39.json"), capsys=capsys)[0] == 0
+    assert run("probe", "--python", PY39, "-o", str(tmp_path / "p39.json"), capsys=capsys)[0] == 0
     glibc = ".".join(platform.libc_ver()[1].split(".")[:2])
     sets = []
     for target in (f"@{tmp_path / 'p39.json'}", "linux-x86_64:3.9"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import wheelferry
+from tests.support.pythons import python39
 from wheelferry.offline import SHARED_MODULES
 from wheelferry.pyz import write_offline_pyz
 
@@ -63,16 +63,16 @@ def test_runs_without_site_packages(kit: Path) -> None:
 
 
 def test_runs_on_python_3_9(kit: Path) -> None:
-    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9*/bin/python3")))
-    if not found:
+    py39 = python39()
+    if py39 is None:
         pytest.skip("no pyenv Python 3.9 on this machine (~/.pyenv/versions/3.9*)")
-    proc = _run_isolated(found[-1], kit)
+    proc = _run_isolated(py39, kit)
     assert proc.returncode == 0, proc.stderr
     assert wheelferry.__version__ in proc.stdout + proc.stderr
     # Every offline module imports on 3.9 from the kit alone.
     code = f"import sys; sys.path.insert(0, {str(kit)!r}); " + \
         "; ".join(f"import {m}" for m in _offline_modules())
-    proc = subprocess.run([found[-1], "-I", "-S", "-c", code], capture_output=True, text=True,
+    proc = subprocess.run([py39, "-I", "-S", "-c", code], capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0, proc.stderr
 

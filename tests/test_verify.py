@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.bundles import Member, bundle_members, make_bundle, write_tar
 from tests.support.gpgkeys import GpgKeys
+from tests.support.pythons import python39
 from tests.support.wheels import build_wheel
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.offline.cli import main
@@ -287,13 +288,7 @@ def test_cli_verify(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
     assert err.startswith("error: ") and "hint: " in err and "Traceback" not in err
 
 
-def _py39() -> str | None:
-    root = Path.home() / ".pyenv" / "versions"
-    found = sorted(root.glob("3.9*/bin/python3")) if root.is_dir() else []
-    return str(found[-1]) if found else None
-
-
-@pytest.mark.skipif(_py39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+@pytest.mark.skipif(python39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
 def test_verify_on_python39_with_stdlib_only(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path]) -> None:
     tar = make_bundle(tmp_path, wheels)
     gpg_keys.sign("good", tar)
@@ -310,7 +305,7 @@ def test_verify_on_python39_with_stdlib_only(gpg_keys: GpgKeys, tmp_path: Path, 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PIP_"))}
     env["PYTHONPATH"] = str(SRC)
     proc = subprocess.run(
-        [_py39(), "-s", "-c", script, "verify", str(tar), "--keyring", str(ring),  # type: ignore[list-item]
+        [python39(), "-s", "-c", script, "verify", str(tar), "--keyring", str(ring),  # type: ignore[list-item]
          "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(tmp_path / "state"), "--json"],
         capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert proc.returncode == 0, proc.stderr + proc.stdout
