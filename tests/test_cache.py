@@ -8,9 +8,12 @@ from pathlib import Path
 
 import platformdirs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import wheelferry.cache
 from tests.support.wheels import build_wheel, sha256_file
-from wheelferry.cache import LockWaitCancelled, WheelCache, default_cache_dir
+from wheelferry.cache import BackgroundHash, LockWaitCancelled, WheelCache, default_cache_dir
 from wheelferry.errors import UsageError
 
 SHA = hashlib.sha256(b"x").hexdigest()
@@ -127,16 +130,38 @@ def test_waiting_for_a_lock_can_be_cancelled(tmp_path: Path) -> None:
     assert len(errors) == 1
 
 
-def test_a_partial_enters_the_cache_only_when_it_hashes(tmp_path: Path) -> None:
+def _hash_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "wheelferry-hash"]
+
+
+@given(st.lists(st.binary(max_size=5000), max_size=40), st.integers(1, 4))
+@settings(max_examples=50, deadline=None)
+def test_a_background_hash_equals_hashlib(chunks: list[bytes], depth: int) -> None:
+    bg = BackgroundHash(depth=depth)
+    for c in chunks:
+        bg.update(c)
+    assert bg.hexdigest() == hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert not _hash_threads()
+    bg.update(b"more")  # usable again after a finish: a new thread picks up
+    assert bg.hexdigest() == hashlib.sha256(b"".join(chunks) + b"more").hexdigest()
+    assert not _hash_threads()
+
+
+@pytest.mark.parametrize("background", [False, True], ids=["inline", "own thread"])
+def test_a_partial_enters_the_cache_only_when_it_hashes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool) -> None:
     from wheelferry.cache import HTML_PAGE, Partial
 
+    monkeypatch.setattr(wheelferry.cache, "BACKGROUND_HASH_MIN", 0 if background else 1 << 40)
     data = b"PK\x03\x04" + b"wheel bytes" * 100
     sha = hashlib.sha256(data).hexdigest()
     cache = WheelCache(tmp_path)
     part = Partial(cache, sha, len(data))
     part.open(0)
     part.write(data[:100])
+    assert bool(_hash_threads()) == background
     part.close()
+    assert not _hash_threads()
     assert part.length() == 100 and cache.path(sha) is None
     with pytest.raises(ValueError, match="got 100 bytes"):
         part.commit("w-1.0-py3-none-any.whl")
@@ -158,4 +183,5 @@ def test_a_partial_enters_the_cache_only_when_it_hashes(tmp_path: Path) -> None:
     page.close()
     assert page.mismatch() == HTML_PAGE
     page.discard()
+    assert not _hash_threads()
     assert not page.path.exists()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
+import wheelferry.cache
 from tests.support.indexserver import IndexServer
 from tests.support.wheels import build_wheel, sha256_file
 from wheelferry.cache import WheelCache
@@ -46,9 +47,15 @@ def cache_entries(root: Path) -> list[Path]:
     return sorted(p for p in (root / "sha256").rglob("*") if p.is_file())
 
 
-@pytest.fixture
-def big(tmp_path: Path) -> Path:
-    """A 2.5 MiB wheel (incompressible padding), so a drop can happen after the first chunk."""
+@pytest.fixture(params=["hashed inline", "hashed on its own thread"])
+def big(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 2.5 MiB wheel (incompressible padding), so a drop can happen after the first chunk.
+
+    Every test of it runs twice: with the hash computed as the bytes are written, and on a
+    thread of its own (as for the largest wheels).
+    """
+    monkeypatch.setattr(wheelferry.cache, "BACKGROUND_HASH_MIN",
+                        MiB if request.param == "hashed on its own thread" else 1 << 40)
     return build_wheel(tmp_path / "wheels", "bigpkg", "1.0", padding=int(2.5 * MiB))
 
 

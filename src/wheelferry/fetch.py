@@ -1,7 +1,8 @@
 """Fetch locked wheels into the cache: parallel, resumable, hashed while streaming.
 
 Each wheel is tried at each of its URLs in order.  Bytes are streamed in 512 KiB
-chunks into the cache's partial area while SHA256 is computed; only a file
+chunks into the cache's partial area while SHA256 is computed (for the largest wheels
+on a thread of its own, see ``cache.BackgroundHash``); only a file
 whose size and hash match the lock is moved into the cache.  A dropped
 connection resumes with an HTTP Range request from the partial's length.
 """
