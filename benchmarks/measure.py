@@ -123,6 +123,7 @@ class Contender:
     status: str = "ok"
     command: str = ""
     note: str = ""
+    nbytes: int = 0  # bytes this tool moves, when not the stage's whole set (its MB/s divides these)
 
     def summary(self) -> dict[str, object]:
         """A JSON-ready summary: times (median/min/max), memory, status, the command line."""

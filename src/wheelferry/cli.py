@@ -282,7 +282,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     result = build_bundle(lock, session, cache_root, opts, signer)
     fetched, bundle = result.fetch, result.bundle
     say(f"fetched {fetched['files']} wheels: {human_size(fetched['bytes_downloaded'])} downloaded, "
-        f"{human_size(fetched['bytes_from_cache'])} from cache ({result.fetch_seconds:.1f} s)")
+        f"{human_size(fetched['bytes_from_cache'])} from cache ({result.fetch_seconds:.2f} s)")
     say(f"bundle: {bundle.path} ({human_size(bundle.size)}, {len(lock.wheels)} wheels, "
         f"targets {', '.join(lock.target_ids)})")
     if result.volumes is not None:
