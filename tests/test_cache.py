@@ -147,6 +147,19 @@ def test_a_background_hash_equals_hashlib(chunks: list[bytes], depth: int) -> No
     assert not _hash_threads()
 
 
+def test_a_failing_background_hash_never_blocks_the_writer_and_is_raised() -> None:
+    class Broken:
+        def update(self, chunk: bytes) -> None:
+            raise MemoryError("no room")
+
+    bg = BackgroundHash(Broken(), depth=1)
+    for _ in range(10):  # more chunks than the queue holds: the writer must not block
+        bg.update(b"x" * 100)
+    with pytest.raises(MemoryError, match="no room"):
+        bg.finish()
+    assert not _hash_threads()
+
+
 @pytest.mark.parametrize("background", [False, True], ids=["inline", "own thread"])
 def test_a_partial_enters_the_cache_only_when_it_hashes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, background: bool) -> None:

@@ -150,6 +150,7 @@ class BackgroundHash:
         self._hash = start if start is not None else hashlib.sha256()
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
 
     def update(self, chunk: bytes) -> None:
         if self._thread is None:
@@ -162,7 +163,11 @@ class BackgroundHash:
             chunk = self._queue.get()
             if chunk is None:
                 return
-            self._hash.update(chunk)
+            if self._error is None:
+                try:
+                    self._hash.update(chunk)
+                except Exception as exc:  # noqa: BLE001 (raised by finish(); the queue is still drained)
+                    self._error = exc
 
     def finish(self) -> None:
         """Wait until every chunk handed over so far is hashed; the thread ends."""
@@ -170,6 +175,8 @@ class BackgroundHash:
             thread, self._thread = self._thread, None
             self._queue.put(None)
             thread.join()
+        if self._error is not None:
+            raise self._error
 
     def hexdigest(self) -> str:
         self.finish()
