@@ -91,6 +91,69 @@ def test_hand_edited_lock_is_refused_with_exit_2(index_server: Callable[..., Any
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def _swap_first_two(lock_dir: Path, files: tuple[str, ...]) -> tuple[str, str]:
+    """Give the lock's first wheel the second one's sha256 and size, in *files* of the lock dir."""
+    data = json.loads((lock_dir / "wheelferry.lock.json").read_text())
+    a, b = sorted(data["wheels"].values(), key=lambda w: w["filename"])[:2]
+    old_a = a["sha256"]
+    for name in files:
+        path = lock_dir / name
+        path.write_text(path.read_text().replace(old_a, b["sha256"]))
+    data = json.loads((lock_dir / "wheelferry.lock.json").read_text())
+    for w in data["wheels"].values():
+        if w["filename"] == a["filename"]:
+            w["size"] = b["size"]
+    (lock_dir / "wheelferry.lock.json").write_text(json.dumps(data))
+    return a["filename"], b["filename"]
+
+
+@pytest.mark.parametrize("edited", ["lock only", "every file of the lock"])
+def test_a_hash_swapped_by_hand_is_refused(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
+                                           capsys: Any, edited: str) -> None:
+    server = index_server(repo)
+    lock_dir = tmp_path / "lock"
+    assert run("lock", "-r", "app", "--target", LINUX, "--index-url", server.url, "--cache",
+               str(tmp_path / "c"), "-o", str(lock_dir), capsys=capsys)[0] == 0
+    # A first build fills the wheel cache; the swapped hash then finds the other wheel there.
+    assert run("build", "--lock", str(lock_dir), "--no-sign", "-o", str(tmp_path / "first"),
+               "--cache", str(tmp_path / "c2"), capsys=capsys)[0] == 0
+    files = tuple(p.name for p in lock_dir.iterdir()) if edited != "lock only" else ("wheelferry.lock.json",)
+    named, holds = _swap_first_two(lock_dir, files)
+    before = server.count("GET", ".whl")
+    code, res = run("build", "--lock", str(lock_dir), "--no-sign", "-o", str(tmp_path / "out"),
+                    "--cache", str(tmp_path / "c2"), capsys=capsys)
+    assert code == 2, res
+    if edited == "lock only":
+        # The pylock and requirements files still name the real hash: refused before any download.
+        assert "disagree" in res["message"] and server.count("GET", ".whl") == before
+    else:
+        # Consistent everywhere: the fetched bytes are the other wheel, caught by its METADATA.
+        assert f"{named} is not what its name says" in res["message"]
+        assert holds.split("-")[0] in res["message"]
+    assert not (tmp_path / "out").exists(), "nothing written to -o"
+
+
+def test_sequence_and_expiry_count_from_the_build(index_server: Callable[..., Any], repo: Path,
+                                                  tmp_path: Path, capsys: Any) -> None:
+    import tarfile
+    import time
+
+    server = index_server(repo)
+    started = int(time.time())
+    code, res = build(server, tmp_path, capsys, "--no-sign", "--expires", "30")
+    assert code == 0, res
+    with tarfile.open(res["bundle"]) as tf:
+        member = next(m for m in tf.getmembers() if m.name.endswith("/MANIFEST.json"))
+        manifest = json.load(tf.extractfile(member))  # type: ignore[arg-type]
+    # The wheels were uploaded long ago (the index's upload times): a later build still
+    # gets a later sequence number, and --expires 30 means 30 days from now.
+    assert started <= manifest["sequence"] <= int(time.time())
+    import datetime as dt
+    expires = dt.datetime.fromisoformat(manifest["expires"].replace("Z", "+00:00")).timestamp()
+    assert abs(expires - (manifest["sequence"] + 30 * 86400)) < 1
+    assert manifest["created"] < manifest["expires"]
+
+
 def test_unfetchable_wheel_names_file_and_every_url(index_server: Callable[..., Any], repo: Path,
                                                     tmp_path: Path, capsys: Any) -> None:
     server = index_server(repo, corrupt={"dep-1.0-py3-none-any.whl"})

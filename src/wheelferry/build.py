@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.parser
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from wheelferry import __version__
 from wheelferry.bundle import COMPRESSIONS, BundleResult, source_date_epoch, write_bundle
 from wheelferry.cache import WheelCache
-from wheelferry.errors import MetadataError
+from wheelferry.errors import LockFileError, MetadataError
 from wheelferry.fetch import fetch_summary, fetch_wheels
 from wheelferry.files import atomic_write
 from wheelferry.lock import render_lock_files
@@ -92,6 +94,41 @@ def created_epoch(lock: Lock) -> int:
     return int(max(times).timestamp()) if times else 0
 
 
+def build_epoch() -> int:
+    """The time of this build: SOURCE_DATE_EPOCH when set, else now.
+
+    The default sequence number and ``--expires`` count from it: a later build must
+    supersede an earlier one even when both lock the same newest wheel, and a bundle
+    must not be born expired because its pins are old.
+    """
+    epoch = source_date_epoch()
+    return epoch if epoch is not None else int(time.time())
+
+
+def check_wheel_identity(filename: str, metadata: bytes) -> None:
+    """Refuse a wheel whose METADATA is not the project and version its file name says.
+
+    The bytes matched the lock's sha256, so a mismatch means the lock names the wrong
+    file (edited by hand); pip would refuse the wheel on the isolated host anyway.
+    """
+    try:
+        name, version, _, _ = parse_wheel_filename(filename)
+    except InvalidWheelFilename as exc:
+        raise LockFileError(f"{filename} is not a wheel file name: {exc}") from None
+    headers = email.parser.BytesHeaderParser().parsebytes(metadata) if metadata else None
+    meta_name, meta_version = (headers.get("Name"), headers.get("Version")) if headers else (None, None)
+    try:
+        same = (meta_name is not None and meta_version is not None
+                and canonicalize_name(meta_name) == name and Version(meta_version) == version)
+    except InvalidVersion:
+        same = False
+    if not same:
+        found = f"the METADATA of {meta_name} {meta_version}" if meta_name else "no METADATA for it"
+        raise LockFileError(f"{filename} is not what its name says: it holds {found} "
+                            f"(the lock names the wrong file: edited by hand?)",
+                            hint="run `wheelferry lock` again to write the lock directory anew")
+
+
 def wheel_metadata(path: Path) -> bytes:
     """The METADATA member of a wheel on disk (its central directory is read, not every member)."""
     try:
@@ -109,16 +146,19 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     fetch_seconds = time.monotonic() - started
     paths = {r.wheel.filename: r.path for r in results}
     created = created_epoch(lock)
-    opts.out_dir.mkdir(parents=True, exist_ok=True)
     metadata = {name: wheel_metadata(path) for name, path in paths.items()}
+    for name, meta in metadata.items():
+        check_wheel_identity(name, meta)
+    now = build_epoch()
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
     stream = signer.stream() if signer is not None else None
     final_asc = opts.out_dir / f"{opts.name}{COMPRESSIONS.get(opts.compress, '.tar')}.asc"
     bundle_signature: list[bytes] = []
     try:
         bundle = write_bundle(
             opts.out_dir, name=opts.name, lock=lock, lock_files=render_lock_files(lock), wheel_paths=paths,
-            sequence=opts.sequence if opts.sequence is not None else created, created=created,
-            expires=created + int(opts.expires_days * 86400) if opts.expires_days else None,
+            sequence=opts.sequence if opts.sequence is not None else now, created=created,
+            expires=now + int(opts.expires_days * 86400) if opts.expires_days else None,
             tool=f"wheelferry {__version__}", compress=opts.compress,
             sbom=sbom_json(lock, metadata, created=created), progress=opts.progress,
             tee=stream.feed if stream is not None else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -284,4 +285,33 @@ def read_lock_dir(lock_dir: Path) -> Lock:
     except OSError as exc:
         raise LockFileError(f"cannot read {path}: {exc.strerror}",
                             hint="pass the directory written by `wheelferry lock -o DIR`") from None
-    return loads_lock(text, str(path))
+    lock = loads_lock(text, str(path))
+    _check_companions(lock_dir, lock)
+    return lock
+
+
+_SHA256_IN_TEXT = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def _check_companions(lock_dir: Path, lock: Lock) -> None:
+    """The pylock and requirements files beside the lock must name exactly its wheels' sha256.
+
+    ``lock`` writes all three from one resolution, so a difference means one was edited
+    by hand (a swapped hash would otherwise be fetched and signed as if it were locked).
+    """
+    for t in lock.targets:
+        expected = {lock.wheels[p.wheel].sha256 for p in t.packages}
+        for name in (f"pylock.{t.id}.toml", f"requirements.{t.id}.txt"):
+            try:
+                text = (lock_dir / name).read_text(encoding="utf-8")
+            except FileNotFoundError:
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                raise LockFileError(f"cannot read {lock_dir / name}: {exc}") from None
+            found = set(_SHA256_IN_TEXT.findall(text))
+            if found != expected:
+                odd = sorted(found ^ expected)[0]
+                raise LockFileError(
+                    f"{name} and {LOCK_FILENAME} in {lock_dir} disagree about the wheels "
+                    f"(sha256 {odd[:12]}... is in only one of them): edited by hand?",
+                    hint="run `wheelferry lock` again to write the lock directory anew")
