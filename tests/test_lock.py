@@ -124,6 +124,15 @@ def test_yanked_is_skipped_unless_pinned(index_server: Callable[..., Any], repo:
                 "-o", str(tmp_path / "b"))[1]["targets"][0]["packages"] == {"yanky": "2.0"}
 
 
+def test_an_arbitrary_equality_that_is_no_version_matches_nothing(
+        index_server: Callable[..., Any], repo: Path, tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo)
+    code, res = lock(server, tmp_path, capsys, "-r", "yanky===bad[", "--target", LINUX,
+                     "-o", str(tmp_path / "o"))
+    assert code == 1 and res["error"] in ("NoWheelError", "ResolutionError"), res
+    assert "yanky" in res["message"] and not (tmp_path / "o").exists()
+
+
 def test_no_wheel_for_target_names_package_target_and_files(index_server: Callable[..., Any], repo: Path,
                                                             tmp_path: Path, capsys: Any) -> None:
     server = index_server(repo)
