@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import wheelferry
-from tests.support.pythons import python39
+from tests.support.pythons import pyenv_python, python39
 from wheelferry.offline import SHARED_MODULES
 from wheelferry.pyz import write_offline_pyz
 
@@ -75,6 +75,17 @@ def test_runs_on_python_3_9(kit: Path) -> None:
     proc = subprocess.run([py39, "-I", "-S", "-c", code], capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("series", ["3.8.", "3.7.", "3.6."])
+def test_an_older_python_gets_one_plain_line(kit: Path, series: str) -> None:
+    old = pyenv_python(series)
+    if old is None:
+        pytest.skip(f"no pyenv Python {series.rstrip('.')} on this machine")
+    proc = _run_isolated(old, kit)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: wheelferry-offline needs Python 3.9 or newer;")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
 
 
 def test_offline_half_imports_no_build_library() -> None:

@@ -19,9 +19,15 @@ from wheelferry.offline import SHARED_MODULES
 SHEBANG = b"#!/usr/bin/env python3\n"
 # The earliest date a zip header can hold; the kit's bytes must not depend on the clock.
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Plain enough for any Python to parse, so an interpreter older than 3.9 says so in one line
+# instead of failing on the syntax of the modules it would import.
 MAIN = (
     '"""Entry point of wheelferry-offline.pyz: verify, install and audit on an isolated host."""\n'
     "import sys\n\n"
+    "if sys.version_info < (3, 9):\n"
+    "    sys.stderr.write('error: wheelferry-offline needs Python 3.9 or newer; %s is Python %d.%d\\n'\n"
+    "                     % (sys.executable or 'this interpreter', sys.version_info[0], sys.version_info[1]))\n"
+    "    sys.exit(1)\n\n"
     "from wheelferry.offline.cli import main\n\n"
     "sys.exit(main())\n"
 )

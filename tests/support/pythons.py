@@ -5,8 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def python39() -> str | None:
-    """The newest pyenv-managed Python 3.9 (``~/.pyenv/versions/3.9*``), or None."""
+def pyenv_python(series: str) -> str | None:
+    """The newest pyenv-managed Python of *series* (``~/.pyenv/versions/SERIES*``), or None."""
     root = Path.home() / ".pyenv" / "versions"
-    found = sorted(root.glob("3.9*/bin/python3")) if root.is_dir() else []
+    found = sorted(root.glob(f"{series}*/bin/python")) if root.is_dir() else []
     return str(found[-1]) if found else None
+
+
+def python39() -> str | None:
+    """The newest pyenv-managed Python 3.9, or None."""
+    return pyenv_python("3.9.")
