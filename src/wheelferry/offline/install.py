@@ -90,8 +90,17 @@ def _call(run: Runner, cmd: Sequence[str], env: dict[str, str] | None = None) ->
 
 
 def _last_lines(proc: subprocess.CompletedProcess[str], n: int = 3) -> str:
-    lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-    return " / ".join(lines[-n:]) or f"exit code {proc.returncode}"
+    """Why a command failed, in a few lines: pip's first ``ERROR:`` line on, else the tail.
+
+    pip reports progress ("Processing ...") on stdout and the cause on stderr.
+    """
+    err = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    at = next((i for i, ln in enumerate(err) if ln.startswith("ERROR:")), None)
+    if at is not None:
+        lines = err[at:at + n]
+    else:
+        lines = err[-n:] or [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()][-n:]
+    return " / ".join(lines) or f"exit code {proc.returncode}"
 
 
 def _canon(name: str) -> str:
