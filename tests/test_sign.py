@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from wheelferry.errors import SigningError, UsageError
 from wheelferry.sign import (
     SigningKey,
     StreamSigner,
+    check_can_sign,
     check_signing_key,
     export_public_key,
     read_passphrase,
@@ -144,6 +147,32 @@ def test_wrong_passphrase_fails_and_leaves_nothing(gpg_keys: GpgKeys, home: Path
     assert "passphrase-file" in (exc.value.hint or "")
     assert "wrong" not in str(exc.value)
     assert sorted(p.name for p in payload.parent.iterdir()) == ["demo.tar"]
+
+
+@pytest.mark.parametrize("passphrase", ["wrong", None])
+def test_build_tries_the_passphrase_before_any_download(
+        gpg_keys: GpgKeys, home: Path, tmp_path: Path, index_server: Callable[..., Any],
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, passphrase: str | None) -> None:
+    from tests.support.wheels import build_wheel
+    from wheelferry.cli import main
+
+    build_wheel(tmp_path / "wheels", "app", "1.0")
+    server = index_server(tmp_path / "wheels")
+    monkeypatch.delenv("WHEELFERRY_PASSPHRASE", raising=False)
+    extra = []
+    if passphrase is not None:
+        (tmp_path / "pass").write_text(passphrase + "\n")
+        extra = ["--passphrase-file", str(tmp_path / "pass")]
+    code = main(["build", "-r", "app", "--target", "linux-x86_64:3.11", "--index-url", server.url,
+                 "--sign-key", gpg_keys.fpr["protected"], "--gnupghome", str(home), *extra,
+                 "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "out"), "--json"])
+    assert code == 1
+    message = json.loads(capsys.readouterr().out)["message"]
+    assert "could not sign a test message" in message
+    assert server.requests == [], "nothing is locked or fetched with a key that cannot sign"
+    assert not (tmp_path / "out").exists()
+    # With the right passphrase the same check passes.
+    check_can_sign(check_signing_key(gpg_keys.fpr["protected"], str(home)), str(home), PASSPHRASE)
 
 
 def test_protected_key_without_passphrase_fails_with_a_hint(gpg_keys: GpgKeys, home: Path,

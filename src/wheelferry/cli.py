@@ -245,7 +245,7 @@ def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     from wheelferry.build import BuildOptions, Signer, build_bundle
     from wheelferry.lock import read_lock_dir
-    from wheelferry.sign import check_signing_key, read_passphrase
+    from wheelferry.sign import check_can_sign, check_signing_key, read_passphrase
 
     if bool(args.sign_key) == bool(args.no_sign):
         raise UsageError("say how to sign: --sign-key FPR, or --no-sign for an unsigned bundle")
@@ -260,6 +260,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     if args.sign_key:
         signer = Signer(check_signing_key(args.sign_key, args.gnupghome), args.gnupghome,
                         read_passphrase(args.passphrase_file))
+        check_can_sign(signer.key, signer.gnupghome, signer.passphrase)
     else:
         warn("building an UNSIGNED bundle (--no-sign): the isolated host can only check it with "
              "--allow-unsigned, which proves nothing about who made it")

@@ -113,17 +113,28 @@ def sign_detached(path: Path, key: SigningKey, gnupghome: str | None,
 def detached_signature(path: Path, key: SigningKey, gnupghome: str | None,
                        passphrase: str | None) -> bytes:
     """An ASCII-armoured detached signature of *path* by *key*, made by gpg reading the file."""
+    with open(path, "rb") as f:
+        return _signature_of(f, Path(path).name, key, gnupghome, passphrase)
+
+
+def check_can_sign(key: SigningKey, gnupghome: str | None, passphrase: str | None) -> None:
+    """Sign a few bytes now, so a wrong or missing passphrase fails before anything is fetched."""
+    _signature_of(io.BytesIO(b"wheelferry: can this key sign?\n"), "a test message", key, gnupghome,
+                  passphrase)
+
+
+def _signature_of(f: IO[bytes], what: str, key: SigningKey, gnupghome: str | None,
+                  passphrase: str | None) -> bytes:
     gpg = _gpg(gnupghome)
     _check_passphrase(passphrase)
-    with open(path, "rb") as f:
-        result = gpg.sign_file(f, keyid=key.fingerprint, passphrase=passphrase or None,
-                               detach=True, clearsign=False)
+    result = gpg.sign_file(f, keyid=key.fingerprint, passphrase=passphrase or None,
+                           detach=True, clearsign=False)
     status = f"{getattr(result, 'status', '')}\n{getattr(result, 'stderr', '')}"
     data = bytes(getattr(result, "data", b"") or b"")
     if not result or b"BEGIN PGP SIGNATURE" not in data:
-        raise SigningError(f"gpg could not sign {Path(path).name}: {_reason(status, passphrase)}",
+        raise SigningError(f"gpg could not sign {what}: {_reason(status, passphrase)}",
                            hint=_hint(status, passphrase))
-    _check_signer(gpg, key, getattr(result, "fingerprint", None) or "", Path(path).name)
+    _check_signer(gpg, key, getattr(result, "fingerprint", None) or "", what)
     return data
 
 
