@@ -178,6 +178,18 @@ def test_unusable_signing_key_fails_before_any_download(index_server: Callable[.
     assert server.requests == [], "the key is checked before anything is fetched"
 
 
+def test_zstd_without_zstandard_is_refused_before_anything(index_server: Callable[..., Any], repo: Path,
+                                                         tmp_path: Path, capsys: Any,
+                                                         monkeypatch: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # as if not installed
+    server = index_server(repo)
+    code, res = build(server, tmp_path, capsys, "--no-sign", "--compress", "zstd")
+    assert code == 2 and "zstandard" in res["message"], res
+    assert server.requests == [] and not (tmp_path / "out").exists()
+
+
 def test_sign_or_no_sign_is_required(tmp_path: Path, capsys: Any) -> None:
     code, res = run("build", "-r", "app", "-o", str(tmp_path / "o"), capsys=capsys)
     assert code == 2 and "--no-sign" in res["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.parser
 import os
@@ -150,7 +151,21 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     for name, meta in metadata.items():
         check_wheel_identity(name, meta)
     now = build_epoch()
+    made_out_dir = not opts.out_dir.exists()
     opts.out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_outputs(lock, paths, metadata, results, fetch_seconds, created, now, opts, signer)
+    except BaseException:
+        if made_out_dir:
+            with contextlib.suppress(OSError):
+                opts.out_dir.rmdir()  # only while still empty: a failure leaves no empty -o behind
+        raise
+
+
+def _write_outputs(lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes], results: Any,
+                   fetch_seconds: float, created: int, now: int, opts: BuildOptions,
+                   signer: Signer | None) -> BuildResult:
+    """The bundle, its signature, the offline kit and its signature, the volumes."""
     stream = signer.stream() if signer is not None else None
     final_asc = opts.out_dir / f"{opts.name}{COMPRESSIONS.get(opts.compress, '.tar')}.asc"
     bundle_signature: list[bytes] = []

@@ -225,6 +225,23 @@ def _info(path: str, size: int, mtime: int, is_dir: bool) -> tarfile.TarInfo:
     return info
 
 
+def check_compression(compress: str | None) -> Any:
+    """Refuse a compression this host cannot write (checked before any download).
+
+    Returns the ``zstandard`` module for zstd, else None.
+    """
+    if compress not in COMPRESSIONS:
+        raise UsageError(f"unknown compression {compress!r}", hint="use gzip, zstd or none")
+    if compress != "zstd":
+        return None
+    try:
+        import zstandard
+    except ImportError:
+        raise UsageError("zstd compression needs the 'zstandard' package, which is not installed",
+                         hint="install it (pip install zstandard), or use gzip or no compression") from None
+    return zstandard
+
+
 def _open_compressed(raw: IO[bytes], compress: str | None, stack: ExitStack) -> IO[bytes]:
     if compress is None:
         return raw
@@ -233,11 +250,7 @@ def _open_compressed(raw: IO[bytes], compress: str | None, stack: ExitStack) -> 
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0)
         stack.enter_context(gz)
         return gz  # type: ignore[return-value]
-    try:
-        import zstandard
-    except ImportError:
-        raise UsageError("zstd compression needs the 'zstandard' package, which is not installed",
-                         hint="install it (pip install zstandard), or use gzip or no compression") from None
+    zstandard = check_compression(compress)
     writer = zstandard.ZstdCompressor(level=10).stream_writer(raw, closefd=False)
     return stack.enter_context(writer)  # type: ignore[no-any-return, unused-ignore]
 
@@ -289,8 +302,7 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
     Every byte of the file also goes to *tee*; *before_publish* gets the
     finished temporary file before it takes its final name (and may refuse it).
     """
-    if compress not in COMPRESSIONS:
-        raise UsageError(f"unknown compression {compress!r}", hint="use gzip, zstd or none")
+    check_compression(compress)
     if sbom is None:
         from wheelferry.sbom import sbom_json
         sbom = sbom_json(lock, created=created)

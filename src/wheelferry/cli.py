@@ -244,6 +244,7 @@ def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     from wheelferry.build import BuildOptions, Signer, build_bundle
+    from wheelferry.bundle import check_compression
     from wheelferry.lock import read_lock_dir
     from wheelferry.sign import check_can_sign, check_signing_key, read_passphrase
 
@@ -256,6 +257,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     if args.lock and (args.spec or args.requirement):
         raise UsageError("give either --lock DIR or a spec, not both")
     policy, split_size = _policy_and_split(args)
+    check_compression(args.compress)
     signer = None
     if args.sign_key:
         signer = Signer(check_signing_key(args.sign_key, args.gnupghome), args.gnupghome,
