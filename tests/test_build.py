@@ -193,6 +193,13 @@ def test_zstd_without_zstandard_is_refused_before_anything(index_server: Callabl
 def test_sign_or_no_sign_is_required(tmp_path: Path, capsys: Any) -> None:
     code, res = run("build", "-r", "app", "-o", str(tmp_path / "o"), capsys=capsys)
     assert code == 2 and "--no-sign" in res["message"]
+    code, res = run("build", "-r", "app", "--sign-key", "0" * 40, "--no-sign", "-o", str(tmp_path / "o"),
+                    capsys=capsys)
+    assert code == 2 and "cannot be used together" in res["message"]
+    code, res = run("build", "-r", "app", "--sign-key", "0" * 40, "--gnupghome", str(tmp_path / "nope"),
+                    "-o", str(tmp_path / "o"), capsys=capsys)
+    assert code == 2 and "no such directory" in res["message"]
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.skipif(shutil.which("sha256sum") is None, reason="no sha256sum")

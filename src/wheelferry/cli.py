@@ -33,8 +33,11 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--glibc", help="glibc version of linux targets (default 2.28)")
     p.add_argument("--macos", help="macOS version of macos targets (default 12.0)")
     p.add_argument("--index-url", "-i", metavar="URL", help="base URL of the index (default: pip's)")
-    p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
-    p.add_argument("--find-links", "-f", action="append", default=[], metavar="DIR")
+    p.add_argument("--extra-index-url", action="append", default=[], metavar="URL",
+                   help="another index to read as well, as pip does (repeatable; a project "
+                        "served by more than one index draws a dependency-confusion warning)")
+    p.add_argument("--find-links", "-f", action="append", default=[], metavar="DIR",
+                   help="a local folder of wheels to consider too (repeatable)")
     p.add_argument("--no-index", action="store_true", help="use only --find-links locations")
     p.add_argument("--exclude", action="append", default=[], metavar="NAME",
                    help="drop a package and everything only it pulls in (repeatable)")
@@ -248,8 +251,12 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     from wheelferry.lock import read_lock_dir
     from wheelferry.sign import check_can_sign, check_signing_key, read_passphrase
 
-    if bool(args.sign_key) == bool(args.no_sign):
+    if args.sign_key and args.no_sign:
+        raise UsageError("--sign-key and --no-sign cannot be used together: choose one")
+    if not args.sign_key and not args.no_sign:
         raise UsageError("say how to sign: --sign-key FPR, or --no-sign for an unsigned bundle")
+    if args.gnupghome and not Path(args.gnupghome).is_dir():
+        raise UsageError(f"--gnupghome {args.gnupghome}: no such directory")
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
     if args.expires is not None and args.expires <= 0:
