@@ -169,6 +169,8 @@ def test_cli_install_usage_errors(site: Site, capsys: pytest.CaptureFixture[str]
     assert main(["install", str(tar), "--venv", str(site.root / "x")]) == 2
     assert main(["install", str(site.root / "missing.tar"), *keys, "--venv", str(site.root / "x")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+    assert main(["install", str(tar), *keys, "--python", str(site.root / "no-python")]) == 2
+    assert "no such interpreter" in capsys.readouterr().err
 
 
 def _zip(path: Path, name: str, data: bytes, attr: int = 0o644 << 16) -> Path:

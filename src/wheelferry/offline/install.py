@@ -333,6 +333,8 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
     """Verify *tar_path*, extract it privately, install the fitting target, record the sequence."""
     if (venv is None) == (python is None):
         raise UsageError("give exactly one of --venv DIR or --python PY")
+    if python is not None and shutil.which(python) is None:
+        raise UsageError(f"--python {python}: no such interpreter (or it is not executable)")
     started = time.monotonic()
     state_dir = state_dir or default_state_dir()
     interpreter = python or sys.executable
