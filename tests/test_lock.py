@@ -99,6 +99,17 @@ def test_extras_and_exclusion_with_trim_report(index_server: Callable[..., Any],
     assert {"parent": "app", "reason": "excluded", "requirement": "big"} in data["targets"][0]["trimmed"]
 
 
+def test_an_exclude_that_cuts_nothing_is_warned_about(index_server: Callable[..., Any], repo: Path,
+                                                      tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo)
+    code = main(["lock", "-r", "app", "--target", LINUX, "--exclude", "bgi", "--exclude", "big",
+                 "--index-url", server.url, "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "--exclude bgi: nothing in any target's tree depends on it (misspelt?)" in err
+    assert "--exclude big:" not in err
+
+
 def test_lock_is_byte_identical_and_pylock_loads(index_server: Callable[..., Any], repo: Path,
                                                  tmp_path: Path, capsys: Any) -> None:
     server = index_server(repo, mode="html")

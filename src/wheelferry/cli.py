@@ -7,7 +7,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -205,7 +205,20 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
         locked.append(tl)
     lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
     net.summarize_warnings()
+    _warn_unused_excludes(spec.exclude, lock)
     return lock, net
+
+
+def _warn_unused_excludes(exclude: Iterable[str], lock: Any) -> None:
+    """An --exclude that cut nothing in any target is most likely a misspelt name."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    cut = {canonicalize_name(Requirement(t.requirement).name)
+           for target in lock.targets for t in target.trimmed if t.reason == "excluded"}
+    for name in exclude:
+        if canonicalize_name(name) not in cut:
+            warn(f"--exclude {name}: nothing in any target's tree depends on it (misspelt?)")
 
 
 def trim_report(lock: Any) -> list[dict[str, Any]]:
