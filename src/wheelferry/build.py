@@ -7,12 +7,12 @@ import datetime as dt
 import email.parser
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from packaging.utils import canonicalize_name
 
 from wheelferry import __version__
 from wheelferry.bundle import COMPRESSIONS, BundleResult, source_date_epoch, write_bundle
@@ -23,6 +23,7 @@ from wheelferry.files import atomic_write
 from wheelferry.lock import render_lock_files
 from wheelferry.lockfile import Lock
 from wheelferry.metadata import read_wheel_metadata
+from wheelferry.pages import name_and_version, version_or_none
 from wheelferry.pyz import write_offline_pyz
 from wheelferry.sbom import sbom_json
 from wheelferry.sign import SigningKey, StreamSigner, export_public_key, sign_detached
@@ -112,18 +113,11 @@ def check_wheel_identity(filename: str, metadata: bytes) -> None:
     The bytes matched the lock's sha256, so a mismatch means the lock names the wrong
     file (edited by hand); pip would refuse the wheel on the isolated host anyway.
     """
-    try:
-        name, version, _, _ = parse_wheel_filename(filename)
-    except InvalidWheelFilename as exc:
-        raise LockFileError(f"{filename} is not a wheel file name: {exc}") from None
     headers = email.parser.BytesHeaderParser().parsebytes(metadata) if metadata else None
     meta_name, meta_version = (headers.get("Name"), headers.get("Version")) if headers else (None, None)
-    try:
-        same = (meta_name is not None and meta_version is not None
-                and canonicalize_name(meta_name) == name and Version(meta_version) == version)
-    except InvalidVersion:
-        same = False
-    if not same:
+    holds = ((canonicalize_name(meta_name), version_or_none(meta_version))
+             if meta_name and meta_version else None)
+    if holds is None or holds != name_and_version(filename):
         found = f"the METADATA of {meta_name} {meta_version}" if meta_name else "no METADATA for it"
         raise LockFileError(f"{filename} is not what its name says: it holds {found} "
                             f"(the lock names the wrong file: edited by hand?)",
@@ -151,20 +145,28 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     for name, meta in metadata.items():
         check_wheel_identity(name, meta)
     now = build_epoch()
-    made_out_dir = not opts.out_dir.exists()
-    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    with _output_dir(opts.out_dir):
+        return _write_outputs(lock, paths, metadata, created, now, opts, signer,
+                              fetch_summary(results), fetch_seconds)
+
+
+@contextlib.contextmanager
+def _output_dir(out_dir: Path) -> Iterator[None]:
+    """Make *out_dir*; if it was made here and the build fails, remove it while still empty."""
+    made = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _write_outputs(lock, paths, metadata, results, fetch_seconds, created, now, opts, signer)
+        yield
     except BaseException:
-        if made_out_dir:
+        if made:
             with contextlib.suppress(OSError):
-                opts.out_dir.rmdir()  # only while still empty: a failure leaves no empty -o behind
+                out_dir.rmdir()  # fails, and keeps it, once anything was written there
         raise
 
 
-def _write_outputs(lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes], results: Any,
-                   fetch_seconds: float, created: int, now: int, opts: BuildOptions,
-                   signer: Signer | None) -> BuildResult:
+def _write_outputs(lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes], created: int,
+                   now: int, opts: BuildOptions, signer: Signer | None, fetched: dict[str, Any],
+                   fetch_seconds: float) -> BuildResult:
     """The bundle, its signature, the offline kit and its signature, the volumes."""
     stream = signer.stream() if signer is not None else None
     final_asc = opts.out_dir / f"{opts.name}{COMPRESSIONS.get(opts.compress, '.tar')}.asc"
@@ -199,8 +201,7 @@ def _write_outputs(lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes
     volumes = None
     if opts.split_size is not None:
         volumes = split_volumes(bundle.path, opts.split_size, signatures, signer.sign if signer else None)
-    return BuildResult(bundle, kit, fetch_summary(results), fetch_seconds, tuple(signatures), public_key,
-                       volumes)
+    return BuildResult(bundle, kit, fetched, fetch_seconds, tuple(signatures), public_key, volumes)
 
 
 def _signed(stream: StreamSigner, tmp: Path, asc: Path, out: list[bytes]) -> None:

@@ -86,7 +86,8 @@ def _canonical(name: str) -> NormalizedName:
 
 
 @lru_cache(maxsize=8192)
-def _version_or_none(text: str) -> Version | None:
+def version_or_none(text: str) -> Version | None:
+    """*text* as a PEP 440 version, or None when it is not one (memoised: pages repeat them)."""
     try:
         return Version(text)
     except InvalidVersion:
@@ -94,7 +95,7 @@ def _version_or_none(text: str) -> Version | None:
 
 
 def _version(text: str) -> Version:
-    version = _version_or_none(text)
+    version = version_or_none(text)
     if version is None:
         raise InvalidVersion(f"invalid version: {text!r}")
     return version
@@ -105,9 +106,9 @@ def name_and_version(filename: str) -> tuple[NormalizedName, Version] | None:
     if not plausible_filename(filename):
         return None
     if filename.endswith(".whl"):
-        version = _version_or_none(filename.split("-", 2)[1])
+        version = version_or_none(filename.split("-", 2)[1])
     else:
-        version = _version_or_none(_sdist_stem(filename).rpartition("-")[2])
+        version = version_or_none(_sdist_stem(filename).rpartition("-")[2])
     return None if version is None else (_canonical(_name_part(filename)), version)
 
 
@@ -135,7 +136,7 @@ def plausible_filename(filename: str) -> bool:
     else:
         return False
     name, sep, version = stem.rpartition("-")
-    return bool(sep and name) and _version_or_none(version) is not None
+    return bool(sep and name) and version_or_none(version) is not None
 
 
 @lru_cache(maxsize=8192)
@@ -146,7 +147,7 @@ def _wheel_head_ok(head: str) -> bool:
         return False
     if len(parts) == 3 and not parts[2][:1].isdigit():
         return False
-    return _version_or_none(parts[1]) is not None
+    return version_or_none(parts[1]) is not None
 
 
 _HEX = re.compile(r"[0-9a-fA-F]+")

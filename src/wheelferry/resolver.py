@@ -25,7 +25,7 @@ from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
 from wheelferry.errors import MetadataError, ResolutionError
 from wheelferry.lockfile import Edge, TrimmedEdge
-from wheelferry.pages import DistFile
+from wheelferry.pages import DistFile, version_or_none
 from wheelferry.target import Target, evaluation_environment, tag_ladder
 
 PYTHON = "<python>"
@@ -299,7 +299,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         spec = SpecifierSet()
         for r in reqs:
             spec &= r.specifier
-        pins = {_version_or_none(s.version) for r in reqs for s in r.specifier
+        # An ``===`` string that is no PEP 440 version pins nothing (None).
+        pins = {version_or_none(s.version) for r in reqs for s in r.specifier
                 if s.operator in ("==", "===") and "*" not in s.version}
         wheels = self.finder.best_wheels(name)
         allowed = set(spec.filter(v for v in wheels if v not in bad))
@@ -350,14 +351,6 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if key not in self._trim_seen:
             self._trim_seen.add(key)
             self.trimmed.append(TrimmedEdge(parent, str(req), reason))
-
-
-def _version_or_none(text: str) -> Version | None:
-    """A pinned version, or None for an ``===`` string that is no PEP 440 version (pins nothing)."""
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
 
 
 def _safe_specifier(text: str) -> SpecifierSet:

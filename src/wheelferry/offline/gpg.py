@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from wheelferry.errors import UsageError, VerificationError
-from wheelferry.offline.openpgp import LiteralFramer, single_signature
+from wheelferry.offline.openpgp import MAX_SIGNATURE_FILE, LiteralFramer, single_signature
 
 _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 # Status keywords that mean the signature must not be accepted, whatever else was said.
@@ -35,8 +35,6 @@ _FATAL = ("BADSIG", "ERRSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "NO_PUBKEY")
 _ERRSIG_MISSING_KEY = "9"
 # Big reads keep per-call overhead negligible next to gpg's own hashing.
 CHUNK = 4 << 20
-# A detached signature is a few hundred bytes; more than this is not one to frame.
-_SIG_READ_CAP = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -186,7 +184,8 @@ class SignatureCheck:
     def __init__(self, gpg: str, home: Path, sig_path: Path, keyring_name: str,
                  trusted: list[str]) -> None:
         with open(sig_path, "rb") as f:
-            signature = single_signature(f.read(_SIG_READ_CAP))
+            # One byte past the cap is enough for single_signature to refuse a larger file.
+            signature = single_signature(f.read(MAX_SIGNATURE_FILE + 1))
         args = ["--verify"] if signature is not None else ["--verify", str(sig_path), "-"]
         cmd, env = _command(gpg, home, args)
         self._trusted = trusted

@@ -30,7 +30,7 @@ _SUB_ISSUER = 16
 _SUB_ISSUER_FPR = 33
 # Partial body lengths of 2**20: whole pieces of a stream whose length is not known up front.
 PIECE_BITS = 20
-_MAX_SIGNATURE_FILE = 64 << 10
+MAX_SIGNATURE_FILE = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _subpackets(area: bytes) -> Iterator[tuple[int, bytes]]:
 
 def single_signature(raw: bytes) -> Signature | None:
     """The signature in a ``.asc`` (armoured or binary) if it is exactly one v4 binary one."""
-    if len(raw) > _MAX_SIGNATURE_FILE:
+    if len(raw) > MAX_SIGNATURE_FILE:
         return None
     data = raw if raw[:1] and raw[0] & 0x80 else dearmor(raw)
     if data is None:
