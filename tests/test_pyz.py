@@ -12,12 +12,13 @@ import pytest
 
 import wheelferry
 from tests.support.pythons import pyenv_python, python39
-from wheelferry.offline import SHARED_MODULES
+from wheelferry.offline import SHARED_MODULES, VENDORED
 from wheelferry.pyz import write_offline_pyz
 
 SRC = Path(wheelferry.__file__).parent.parent
 OFFLINE = Path(wheelferry.__file__).parent / "offline"
-BUILD_SIDE = ("requests", "resolvelib", "packaging", "tqdm", "urllib3", "filelock", "platformdirs")
+BUILD_SIDE = ("requests", "resolvelib", "tqdm", "urllib3", "filelock", "platformdirs", "msgspec",
+              "gnupg", "cyclonedx")
 
 
 def _offline_modules() -> list[str]:
@@ -46,6 +47,10 @@ def test_deterministic_bytes_and_layout(kit: Path, tmp_path: Path) -> None:
                 *(f"wheelferry/offline/{p.name}" for p in OFFLINE.glob("*.py"))}
     assert expected <= set(names)
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    # The vendored libraries sit at the root with their licences; their pin list does not.
+    for lib in VENDORED:
+        assert f"{lib}/__init__.py" in names and any(n.startswith(f"{lib}.LICENSES/") for n in names)
+    assert not [n for n in names if n.endswith("vendor.txt") or n.startswith("wheelferry/_vendor")]
     # Nothing of the build half rides along.
     assert "wheelferry/bundle.py" not in names and "wheelferry/cli.py" not in names
 
@@ -75,6 +80,23 @@ def test_runs_on_python_3_9(kit: Path) -> None:
     proc = subprocess.run([py39, "-I", "-S", "-c", code], capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_vendored_libraries_load_from_the_kit_alone(kit: Path) -> None:
+    """With -I -S on the oldest supported Python, nothing comes from the host's site-packages."""
+    py = python39() or sys.executable
+    code = (f"import sys; sys.path.insert(0, {str(kit)!r}); "
+            + "; ".join(f"import {m}" for m in (*_offline_modules(), *VENDORED,
+                                                    "packaging.tags", "packaging.metadata",
+                                                    "installer.sources", "installer.destinations"))
+            + "; bad = sorted(n for n, m in sys.modules.items()"
+            + " if (getattr(m, '__file__', None) or '').find('site-packages') >= 0"
+            + f" or (n.split('.')[0] in {VENDORED!r} and {str(kit)!r} not in (m.__file__ or '')))"
+            + "; print(' '.join(bad))")
+    proc = subprocess.run([py, "-I", "-S", "-c", code], capture_output=True, text=True, check=False,
+                          env={"PATH": os.environ.get("PATH", "")})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"loaded from outside the kit: {proc.stdout}"
 
 
 @pytest.mark.parametrize("series", ["3.8.", "3.7.", "3.6."])

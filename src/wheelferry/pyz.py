@@ -1,8 +1,10 @@
 """The offline kit: ``wheelferry-offline.pyz``, a stdlib zipapp of the air-gapped half.
 
 It holds ``wheelferry/__init__.py``, the stdlib-only shared modules named in
-``wheelferry.offline.SHARED_MODULES`` and the whole ``wheelferry/offline``
-package, so ``python3 wheelferry-offline.pyz`` runs on a bare Python 3.9+.
+``wheelferry.offline.SHARED_MODULES``, the whole ``wheelferry/offline`` package and,
+at the archive's root, the pinned pure-Python libraries of ``wheelferry/_vendor``
+(with their licence files), so ``python3 wheelferry-offline.pyz`` runs on a bare
+Python 3.9+ and imports ``packaging``, ``installer`` and ``tomli`` from itself.
 The bytes are deterministic: sorted members, one fixed date, fixed modes.
 """
 
@@ -40,12 +42,21 @@ def kit_members() -> dict[str, bytes]:
                "wheelferry/__init__.py": (package / "__init__.py").read_bytes()}
     for name in SHARED_MODULES:
         members[f"wheelferry/{name}.py"] = (package / f"{name}.py").read_bytes()
-    offline = package / "offline"
-    for path in sorted(offline.rglob("*")):
-        rel = path.relative_to(package)
-        if path.is_file() and "__pycache__" not in rel.parts and path.suffix not in (".pyc", ".pyo"):
-            members[f"wheelferry/{rel.as_posix()}"] = path.read_bytes()
+    for path in _files(package / "offline"):
+        members[f"wheelferry/{path.relative_to(package).as_posix()}"] = path.read_bytes()
+    vendor = package / "_vendor"
+    for path in _files(vendor):
+        rel = path.relative_to(vendor)
+        if len(rel.parts) > 1:  # the libraries and their licences; not vendor.txt or __init__
+            members[rel.as_posix()] = path.read_bytes()
     return members
+
+
+def _files(root: Path) -> list[Path]:
+    """Every file under *root* except compiled bytecode, sorted."""
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and "__pycache__" not in p.relative_to(root).parts
+                  and p.suffix not in (".pyc", ".pyo"))
 
 
 def write_offline_pyz(out: Path) -> Path:

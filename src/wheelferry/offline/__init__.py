@@ -1,10 +1,15 @@
 """The air-gapped half: verify, install, audit, probe.
 
-Runs on Python 3.9+ with only the standard library, pip, gpg (and optionally
-python-gnupg); it never imports the build half (requests, resolvelib, packaging,
-tqdm).  ``wheelferry-offline.pyz`` is this package plus the stdlib-only modules
+Runs on Python 3.9+ with only the standard library, gpg and the pinned
+pure-Python libraries vendored into the offline kit (``wheelferry/_vendor``:
+packaging, installer, tomli; see ``vendor.txt``), which the kit carries at its
+root so they import by their own names.  It never imports the build half
+(requests, resolvelib, tqdm, msgspec, python-gnupg).  ``wheelferry-offline.pyz``
+is this package, the vendored libraries and the stdlib-only modules
 ``errors``, ``urls``, ``clikit``, ``files``, ``lockfile`` and ``manifest``.
 """
 
 # Modules of the top-level package that the air-gapped half may import.
 SHARED_MODULES = ("errors", "urls", "clikit", "files", "lockfile", "manifest")
+# The vendored libraries (top-level import names) the air-gapped half may import.
+VENDORED = ("installer", "packaging", "tomli")
