@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import email.parser
 import os
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from packaging.utils import canonicalize_name
 from wheelferry import __version__
 from wheelferry.bundle import COMPRESSIONS, BundleResult, source_date_epoch, write_bundle
 from wheelferry.cache import WheelCache
+from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import LockFileError, MetadataError
 from wheelferry.fetch import fetch_summary, fetch_wheels
 from wheelferry.files import atomic_write
@@ -113,8 +113,8 @@ def check_wheel_identity(filename: str, metadata: bytes) -> None:
     The bytes matched the lock's sha256, so a mismatch means the lock names the wrong
     file (edited by hand); pip would refuse the wheel on the isolated host anyway.
     """
-    headers = email.parser.BytesHeaderParser().parsebytes(metadata) if metadata else None
-    meta_name, meta_version = (headers.get("Name"), headers.get("Version")) if headers else (None, None)
+    meta = read_core_metadata(metadata) if metadata else None
+    meta_name, meta_version = (meta.name, meta.version) if meta else (None, None)
     holds = ((canonicalize_name(meta_name), version_or_none(meta_version))
              if meta_name and meta_version else None)
     if holds is None or holds != name_and_version(filename):

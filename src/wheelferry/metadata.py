@@ -14,7 +14,6 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import IO, Protocol
 from urllib.parse import unquote, urlsplit
@@ -22,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 from packaging.utils import canonicalize_name
 
+from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import MetadataError
 from wheelferry.http import describe_failure, http_status_text
 from wheelferry.pages import DistFile
@@ -219,8 +219,8 @@ def _metadata_from_central_directory(f: _Zip, tail: bytes, project: str) -> byte
 
 def _check(data: bytes, dist: DistFile) -> bytes:
     """Core metadata must be an RFC 822-style header block naming the project."""
-    headers = BytesHeaderParser().parsebytes(data)
-    if not headers.get("Name") or not headers.get("Version"):
+    meta = read_core_metadata(data)
+    if not meta.name or not meta.version:
         raise MetadataError(f"metadata of {dist.filename} has no Name/Version header",
                             hint="the wheel or its .metadata file is damaged")
     return data

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.parser import BytesParser
 from typing import Any, Callable, Protocol
 
 from packaging.markers import Marker
@@ -23,6 +22,7 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 
+from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import MetadataError, ResolutionError
 from wheelferry.lockfile import Edge, TrimmedEdge
 from wheelferry.pages import DistFile, version_or_none
@@ -196,17 +196,17 @@ class Finder:
 
     def _load(self, dist: DistFile) -> dict[str, Any]:
         raw = self.metadata.get(dist)
-        msg = BytesParser().parsebytes(raw, headersonly=True)
+        meta = read_core_metadata(raw)
         reqs: list[Requirement] = []
-        for line in msg.get_all("Requires-Dist") or []:
+        for line in meta.requires_dist:
             try:
-                reqs.append(Requirement(str(line)))
+                reqs.append(Requirement(line))
             except InvalidRequirement as exc:
                 raise MetadataError(f"{dist.filename}: bad Requires-Dist {line!r}: {exc}") from None
         return {
             "requires": reqs,
-            "requires_python": msg.get("Requires-Python"),
-            "extras": [str(canonicalize_name(e)) for e in msg.get_all("Provides-Extra") or []],
+            "requires_python": meta.requires_python,
+            "extras": [str(canonicalize_name(e)) for e in meta.provides_extra],
         }
 
     def metadata_for(self, dist: DistFile) -> dict[str, Any]:

@@ -8,8 +8,6 @@ timestamp is the bundle's ``created`` time, so the same lock gives the same byte
 from __future__ import annotations
 
 import datetime as dt
-import email.parser
-import email.policy
 import uuid
 from collections.abc import Iterable, Mapping
 
@@ -35,6 +33,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from wheelferry import __version__
+from wheelferry.coremetadata import read_core_metadata
 from wheelferry.lockfile import Lock
 
 try:
@@ -59,24 +58,23 @@ def _named(text: str) -> License:
 
 def licenses_from_metadata(metadata: bytes) -> list[License]:
     """Declared licences of a wheel's METADATA: License-Expression, else License, else classifiers."""
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(metadata, headersonly=True)
+    meta = read_core_metadata(metadata)
     factory = LicenseFactory()
-    expression = (msg.get("License-Expression") or "").strip()
+    expression = meta.license_expression or ""
     if expression:
         # PEP 639: License-Expression is an SPDX expression.
         try:
             return [factory.make_with_expression(expression, acknowledgement=_DECLARED)]
         except InvalidLicenseExpressionException:
             return [_named(expression)]
-    text = (msg.get("License") or "").strip()
+    text = meta.license or ""
     if text and text.upper() != "UNKNOWN":
         if "\n" in text or len(text) > 100:
             # A whole licence text pasted into the field: keep it, named by its first line.
             return [DisjunctiveLicense(name=text.splitlines()[0].strip()[:100] or "declared licence text",
                                      text=AttachedText(content=text), acknowledgement=_DECLARED)]
         return [factory.make_from_string(text, license_acknowledgement=_DECLARED)]
-    names = [c.split("::")[-1].strip() for c in msg.get_all("Classifier") or []
-             if c.startswith(_CLASSIFIER_PREFIX)]
+    names = [c.split("::")[-1].strip() for c in meta.classifiers if c.startswith(_CLASSIFIER_PREFIX)]
     return [_named(n) for n in sorted(set(names)) if n]
 
 

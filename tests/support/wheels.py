@@ -36,12 +36,14 @@ def build_wheel(
     padding: int = 0,
     extra_members: Mapping[str, bytes] | None = None,
     extra_metadata: Sequence[str] = (),
+    metadata: bytes | None = None,
 ) -> Path:
     """Write ``name-version-tag.whl`` into *directory* and return its path.
 
     The wheel has a module ``<name>/__init__.py`` defining ``__version__`` so an
     installed copy can be imported; *padding* adds incompressible bytes to make
-    the file a given size; *extra_members* adds raw zip members (e.g. hostile names).
+    the file a given size; *extra_members* adds raw zip members (e.g. hostile names);
+    *metadata* replaces the METADATA written from the other arguments, byte for byte.
     """
     directory.mkdir(parents=True, exist_ok=True)
     dist = canonicalize_name(name).replace("-", "_")
@@ -70,7 +72,8 @@ def build_wheel(
                 meta.append(f'Requires-Dist: {base.strip()}; ({marker.strip()}) and extra == "{extra}"')
             else:
                 meta.append(f'Requires-Dist: {req}{sep}extra == "{extra}"')
-    metadata = ("\n".join(meta) + "\n").encode()
+    if metadata is None:
+        metadata = ("\n".join(meta) + "\n").encode()
     members: dict[str, bytes] = {
         f"{dist}/__init__.py": f"__version__ = {version!r}\n".encode(),
         f"{dist_info}/METADATA": metadata,

@@ -6,10 +6,11 @@ packaging, installer, tomli; see ``vendor.txt``), which the kit carries at its
 root so they import by their own names.  It never imports the build half
 (requests, resolvelib, tqdm, msgspec, python-gnupg).  ``wheelferry-offline.pyz``
 is this package, the vendored libraries and the stdlib-only modules
-``errors``, ``urls``, ``clikit``, ``files``, ``lockfile`` and ``manifest``.
+``errors``, ``urls``, ``clikit``, ``files``, ``lockfile``, ``manifest`` and
+``coremetadata``.
 """
 
 # Modules of the top-level package that the air-gapped half may import.
-SHARED_MODULES = ("errors", "urls", "clikit", "files", "lockfile", "manifest")
+SHARED_MODULES = ("errors", "urls", "clikit", "files", "lockfile", "manifest", "coremetadata")
 # The vendored libraries (top-level import names) the air-gapped half may import.
 VENDORED = ("installer", "packaging", "tomli")

@@ -1,6 +1,6 @@
 """``audit``: what a verified bundle ships, wheel by wheel: licences, why, trims, and an SBOM.
 
-Standard library only.  Licences come from each wheel's METADATA in the order
+Standard library and the shared metadata reader only.  Licences come from each wheel's METADATA in the order
 PEP 639 gives them weight: ``License-Expression`` (an SPDX expression), else the
 ``License`` field (first line), else ``License ::`` classifiers, else UNKNOWN.
 The CycloneDX 1.6 document is built here with ``json`` alone, and the bundle's
@@ -10,8 +10,6 @@ own ``sbom.cdx.json`` is checked against the wheels that are really inside.
 from __future__ import annotations
 
 import contextlib
-import email.parser
-import email.policy
 import json
 import re
 import tempfile
@@ -24,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from wheelferry import __version__
+from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import VerificationError
 from wheelferry.manifest import SBOM_NAME, WHEELS_DIR
 from wheelferry.offline.policy import PackageFacts, parse_spdx, spdx_ids
@@ -115,20 +114,19 @@ def _known_spdx(text: str) -> str | None:
 
 def licence_of(metadata: bytes) -> Licence:
     """The declared licence in a METADATA file (PEP 639 order of precedence)."""
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(metadata, headersonly=True)
-    expression = " ".join((msg.get("License-Expression") or "").split())
+    meta = read_core_metadata(metadata)
+    expression = meta.license_expression or ""
     if expression:
         try:
             parse_spdx(expression)
             return Licence(expression, _known_spdx(expression) or expression, "License-Expression")
         except ValueError:
             return Licence(expression, None, "License-Expression")
-    text = (msg.get("License") or "").strip()
+    text = meta.license or ""
     first = text.splitlines()[0].strip() if text else ""
     if first and first.upper() != "UNKNOWN":
         return Licence(first[:200], _known_spdx(first) if "\n" not in text else None, "License")
-    names = sorted({c.split("::")[-1].strip() for c in msg.get_all("Classifier") or []
-                    if c.startswith("License ::") and c.count("::") >= 2})
+    names = sorted({c.split("::")[-1].strip() for c in meta.licence_classifiers if c.count("::") >= 2})
     if names:
         ids = [_CLASSIFIERS.get(n) for n in names]
         # Several classifiers say nothing of OR or AND: judge the stricter AND.
@@ -151,8 +149,7 @@ _LICENCE_TEXTS = (
 
 def licence_from_files(wheel: Path, metadata: bytes) -> Licence | None:
     """The licence of a wheel that declares only ``License-File``: recognised from that file's text."""
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(metadata, headersonly=True)
-    declared = [f.strip() for f in msg.get_all("License-File") or [] if f.strip()]
+    declared = list(read_core_metadata(metadata).license_files)
     if not declared:
         return None
     with zipfile.ZipFile(wheel) as zf:
@@ -191,9 +188,7 @@ def read_metadata(wheel: Path) -> bytes:
 
 def requires_python_of(metadata: bytes) -> str | None:
     """The Requires-Python field of a METADATA file, whitespace normalised."""
-    msg = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(metadata, headersonly=True)
-    value = msg.get("Requires-Python")
-    return " ".join(value.split()) if value else None
+    return read_core_metadata(metadata).requires_python
 
 
 @contextlib.contextmanager
