@@ -140,8 +140,9 @@ def test_an_arbitrary_equality_that_is_no_version_matches_nothing(
     server = index_server(repo)
     code, res = lock(server, tmp_path, capsys, "-r", "yanky===bad[", "--target", LINUX,
                      "-o", str(tmp_path / "o"))
-    assert code == 1 and res["error"] in ("NoWheelError", "ResolutionError"), res
-    assert "yanky" in res["message"] and not (tmp_path / "o").exists()
+    assert code == 1 and res["error"] == "NoSuchVersionError", res
+    assert res["message"] == "yanky===bad[ was requested: no such version (newest: 2.0)"
+    assert not (tmp_path / "o").exists()
 
 
 def test_no_wheel_for_target_names_package_target_and_files(index_server: Callable[..., Any], repo: Path,
@@ -157,15 +158,61 @@ def test_no_wheel_for_target_names_package_target_and_files(index_server: Callab
     assert not (tmp_path / "o").exists(), "no partial lock directory"
 
 
-def test_conflict_is_explained(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
-                               capsys: Any) -> None:
-    d = repo
-    build_wheel(d, "left", "1.0", requires=["shared<1"])
-    server = index_server(d)
+def test_conflict_names_who_asked_for_what(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
+                                          capsys: Any) -> None:
+    build_wheel(repo, "left", "1.0", requires=["shared<1"])
+    server = index_server(repo)
     code, res = lock(server, tmp_path, capsys, "-r", "left", "-r", "shared==1.0", "--target", LINUX,
                      "-o", str(tmp_path / "o"))
-    assert code == 1 and res["error"] in ("ResolutionError", "NoWheelError")
-    assert "shared" in res["message"]
+    assert code == 1 and res["error"] == "ConflictError", res
+    msg = res["message"]
+    assert "left 1.0 needs shared<1" in msg and "shared==1.0 was requested" in msg, msg
+    assert "releases with a wheel for the target: 1.0" in msg
+    assert "sdist" not in msg + res.get("hint", "") and "no wheel" not in msg
+
+
+def test_a_version_that_does_not_exist_says_so_with_the_nearest(
+        index_server: Callable[..., Any], repo: Path, tmp_path: Path, capsys: Any) -> None:
+    for v in ("2.30.0", "2.31.0", "2.32.3", "3.0.0b1"):
+        build_wheel(repo, "requests", v)
+    server = index_server(repo)
+    code, res = lock(server, tmp_path, capsys, "-r", "requests==9.9", "--target", LINUX)
+    assert code == 1 and res["error"] == "NoSuchVersionError", res
+    assert res["message"] == "requests==9.9 was requested: no such version (newest: 2.32.3)"
+    code, res = lock(server, tmp_path, capsys, "-r", "requests==2.31.5", "--target", LINUX)
+    assert res["message"] == ("requests==2.31.5 was requested: no such version "
+                              "(nearest: 2.30.0, 2.31.0, 2.32.3; newest: 2.32.3)")
+    build_wheel(repo, "wantsold", "1.0", requires=["shared==0.5"])
+    code, res = lock(server, tmp_path, capsys, "-r", "wantsold", "--target", LINUX)
+    assert res["message"] == "wantsold 1.0 needs shared==0.5: no such version (newest: 1.0)"
+
+
+def test_an_unknown_project_is_no_such_project(index_server: Callable[..., Any], repo: Path,
+                                               tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo)
+    code, res = lock(server, tmp_path, capsys, "-r", "reqeusts", "--target", LINUX)
+    assert code == 1 and res["error"] == "NoSuchProjectError", res
+    assert res["message"].startswith("no such project: reqeusts (reqeusts was requested)")
+    assert "sdist" not in res["message"] + res["hint"] and "spelling" in res["hint"]
+    build_wheel(repo, "typo", "1.0", requires=["nothere>=1"])
+    code, res = lock(server, tmp_path, capsys, "-r", "typo", "--target", LINUX)
+    assert res["message"].startswith("no such project: nothere (typo 1.0 needs nothere>=1)"), res
+
+
+def test_a_pinned_yanked_release_is_warned_with_its_reason(
+        index_server: Callable[..., Any], repo: Path, tmp_path: Path, capsys: Any) -> None:
+    server = index_server(repo, yanked={"yanky-2.0-py3-none-any.whl": "broken"})
+    code = main(["lock", "-r", "yanky==2.0", "--target", LINUX, "--target", WIN, "--index-url", server.url,
+                 "--cache", str(tmp_path / "c"), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert err.count('warning: `yanky==2.0` is yanked (reason: "broken")') == 1, err
+    code = main(["lock", "-r", "yanky", "--target", LINUX, "--index-url", server.url,
+                 "--cache", str(tmp_path / "c"), "-o", str(tmp_path / "o2")])
+    assert code == 0 and "yanked" not in capsys.readouterr().err, "1.0 is chosen: nothing to warn of"
+    code, res = lock(server, tmp_path, capsys, "-r", "yanky>1.5", "--target", LINUX)
+    assert code == 1 and res["message"] == ("yanky>1.5 was requested: the only matching releases for "
+                                            "target linux-x86_64-cp311-cpu are yanked: 2.0 (reason: 'broken')")
 
 
 @pytest.mark.parametrize("argv,match", [
@@ -245,3 +292,15 @@ def test_warm_lock_needs_no_request_when_the_index_allows_caching(
     assert len(server.requests) == asked  # pages from the page cache, metadata from its cache
     assert (tmp_path / "a" / "wheelferry.lock.json").read_bytes() == \
         (tmp_path / "b" / "wheelferry.lock.json").read_bytes()
+
+
+def test_no_wheel_for_this_host_does_not_advise_another_target(
+        index_server: Callable[..., Any], tmp_path: Path, capsys: Any) -> None:
+    d = tmp_path / "w"
+    build_wheel(d, "winbin", "1.0", tag="cp311-cp311-win_amd64")
+    server = index_server(d)
+    code, res = lock(server, tmp_path, capsys, "-r", "winbin")  # no --target: this host
+    assert code == 1 and res["error"] == "NoWheelError", res
+    assert "win_amd64" in res["message"] and "target" not in res["hint"], res["hint"]
+    code, res = lock(server, tmp_path, capsys, "-r", "winbin", "--target", "linux-aarch64:3.11")
+    assert "choose another version or target" in res["hint"]

@@ -192,6 +192,7 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
     net = Network(spec, args)
     rules = load_rules()
     locked = []
+    said: set[str] = set()
     for target in targets:
         started = time.monotonic()
         with resolve_progress(target.id) as reporter:
@@ -202,6 +203,10 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
             f"({time.monotonic() - started:.1f} s)")
         for note in tl.notes:
             say(f"  note: {note}")
+        for text in tl.warnings:
+            if text not in said:
+                said.add(text)
+                warn(text)
         locked.append(tl)
     lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
     net.summarize_warnings()

@@ -58,6 +58,18 @@ class NoWheelError(ResolutionError):
     """A package has no binary wheel usable on a target."""
 
 
+class NoSuchProjectError(ResolutionError):
+    """No index or find-links location offers any file of a requested project."""
+
+
+class NoSuchVersionError(ResolutionError):
+    """A project exists, but no release of it matches what was asked for."""
+
+
+class ConflictError(ResolutionError):
+    """Named requirements on one project that no single release satisfies together."""
+
+
 class RuleError(ResolutionError):
     """A shipped package rule refuses a requirement for a target (e.g. TF GPU on Windows)."""
 

@@ -1,48 +1,138 @@
-"""Why a resolution failed, in words: the conflicting requirements, or the missing wheels.
+"""Why a resolution failed, in words: who asked for what, and what the index really has.
 
 resolvelib reports an impossible resolution as data (``ResolutionImpossible.causes``);
-this module turns it into one readable error at the edge, judged for the target.
+this module turns it into one readable error at the edge, judged for the target.  The
+cases, in the order they are told apart for each project named in the causes: no such
+project, a conflict between named requirements, no such version, only yanked releases,
+and no wheel for the target.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from packaging.specifiers import SpecifierSet
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-from packaging.version import Version
-from resolvelib.resolvers import ResolutionImpossible
+from packaging.version import InvalidVersion, Version
+from resolvelib.resolvers import RequirementInformation, ResolutionImpossible
 
-from wheelferry.errors import NoWheelError, ResolutionError
+from wheelferry.errors import (
+    ConflictError,
+    NoSuchProjectError,
+    NoSuchVersionError,
+    NoWheelError,
+    ResolutionError,
+)
 from wheelferry.pages import DistFile
 from wheelferry.resolver import PYTHON, Candidate, Finder, Req
+from wheelferry.target import Target
+
+Info = RequirementInformation[Req, Candidate]
 
 
 def explain_impossible(exc: ResolutionImpossible[Req, Candidate], finder: Finder) -> ResolutionError:
-    """Turn resolvelib's causes into a short readable explanation (or a no-wheel error)."""
-    by_name: dict[str, list[str]] = {}
+    """Turn resolvelib's causes into a short readable explanation."""
+    by_name: dict[str, list[Info]] = {}
     for info in exc.causes:
-        req = info.requirement
-        if not isinstance(req, Req):
-            continue
-        parent = info.parent
-        who = "requested" if parent is None else f"{parent.name} {parent.version}"
-        label = req.text if req.name != PYTHON else f"Python {finder.target.python_full_version} ({req.text})"
-        by_name.setdefault(req.name, []).append(f"{label} (from {who})")
-    for name in by_name:
-        if name == PYTHON:
-            continue
-        specs = [i.requirement.specifier for i in exc.causes
-                 if isinstance(i.requirement, Req) and i.requirement.name == name]
-        spec = SpecifierSet()
-        for s in specs:
-            spec &= s
-        wheels = finder.best_wheels(name)
-        if not any(spec.contains(v, prereleases=True) for v in wheels):
-            return no_wheel_error(name, spec, finder)
-    parts = [f"{name}: " + "; ".join(sorted(set(items))) for name, items in sorted(by_name.items())]
+        if isinstance(info.requirement, Req):
+            by_name.setdefault(info.requirement.name, []).append(info)
+    for name, infos in by_name.items():
+        if name != PYTHON:
+            found = _explain_project(name, infos, finder)
+            if found is not None:
+                return found
+    parts = [f"{name}: " + "; ".join(sorted({_asked(i, finder.target) for i in infos}))
+             for name, infos in sorted(by_name.items())]
     return ResolutionError(
         f"no set of versions fits target {finder.target.id}: " + " | ".join(parts),
         hint="relax a pin, or use --exclude for a package the target does not need",
     )
+
+
+def _explain_project(name: str, infos: Sequence[Info], finder: Finder) -> ResolutionError | None:
+    """The one reason *name* has no candidate, or None when it has some (the cause is elsewhere)."""
+    files = finder.index.files(name)
+    if not files:
+        who = "; ".join(sorted({_asked(i, finder.target) for i in infos}))
+        return NoSuchProjectError(
+            f"no such project: {name} ({who}): no index or find-links location has any file of it",
+            hint="check the spelling, or name the index that serves it (--index-url, "
+                 "--extra-index-url, --find-links)")
+    spec = SpecifierSet()
+    for info in infos:
+        spec &= info.requirement.specifier
+    wheels = finder.best_wheels(name)
+    if any(spec.contains(v, prereleases=True) and not yanked for v, (_, yanked) in wheels.items()):
+        return None
+    asks = {(i.requirement.text, _parent(i)): i for i in infos}
+    if len({i.requirement.specifier for i in asks.values()}) > 1:
+        return _conflict(name, list(asks.values()), wheels, finder.target)
+    said = "; ".join(sorted(_asked(i, finder.target) for i in asks.values()))
+    releases = sorted({v for f in files if (v := _version_of(f)) is not None})
+    if not any(spec.contains(v, prereleases=True) for v in releases):
+        return NoSuchVersionError(
+            f"{said}: no such version ({_nearest(spec, releases)})",
+            hint=f"ask for a release {name} has")
+    yanked = [(v, d.yanked) for v, (d, y) in wheels.items() if y and spec.contains(v, prereleases=True)]
+    if yanked:
+        listed = ", ".join(f"{v} (reason: {r!r})" if r else str(v) for v, r in yanked)
+        return ResolutionError(
+            f"{said}: the only matching releases for target {finder.target.id} "
+            f"are yanked: {listed}",
+            hint="pin one with == to take it anyway (pip and uv do so too), or relax the range")
+    return no_wheel_error(name, spec, finder)
+
+
+def _conflict(name: str, asks: list[Info], wheels: dict[Version, tuple[DistFile, bool]],
+              target: Target) -> ConflictError:
+    said = "; ".join(sorted(_asked(i, target) for i in asks))
+    have = [str(v) for v, (_, yanked) in wheels.items() if not yanked]
+    shown = ", ".join(have[:5]) + (f" (+{len(have) - 5} more)" if len(have) > 5 else "")
+    return ConflictError(
+        f"conflicting requirements on {name} for target {target.id}: {said}; no release satisfies "
+        f"all of them (releases with a wheel for the target: {shown or 'none'})",
+        hint="change one of these requirements (or pin its parent to a release that agrees)")
+
+
+def _parent(info: Info) -> str | None:
+    return None if info.parent is None else f"{info.parent.name} {info.parent.version}"
+
+
+def _asked(info: Info, target: Target) -> str:
+    """``left 1.0 needs shared<1``, ``shared==1.0 was requested``, Python's own wording."""
+    req = info.requirement
+    text = req.text
+    if req.name == PYTHON:
+        text = f"Python {req.specifier} (target has {target.python_full_version})"
+    parent = _parent(info)
+    if parent is None:
+        return f"{text} was requested"
+    if parent.split(" ")[0] == req.name:
+        return f"{text} (for its extras)"
+    return f"{parent} needs {text}"
+
+
+def _nearest(spec: SpecifierSet, releases: list[Version]) -> str:
+    """The releases around the one asked for, and the newest: ``nearest: 2.31.0, 2.32.3; newest: 2.32.3``."""
+    if not releases:
+        return "the index lists no release with a valid version"
+    finals = [v for v in releases if not v.is_prerelease] or releases
+    newest = finals[-1]
+    pivot: Version | None = None
+    for s in spec:
+        try:
+            pivot = Version(s.version.rstrip(".*"))
+            break
+        except InvalidVersion:
+            continue
+    if pivot is None:
+        return f"newest: {newest}"
+    below = [v for v in finals if v < pivot][-2:]
+    above = [v for v in finals if v > pivot][:2]
+    near = below + above
+    if not above or near == [newest]:
+        return f"newest: {newest}"
+    return f"nearest: {', '.join(map(str, near))}; newest: {newest}"
 
 
 def no_wheel_error(name: str, spec: SpecifierSet, finder: Finder) -> NoWheelError:
@@ -72,10 +162,14 @@ def no_wheel_error(name: str, spec: SpecifierSet, finder: Finder) -> NoWheelErro
                          if len(matching) > 1 else f"only the sdist {matching[0].filename} (never built)")
         what = "; ".join(items)
     rng = str(spec) or "any version"
+    target = finder.target
+    # For this host (or a capture of a real one) another target is no way out.
+    other = "choose another version, or --exclude it" if target.probed else \
+        "choose another version or target, or --exclude it"
     return NoWheelError(
-        f"no wheel of {name} ({rng}) for target {finder.target.id} "
-        f"(Python {finder.target.python_version}, {finder.target.platform_label}): {what}",
-        hint="wheelferry never builds sdists; choose another version or target, or --exclude it",
+        f"no wheel of {name} ({rng}) for target {target.id} "
+        f"(Python {target.python_version}, {target.platform_label}): {what}",
+        hint=f"wheelferry never builds sdists; {other}",
     )
 
 
@@ -84,9 +178,13 @@ def _few(items: set[str], n: int = 5) -> str:
     return ", ".join(shown[:n]) + (f" (+{len(shown) - n} more)" if len(shown) > n else "")
 
 
-def _file_version_in(dist: DistFile, spec: SpecifierSet) -> bool:
+def _version_of(dist: DistFile) -> Version | None:
     try:
-        version = Version(dist.version) if isinstance(dist.version, str) else dist.version
-    except Exception:  # noqa: BLE001
-        return False
+        return dist.version
+    except InvalidVersion:
+        return None
+
+
+def _file_version_in(dist: DistFile, spec: SpecifierSet) -> bool:
+    version = _version_of(dist)
     return version is not None and spec.contains(version, prereleases=True)

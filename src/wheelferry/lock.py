@@ -60,6 +60,7 @@ class TargetLock:
     resolution: Resolution
     notes: tuple[str, ...]
     removed: tuple[RemovedPackage, ...]
+    warnings: tuple[str, ...] = ()
 
 
 def _newest_in_range(index: IndexLike, req: Requirement) -> Version | None:
@@ -106,7 +107,17 @@ def lock_target(
         outcome = second
         resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs)
     removed = _removed_by_exclusion(outcome.requirements, target, index, metadata, resolution, jobs)
-    return TargetLock(target, resolution, outcome.notes, removed)
+    return TargetLock(target, resolution, outcome.notes, removed, _yanked_warnings(resolution))
+
+
+def _yanked_warnings(resolution: Resolution) -> tuple[str, ...]:
+    """PEP 592: a yanked release is taken only when pinned, and then said, with its reason (as uv does)."""
+    out = []
+    for p in resolution.packages.values():
+        if p.dist.yanked is not None:
+            why = f' (reason: "{p.dist.yanked}")' if p.dist.yanked else ""
+            out.append(f"`{p.name}=={p.version}` is yanked{why}")
+    return tuple(out)
 
 
 def _removed_by_exclusion(reqs: Sequence[Requirement], target: Target, index: IndexLike,

@@ -13,7 +13,7 @@ import platform as _platform
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from packaging import tags
 from packaging.markers import default_environment
@@ -82,6 +82,8 @@ class Target:
     captured_tags: tuple[str, ...] | None = field(default=None, compare=False)
     captured_markers: tuple[tuple[str, str], ...] | None = field(default=None, compare=False)
     captured_name: str | None = None
+    # A real machine (this host, or a capture of one): "choose another target" is no advice for it.
+    probed: bool = field(default=False, compare=False)
 
     @property
     def python_version(self) -> str:
@@ -304,7 +306,7 @@ def host_target(variant: str = "cpu", *, glibc: str | None = None, macos: str | 
             macos = ".".join((release.split(".") + ["0"])[:2]) if release else None
     else:
         raise TargetError(f"this host ({sys.platform}) is not a known target; pass --target")
-    return parse_target(f"{plat}:{py}:{variant}", glibc=glibc, macos=macos)
+    return replace(parse_target(f"{plat}:{py}:{variant}", glibc=glibc, macos=macos), probed=True)
 
 
 def target_from_capture(data: Mapping[str, object], name: str) -> Target:
@@ -349,4 +351,5 @@ def target_from_capture(data: Mapping[str, object], name: str) -> Target:
         captured_tags=tuple(str(t) for t in compat),
         captured_markers=tuple(sorted((str(k), str(v)) for k, v in markers.items() if k != "extra")),
         captured_name=name,
+        probed=True,
     )
