@@ -304,3 +304,27 @@ def test_no_wheel_for_this_host_does_not_advise_another_target(
     assert "win_amd64" in res["message"] and "target" not in res["hint"], res["hint"]
     code, res = lock(server, tmp_path, capsys, "-r", "winbin", "--target", "linux-aarch64:3.11")
     assert "choose another version or target" in res["hint"]
+
+
+def test_a_python_range_rule_narrows_the_candidates_instead_of_refusing(
+        index_server: Callable[..., Any], tmp_path: Path, capsys: Any) -> None:
+    """Shipped rule tf-python-range: 2.21 has no build for Python 3.9, so 2.20.0 is chosen, as pip does.
+
+    The 2.21.0 wheel here claims every Python (py3-none-any, no Requires-Python): only the rule
+    keeps it out, for the package asked for and for the same package pulled in by another.
+    """
+    d = tmp_path / "w"
+    build_wheel(d, "tensorflow", "2.20.0", tag="cp39-cp39-win_amd64", requires_python=">=3.9")
+    build_wheel(d, "tensorflow", "2.21.0")
+    build_wheel(d, "tfuser", "1.0", requires=["tensorflow>=2.20"])
+    server = index_server(d)
+    for req in ("tensorflow", "tfuser"):
+        code, res = lock(server, tmp_path, capsys, "-r", req, "--target", "windows-amd64:3.9",
+                         "-o", str(tmp_path / req))
+        assert code == 0, res
+        assert res["targets"][0]["packages"]["tensorflow"] == "2.20.0"
+    code, res = lock(server, tmp_path, capsys, "-r", "tensorflow==2.21.0", "--target", "windows-amd64:3.9")
+    assert code == 1 and res["error"] == "RuleError"
+    assert res["message"] == ("tensorflow 2.21.0 supports Python 3.10, 3.11, 3.12, 3.13; "
+                              "target windows-amd64-cp39-cpu has Python 3.9")
+    assert res["hint"].startswith("ask for tensorflow==2.20.0, the newest release for Python 3.9; or choose")

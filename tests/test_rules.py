@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
 from wheelferry.errors import RuleError, UsageError
 from wheelferry.rules import apply_rules, load_rules, parse_rules
-from wheelferry.target import parse_target
+from wheelferry.target import Target, parse_target
 
 DOC = {"rule": [
     {"id": "gpu-extra", "package": "TensorFlow", "versions": ">=2.14", "action": "add-extra",
@@ -26,9 +28,12 @@ DOC = {"rule": [
 RULES = parse_rules(DOC, "test")
 
 
-def _apply(req: str, target: str, version: str | None) -> tuple[list[str], tuple[str, ...]]:
-    out = apply_rules([Requirement(req)], parse_target(target), RULES,
-                      lambda r: Version(version) if version else None)
+def _apply(req: str, target: str | Target, version: str | None,
+           releases: tuple[str, ...] = ()) -> tuple[list[str], tuple[str, ...]]:
+    """Apply RULES; the index has *releases* (newest first), or just *version*."""
+    listed = [Version(v) for v in releases] or ([Version(version)] if version else [])
+    out = apply_rules([Requirement(req)], parse_target(target) if isinstance(target, str) else target,
+                      RULES, lambda r: [v for v in listed if r.specifier.contains(v, prereleases=True)])
     return [str(r) for r in out.requirements], out.notes
 
 
@@ -49,6 +54,37 @@ def test_python_outside_range_lists_supported() -> None:
     with pytest.raises(RuleError, match=r"supports Python 3\.9, 3\.10, 3\.11; target .* has Python 3\.12"):
         _apply("tensorflow==2.15.0", "linux-x86_64:3.12", "2.15.0")
     assert _apply("tensorflow==2.15.0", "linux-x86_64:3.11", "2.15.0")[0] == ["tensorflow==2.15.0"]
+
+
+def test_python_range_narrows_the_releases_and_refuses_only_a_contradicting_pin() -> None:
+    doc = {"rule": [{"id": "py", "package": "tensorflow", "action": "python-range", "reason": "r",
+                     "source": "s", "python": {"2.20": ["3.9", "3.10"], "2.21": ["3.10", "3.11"]}},
+                    {"id": "n", "package": "tensorflow", "action": "note", "message": "{version} chosen",
+                     "reason": "r", "source": "s"}]}
+    rules = parse_rules(doc, "test")
+    listed = [Version("2.21.0"), Version("2.20.0")]
+    target = parse_target("windows-amd64:3.9")
+
+    def releases(r: Requirement) -> list[Version]:
+        return [v for v in listed if r.specifier.contains(v)]
+
+    out = apply_rules([Requirement("tensorflow")], target, rules, releases)
+    assert out.notes == ("n: 2.20.0 chosen",), "judged on the newest release left, not 2.21.0"
+    ok = out.release_ok["tensorflow"]
+    assert not ok(Version("2.21.0")) and ok(Version("2.20.0")) and ok(Version("2.22.0")), \
+        "a series the rule does not list is not narrowed"
+    with pytest.raises(RuleError) as exc:
+        apply_rules([Requirement("tensorflow==2.21.0")], target, rules, releases)
+    assert str(exc.value) == ("tensorflow 2.21.0 supports Python 3.10, 3.11; "
+                              "target windows-amd64-cp39-cpu has Python 3.9")
+    assert exc.value.hint == ("ask for tensorflow==2.20.0, the newest release for Python 3.9; or choose a "
+                              "target with one of those Pythons (rule py: s)")
+    with pytest.raises(RuleError, match=r"tensorflow>=2\.21 leaves no release with wheels for it"):
+        apply_rules([Requirement("tensorflow>=2.21")], target, rules, releases)
+    # For this host (or a capture of a real one), another target is no way out.
+    with pytest.raises(RuleError) as exc:
+        apply_rules([Requirement("tensorflow==2.21.0")], replace(target, probed=True), rules, releases)
+    assert exc.value.hint == "ask for tensorflow==2.20.0, the newest release for Python 3.9 (rule py: s)"
 
 
 def test_other_packages_untouched() -> None:

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import requests
+from packaging.version import Version
 
 from wheelferry.config import IndexConfig
-from wheelferry.errors import ResolutionError
+from wheelferry.errors import ResolutionError, RuleError
 from wheelferry.index import IndexClient
 from wheelferry.lock import lock_target
 from wheelferry.metadata import MetadataSource
@@ -39,6 +40,32 @@ def _replay(scenario: dict[str, Any], tmp_path: Path) -> dict[str, str]:
     spec = Spec(name="s", requirements=tuple(scenario["requirements"]))
     tl = lock_target(spec, parse_target(scenario["target"]), index, metadata, load_rules())
     return {n: p.version for n, p in tl.resolution.packages.items()}
+
+
+def test_gpu_on_linux_aarch64_is_refused_with_the_reason(tmp_path: Path, no_network: None) -> None:
+    """The recorded aarch64 wheels are CPU builds: a gpu lock would be a CPU set named -gpu."""
+    for req in ("tensorflow==2.15.0", "tensorflow"):
+        with pytest.raises(RuleError) as exc:
+            _replay({"requirements": [req], "target": "linux-aarch64:3.11:gpu"}, tmp_path)
+        version = "2.15.0" if "==" in req else "2.21.0"
+        assert f"tensorflow {version} has no GPU build for linux-aarch64-cp311-gpu" in str(exc.value)
+        assert "aarch64 wheels are CPU builds" in str(exc.value)
+        assert "rule tf-gpu-linux-non-x86" in (exc.value.hint or "")
+    cpu = _replay({"requirements": ["tensorflow==2.15.0"], "target": "linux-aarch64:3.11:cpu"}, tmp_path)
+    assert "tensorflow-cpu-aws" in cpu
+
+
+def test_a_pin_outside_the_python_range_names_the_newest_release_for_that_python(
+        tmp_path: Path, no_network: None) -> None:
+    with pytest.raises(RuleError) as exc:
+        _replay({"requirements": ["tensorflow==2.21.0"], "target": "linux-x86_64:3.9"}, tmp_path)
+    assert str(exc.value) == ("tensorflow 2.21.0 supports Python 3.10, 3.11, 3.12, 3.13; "
+                              "target linux-x86_64-cp39-cpu has Python 3.9")
+    assert (exc.value.hint or "").startswith("ask for tensorflow==2.20.0, the newest release for Python 3.9")
+    # Unpinned, the rule narrows instead: a release for 3.9 is chosen (the newest whose whole
+    # tree the recording holds for 3.9), never 2.21.
+    got = _replay({"requirements": ["tensorflow"], "target": "linux-x86_64:3.9"}, tmp_path)
+    assert Version(got["tensorflow"]) < Version("2.21")
 
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if "expect" in s], ids=lambda s: s["id"])

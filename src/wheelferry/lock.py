@@ -63,7 +63,8 @@ class TargetLock:
     warnings: tuple[str, ...] = ()
 
 
-def _newest_in_range(index: IndexLike, req: Requirement) -> Version | None:
+def _releases_in_range(index: IndexLike, req: Requirement) -> list[Version]:
+    """The releases the index lists in *req*'s range, newest first (from file names alone)."""
     name = canonicalize_name(req.name)
     versions: set[Version] = set()
 
@@ -74,8 +75,7 @@ def _newest_in_range(index: IndexLike, req: Requirement) -> Version | None:
         return False  # the names say all that is needed: no file object is made
 
     index.files(req.name, note)
-    matching = list(req.specifier.filter(versions))
-    return max(matching) if matching else None
+    return sorted(req.specifier.filter(versions), reverse=True)
 
 
 def lock_target(
@@ -94,19 +94,26 @@ def lock_target(
     if clash:
         raise UsageError(f"{', '.join(clash)} is both requested and excluded")
 
-    def expected(req: Requirement) -> Version | None:
-        return _newest_in_range(index, req)
+    def expected(req: Requirement) -> list[Version]:
+        return _releases_in_range(index, req)
 
     outcome = apply_rules(reqs, target, rules, expected)
     resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs,
-                         reporter=reporter)
+                         reporter=reporter, release_ok=outcome.release_ok)
     # A rule keyed on a release must see the release really chosen, not the one expected.
     picked = {n: Version(p.version) for n, p in resolution.packages.items()}
-    second = apply_rules(reqs, target, rules, lambda r: picked.get(str(canonicalize_name(r.name))))
+
+    def chosen(req: Requirement) -> list[Version]:
+        version = picked.get(str(canonicalize_name(req.name)))
+        return [version] if version is not None else []
+
+    second = apply_rules(reqs, target, rules, chosen)
     if [str(r) for r in second.requirements] != [str(r) for r in outcome.requirements]:
         outcome = second
-        resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs)
-    removed = _removed_by_exclusion(outcome.requirements, target, index, metadata, resolution, jobs)
+        resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs,
+                             release_ok=outcome.release_ok)
+    removed = _removed_by_exclusion(outcome.requirements, target, index, metadata, resolution, jobs,
+                                    outcome.release_ok)
     return TargetLock(target, resolution, outcome.notes, removed, _yanked_warnings(resolution))
 
 
@@ -121,13 +128,14 @@ def _yanked_warnings(resolution: Resolution) -> tuple[str, ...]:
 
 
 def _removed_by_exclusion(reqs: Sequence[Requirement], target: Target, index: IndexLike,
-                          metadata: MetadataLike, kept: Resolution, jobs: int) -> tuple[RemovedPackage, ...]:
+                          metadata: MetadataLike, kept: Resolution, jobs: int,
+                          release_ok: Mapping[str, Callable[[Version], bool]]) -> tuple[RemovedPackage, ...]:
     """What the exclusions kept out: a second resolution without them, compared with the first."""
     excluded_edges = [t for t in kept.trimmed if t.reason == "excluded"]
     if not excluded_edges:
         return ()
     try:
-        full = resolve(reqs, target, index, metadata, jobs=jobs)
+        full = resolve(reqs, target, index, metadata, jobs=jobs, release_ok=release_ok)
     except ResolutionError:
         names = {str(canonicalize_name(Requirement(t.requirement).name)): t for t in excluded_edges}
         return tuple(RemovedPackage(n, None, None, tuple(sorted({

@@ -97,8 +97,10 @@ class Resolution:
 class Finder:
     """Candidates and dependencies for one target, with background prefetching."""
 
-    def __init__(self, index: IndexLike, metadata: MetadataLike, target: Target, *, jobs: int = 8) -> None:
+    def __init__(self, index: IndexLike, metadata: MetadataLike, target: Target, *, jobs: int = 8,
+                 release_ok: Mapping[str, Callable[[Version], bool]] | None = None) -> None:
         self.index = index
+        self.release_ok = dict(release_ok or {})
         self.metadata = metadata
         self.target = target
         self._rank: dict[str, int] = {}
@@ -190,7 +192,9 @@ class Finder:
             cur = best.get(version)
             if cur is None or (rank, dist.filename) < (cur[0], cur[1].filename):
                 best[version] = (rank, dist)
-        result = {v: (d, d.yanked is not None) for v, (_, d) in sorted(best.items(), reverse=True)}
+        ok = self.release_ok.get(name)  # a rule's Python range narrows like Requires-Python
+        result = {v: (d, d.yanked is not None) for v, (_, d) in sorted(best.items(), reverse=True)
+                  if ok is None or ok(v)}
         self._best[name] = result
         return result
 
@@ -373,10 +377,14 @@ def resolve(
     exclude: Iterable[str] = (),
     jobs: int = 8,
     reporter: BaseReporter[Req, Candidate, str] | None = None,
+    release_ok: Mapping[str, Callable[[Version], bool]] | None = None,
 ) -> Resolution:
-    """Resolve *requirements* for *target* from *index*; raise a readable error when impossible."""
+    """Resolve *requirements* for *target* from *index*; raise a readable error when impossible.
+
+    ``release_ok`` narrows the candidates of the packages it names (package rules).
+    """
     excluded = frozenset(str(canonicalize_name(e)) for e in exclude)
-    finder = Finder(index, metadata, target, jobs=jobs)
+    finder = Finder(index, metadata, target, jobs=jobs, release_ok=release_ok)
     env = finder.env("")
     roots = [Req.from_requirement(r) for r in requirements if _marker_true(r.marker, env)]
     provider = Provider(finder, excluded, roots)

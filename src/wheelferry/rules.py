@@ -58,10 +58,16 @@ class Rule:
 
 @dataclass(frozen=True)
 class RuleOutcome:
-    """Root requirements after the rules, and notes saying which rules applied."""
+    """Root requirements after the rules, notes saying which rules applied, and the narrowing.
+
+    ``release_ok`` maps a package to a test of its releases: a release the python-range rules
+    say has no build for the target's Python is no candidate, wherever the package appears,
+    as a release whose Requires-Python excludes the target is none.
+    """
 
     requirements: tuple[Requirement, ...]
     notes: tuple[str, ...]
+    release_ok: Mapping[str, Callable[[Version], bool]] = field(default_factory=dict)
 
 
 def parse_rules(data: Mapping[str, Any], source: str) -> tuple[Rule, ...]:
@@ -95,17 +101,47 @@ def load_rules() -> tuple[Rule, ...]:
     return parse_rules(tomllib.loads(text), "wheelferry/data/rules.toml")
 
 
+def python_ranges(rules: Sequence[Rule], target: Target) -> dict[str, Callable[[Version], bool]]:
+    """Per package with python-range rules: does a release have builds for *target*'s Python?"""
+    by_package: dict[str, list[Rule]] = {}
+    for rule in rules:
+        if rule.action == "python-range":
+            by_package.setdefault(rule.package, []).append(rule)
+
+    def supports(mine: list[Rule]) -> Callable[[Version], bool]:
+        def ok(version: Version) -> bool:
+            return all(_python_fits(rule, target, version) for rule in mine)
+        return ok
+
+    return {package: supports(mine) for package, mine in by_package.items()}
+
+
+def _pythons(rule: Rule, target: Target, version: Version) -> tuple[str, ...] | None:
+    """The Pythons *rule* lists for the series of *version*; None when it says nothing of it."""
+    if not rule.matches(target, version):
+        return None
+    return rule.python.get(f"{version.major}.{version.minor}") or None
+
+
+def _python_fits(rule: Rule, target: Target, version: Version) -> bool:
+    supported = _pythons(rule, target, version)
+    return supported is None or target.python_version in supported
+
+
 def apply_rules(
     requirements: Sequence[Requirement],
     target: Target,
     rules: Sequence[Rule],
-    version_of: Callable[[Requirement], Version | None],
+    releases_of: Callable[[Requirement], Sequence[Version]],
 ) -> RuleOutcome:
     """Apply *rules* to the root *requirements* for *target*; a refusing rule raises RuleError.
 
-    ``version_of`` tells which release of a requirement the resolver is expected
-    to pick (the pin, or the newest release the index has in range).
+    ``releases_of`` lists, newest first, the releases the index has in a requirement's range
+    (the pin alone, once the resolver has chosen).  python-range rules narrow those releases;
+    only a requirement they leave nothing of is refused, with the reason.  The other rules are
+    judged on the newest release left, the one the resolver is expected to pick.
     """
+    release_ok = python_ranges(rules, target)
     out: list[Requirement] = []
     notes: list[str] = []
     for req in requirements:
@@ -114,7 +150,12 @@ def apply_rules(
         if not mine:
             out.append(req)
             continue
-        version = version_of(req)
+        releases = list(releases_of(req))
+        ok = release_ok.get(name)
+        kept = [v for v in releases if ok is None or ok(v)]
+        if releases and not kept:
+            raise _outside_python_range(req, releases[0], target, mine, releases_of)
+        version = kept[0] if kept else None
         fields = {"version": str(version) if version else "(unknown)", "target": target.id,
                   "python": target.python_version, "package": req.name}
         for rule in mine:
@@ -123,19 +164,30 @@ def apply_rules(
             if rule.action == "error":
                 raise RuleError(f"{req}: " + rule.message.format(**fields),
                                 hint=f"rule {rule.id}: {rule.reason} ({rule.source})")
-            if rule.action == "python-range" and version is not None:
-                key = f"{version.major}.{version.minor}"
-                supported = rule.python.get(key)
-                if supported and target.python_version not in supported:
-                    raise RuleError(
-                        f"{req.name} {version} supports Python {', '.join(supported)}; "
-                        f"target {target.id} has Python {target.python_version}",
-                        hint=f"choose a target with one of those Pythons ({rule.source})")
-            elif rule.action == "add-extra" and rule.extra not in req.extras:
+            if rule.action == "add-extra" and rule.extra not in req.extras:
                 req = Requirement(str(req))
                 req.extras = set(req.extras) | {rule.extra}
                 notes.append(f"{rule.id}: {req.name} -> {req} ({rule.reason})")
             elif rule.action == "note":
                 notes.append(f"{rule.id}: " + rule.message.format(**fields))
         out.append(req)
-    return RuleOutcome(tuple(out), tuple(notes))
+    return RuleOutcome(tuple(out), tuple(notes), release_ok)
+
+
+def _outside_python_range(req: Requirement, version: Version, target: Target, mine: Sequence[Rule],
+                          releases_of: Callable[[Requirement], Sequence[Version]]) -> RuleError:
+    """The explained refusal of a requirement whose every release lacks the target's Python."""
+    rule = next(r for r in mine if r.action == "python-range" and not _python_fits(r, target, version))
+    supported = _pythons(rule, target, version) or ()
+    some = "" if len(req.specifier) == 1 and next(iter(req.specifier)).operator in ("==", "===") \
+        else f"{req} leaves no release with wheels for it: "
+    fitting = [v for v in releases_of(Requirement(req.name))
+               if all(_python_fits(r, target, v) for r in mine if r.action == "python-range")]
+    ways = [f"ask for {req.name}=={fitting[0]}, the newest release for Python {target.python_version}"] \
+        if fitting else []
+    if not target.probed:  # another target is a way out only when the target is not this host
+        ways.append("choose a target with one of those Pythons")
+    return RuleError(
+        f"{some}{req.name} {version} supports Python {', '.join(supported)}; "
+        f"target {target.id} has Python {target.python_version}",
+        hint=f"{'; or '.join(ways) or 'use another Python'} (rule {rule.id}: {rule.source})")
