@@ -82,9 +82,10 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
         result = handler(args)
     except WheelferryError as exc:
         return _fail(exc.exit_code, str(exc), exc.hint, as_json, type(exc).__name__)
-    except KeyboardInterrupt:
-        return _fail(130, "interrupted; nothing half-written was left in place", None, as_json,
-                     "Interrupted")
+    except KeyboardInterrupt as exc:  # SIGINT, or a signal turned into one (offline/txn.py)
+        return _fail(getattr(exc, "exit_code", 130),
+                     str(exc) if str(exc) else "interrupted; nothing half-written was left in place",
+                     None, as_json, "Interrupted")
     except OSError as exc:
         return _fail(1, f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
                      None, as_json, "OSError")

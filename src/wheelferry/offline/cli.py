@@ -73,10 +73,15 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     with joined_bundle(args.bundle, keyring=trust["keyring"], trusted=trust["trusted"],
                        allow_unsigned=trust["allow_unsigned"]) as tar:
         report = install_bundle(tar, venv=args.venv, python=args.python, target_id=args.target,
-                                **trust)
+                                allow_downgrade=args.allow_downgrade, **trust)
     where = report.venv or report.python
     say(f"installed {len(report.packages)} packages for target {report.target} into {where} "
         f"({human_size(report.bytes)}, {report.seconds:.1f} s)")
+    say(f"changes: {report.changes.summary()}")
+    for line in report.changes.lines():
+        say(f"  {line}")
+    for gone in report.leftovers:
+        say(f"removed a leftover of an earlier run: {gone}")
     for note in report.trimmed:
         say(f"trimmed on purpose: {note}")
     for line in report.smoke:
@@ -257,6 +262,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     where.add_argument("--python", metavar="PY", help="install into this interpreter's environment")
     p.add_argument("--target", metavar="T", help="the lock target id to install (default: the one "
                                                   "that matches the interpreter)")
+    p.add_argument("--allow-downgrade", action="store_true",
+                   help="install even if a package would go to an older version than installed")
     p.set_defaults(handler=cmd_install)
     p = sub.add_parser("probe", help="capture this interpreter exactly, for lock --target @FILE")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the capture here (default: stdout)")

@@ -2,12 +2,10 @@
 
 Standard library only; pip runs as ``python -m pip`` isolated from local config.
 
-``--venv DIR`` replaces the environment atomically.  Virtual environments are
-not relocatable (console scripts carry absolute shebangs), so the new one is
-built at DIR itself: an existing DIR is first renamed aside to ``DIR.old-N``,
-the new venv is created at DIR and installed, checked (``pip check``) and
-smoke-tested; on any failure the new DIR is removed and the old one renamed
-back, on success the old one is removed.  ``--python PY`` installs into that
+``--venv DIR`` replaces the environment atomically (offline/txn.py): the new
+venv is built beside DIR, installed, checked (``pip check``) and smoke-tested
+there, then switched in by one rename; on any failure or signal before the
+switch DIR is untouched.  ``--python PY`` installs into that
 interpreter's environment; on failure what pip added is uninstalled and
 replaced versions are reinstalled from the bundle when it holds them.
 
@@ -20,6 +18,7 @@ core), wheels that would write the same file always in the same process.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import re
@@ -30,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,8 +37,15 @@ from wheelferry.clikit import warn
 from wheelferry.errors import InstallError, UsageError
 from wheelferry.lockfile import Lock, LockedTarget
 from wheelferry.manifest import WHEELS_DIR
+from wheelferry.offline.envchanges import (
+    Changes,
+    check_downgrades,
+    compare_sets,
+    installed_versions,
+)
 from wheelferry.offline.hostmatch import Host, capture_drift, choose_target, probe_host
 from wheelferry.offline.state import default_state_dir, record_accepted
+from wheelferry.offline.txn import VenvTransaction, checkpoint, venv_transaction
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 from wheelferry.offline.wheelcheck import check_wheel_zip, plan_groups
 
@@ -60,13 +66,17 @@ class InstallReport:
     trimmed: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     smoke: tuple[str, ...] = ()  # "command -> last line of its output"
+    changes: Changes = field(default_factory=Changes)
+    recovered: str | None = None  # what was finished or undone of an interrupted earlier run
+    leftovers: tuple[str, ...] = ()  # siblings of earlier runs removed after the switch
 
     def to_json(self) -> dict[str, Any]:
         return {"bundle": self.bundle, "sequence": self.sequence, "target": self.target,
                 "packages": list(self.packages), "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "venv": self.venv, "python": self.python,
                 "trimmed": list(self.trimmed), "warnings": list(self.warnings),
-                "smoke": list(self.smoke)}
+                "smoke": list(self.smoke), "changes": self.changes.to_json(),
+                "recovered": self.recovered, "leftovers-removed": list(self.leftovers)}
 
 
 def _clean_env(extra_path: Path | None = None) -> dict[str, str]:
@@ -204,77 +214,33 @@ def _venv_python(venv: Path) -> str:
     return str(_bin_dir(venv) / ("python.exe" if os.name == "nt" else "python"))
 
 
-def _aside(venv: Path) -> Path:
-    n = 1
-    while venv.with_name(f"{venv.name}.old-{n}").exists():
-        n += 1
-    return venv.with_name(f"{venv.name}.old-{n}")
-
-
 def _create_venv(venv: Path, base_python: str, run: Runner) -> None:
     proc = _call(run, [base_python, "-m", "venv", str(venv)])
     if proc.returncode != 0:
         raise InstallError(f"could not create a virtual environment: {_last_lines(proc)}")
 
 
-def _create_new_venv(venv: Path, host: concurrent.futures.Future[Host], run: Runner) -> None:
-    # mkdir first: it fails if DIR appeared meanwhile, so what is removed on failure is ours.
-    venv.mkdir(parents=True)
-    try:
-        _create_venv(venv, host.result().executable, run)
-    except BaseException:
-        shutil.rmtree(venv, ignore_errors=True)
-        raise
+def _create_staging_venv(staging: Path, host: concurrent.futures.Future[Host], run: Runner) -> None:
+    _create_venv(staging, host.result().executable, run)
 
 
-def _remove_new_dir(venv: Path, existed: Path | None) -> None:
-    """Remove a venv made at a new DIR, and the parents made for it while they are empty."""
-    shutil.rmtree(venv, ignore_errors=True)
-    for parent in venv.parents:
-        if parent == existed:
-            break
-        try:
-            parent.rmdir()
-        except OSError:
-            break
+def install_venv(staging: Path, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
+                 requirements: Path, run: Runner = subprocess.run, *,
+                 groups: Sequence[Sequence[str]] | None = None) -> tuple[list[str], list[str]]:
+    """Install the target's wheels into the fresh venv at *staging*, check and smoke-test it.
 
-
-def install_venv(venv: Path, base_python: str, bundle: VerifiedBundle, target: LockedTarget,
-                 wheels_dir: Path, requirements: Path, run: Runner = subprocess.run, *,
-                 groups: Sequence[Sequence[str]] | None = None,
-                 created: bool = False) -> tuple[list[str], list[str]]:
-    """Build a fresh venv at *venv* with the target's wheels; the old one returns on failure.
-
-    *created* says an empty venv was already made at *venv* (a new DIR, while the
-    bundle was verified); *groups* are installed side by side (see plan_groups).
-    Returns the trimmed-edge notes of ``pip check`` and the smoke commands' results.
+    *groups* are installed side by side (see plan_groups).  Returns the
+    trimmed-edge notes of ``pip check`` and the smoke commands' results; the
+    transaction around it switches it in or removes it.
     """
-    venv = venv.absolute()
-    old = None
-    if not created:
-        if venv.exists() and not (venv / "pyvenv.cfg").is_file():
-            raise UsageError(f"{venv} exists and is not a virtual environment; not replacing it",
-                             hint="pick a new directory or remove it yourself")
-        old = _aside(venv) if venv.exists() else None
-        if old is not None:
-            os.rename(venv, old)
-    try:
-        if not created:
-            _create_venv(venv, base_python, run)
-        python = _venv_python(venv)
-        if groups is not None and len(groups) > 1:
-            pip_install_groups(python, groups, target, bundle.lock, wheels_dir, requirements.parent, run)
-        else:
-            pip_install(python, requirements, wheels_dir, run)
-        notes = pip_check(python, target, run)
-        smoke = run_smoke(bundle.lock.spec.smoke, _bin_dir(venv), run)
-    except BaseException:
-        shutil.rmtree(venv, ignore_errors=True)
-        if old is not None:
-            os.rename(old, venv)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    python = _venv_python(staging)
+    if groups is not None and len(groups) > 1:
+        pip_install_groups(python, groups, target, bundle.lock, wheels_dir, requirements.parent, run)
+    else:
+        pip_install(python, requirements, wheels_dir, run)
+    checkpoint("unpack")
+    notes = pip_check(python, target, run)
+    smoke = run_smoke(bundle.lock.spec.smoke, _bin_dir(staging), run)
     return notes, smoke
 
 
@@ -287,13 +253,16 @@ def _installed(python: str, run: Runner) -> dict[str, str]:
 
 
 def install_python(python: str, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
-                   requirements: Path, run: Runner = subprocess.run) -> tuple[list[str], list[str]]:
+                   requirements: Path, run: Runner = subprocess.run, *,
+                   allow_downgrade: bool = False) -> tuple[list[str], list[str], Changes]:
     """Install into *python*'s environment; on failure restore it as far as the bundle allows."""
     before = _installed(python, run)
+    changes = compare_sets(before, {p.name: p.version for p in target.packages}, replace=False)
+    check_downgrades(changes, allow_downgrade)
     try:
         pip_install(python, requirements, wheels_dir, run)
         notes = pip_check(python, target, run)
-        return notes, run_smoke(bundle.lock.spec.smoke, Path(python).parent, run)
+        return notes, run_smoke(bundle.lock.spec.smoke, Path(python).parent, run), changes
     except InstallError as exc:
         unrestored = _restore(python, before, bundle, wheels_dir, run)
         if unrestored:
@@ -329,34 +298,43 @@ def _restore(python: str, before: dict[str, str], bundle: VerifiedBundle, wheels
 def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
                    allow_unsigned: bool = False, venv: Path | None = None, python: str | None = None,
                    target_id: str | None = None, state_dir: Path | None = None,
-                   force_older: bool = False, run: Runner = subprocess.run, now: Any = None) -> InstallReport:
+                   force_older: bool = False, allow_downgrade: bool = False,
+                   run: Runner = subprocess.run, now: Any = None) -> InstallReport:
     """Verify *tar_path*, extract it privately, install the fitting target, record the sequence."""
     if (venv is None) == (python is None):
         raise UsageError("give exactly one of --venv DIR or --python PY")
     if python is not None and shutil.which(python) is None:
         raise UsageError(f"--python {python}: no such interpreter (or it is not executable)")
-    started = time.monotonic()
     state_dir = state_dir or default_state_dir()
+    if venv is None:
+        return _install(tar_path, None, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
+                        python=python, target_id=target_id, state_dir=state_dir, force_older=force_older,
+                        allow_downgrade=allow_downgrade, run=run, now=now)
+    with venv_transaction(Path(venv), state_dir, label=tar_path.name) as txn:
+        return _install(tar_path, txn, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
+                        python=None, target_id=target_id, state_dir=state_dir, force_older=force_older,
+                        allow_downgrade=allow_downgrade, run=run, now=now)
+
+
+def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | None, trusted: Iterable[str],
+             allow_unsigned: bool, python: str | None, target_id: str | None, state_dir: Path,
+             force_older: bool, allow_downgrade: bool, run: Runner, now: Any) -> InstallReport:
+    started = time.monotonic()
     interpreter = python or sys.executable
-    new_dir = Path(venv).absolute() if venv is not None and not Path(venv).exists() else None
-    existed = next((d for d in new_dir.parents if d.exists()), None) if new_dir is not None else None
-    if venv is not None and new_dir is None and not (Path(venv) / "pyvenv.cfg").is_file():
-        raise UsageError(f"{Path(venv).absolute()} exists and is not a virtual environment; not "
-                         f"replacing it", hint="pick a new directory or remove it yourself")
     work = Path(tempfile.mkdtemp(prefix="wheelferry-install-"))
-    # While gpg and the member checks run, the interpreter is probed and, for a DIR that does
-    # not exist yet, an empty venv is made there: nothing of the bundle, nothing of the user's.
+    # While gpg and the member checks run, the interpreter is probed and the new venv's empty
+    # shell is made beside the target: nothing of the bundle, nothing of the user's.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
     host_job = pool.submit(probe_host, interpreter, run)
-    venv_job = pool.submit(_create_new_venv, new_dir, host_job, run) if new_dir is not None else None
+    venv_job = pool.submit(_create_staging_venv, txn.staging, host_job, run) if txn is not None else None
     try:
         bundle = verify_bundle(tar_path, keyring=keyring, trusted=list(trusted),
                                allow_unsigned=allow_unsigned, state_dir=state_dir,
                                force_older=force_older, extract_to=work / "bundle", now=now)
         host = host_job.result()
-        if venv_job is not None:
-            venv_job.result()
         target = choose_target(bundle.lock, host, target_id)
+        if txn is not None:
+            txn.plan({p.name: p.version for p in target.packages}, allow_downgrade)
         for drift in capture_drift(target, host):
             warn(f"this host drifted from the capture the bundle was locked for: {drift}")
         wheels_dir = work / "bundle" / WHEELS_DIR
@@ -366,25 +344,29 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
             path = wheels_dir / wheel.filename
             claims.append((wheel.filename, path.stat().st_size, check_wheel_zip(path)))
         requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
-        if venv is not None:
-            notes, smoke = install_venv(Path(venv), host.executable, bundle, target, wheels_dir, requirements,
-                                 run, groups=plan_groups(claims, install_jobs()),
-                                 created=venv_job is not None)
+        m = bundle.manifest
+        if txn is not None:
+            assert venv_job is not None
+            venv_job.result()
+            notes, smoke = install_venv(txn.staging, bundle, target, wheels_dir, requirements, run,
+                                        groups=plan_groups(claims, install_jobs()))
+            changes = compare_sets(txn.before, installed_versions(txn.staging))
+            txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256)
+            txn.commit()
         else:
-            notes, smoke = install_python(interpreter, bundle, target, wheels_dir, requirements, run)
-        record_accepted(state_dir, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
-    except BaseException:
-        if new_dir is not None and venv_job is not None and not venv_job.cancel():
-            concurrent.futures.wait([venv_job])
-            if venv_job.exception() is None:
-                _remove_new_dir(new_dir, existed)
-        raise
+            notes, smoke, changes = install_python(interpreter, bundle, target, wheels_dir, requirements,
+                                                   run, allow_downgrade=allow_downgrade)
+            record_accepted(state_dir, m.name, m.sequence, bundle.manifest_sha256)
     finally:
-        pool.shutdown(wait=True)
-        shutil.rmtree(work, ignore_errors=True)
+        # Workers finish before the transaction removes what they write into.
+        with txn.guard.held() if txn is not None else contextlib.nullcontext():
+            pool.shutdown(wait=True)
+            shutil.rmtree(work, ignore_errors=True)
     return InstallReport(
-        bundle=bundle.manifest.name, sequence=bundle.manifest.sequence, target=target.id,
+        bundle=m.name, sequence=m.sequence, target=target.id,
         packages=tuple(f"{p.name}=={p.version}" for p in sorted(target.packages, key=lambda p: p.name)),
         bytes=sum(bundle.lock.wheels[p.wheel].size or 0 for p in target.packages),
-        seconds=time.monotonic() - started, venv=str(venv) if venv else None, python=python,
-        trimmed=tuple(notes), warnings=bundle.warnings, smoke=tuple(smoke))
+        seconds=time.monotonic() - started, venv=str(txn.final) if txn else None, python=python,
+        trimmed=tuple(notes), warnings=bundle.warnings, smoke=tuple(smoke), changes=changes,
+        recovered=txn.recovered if txn else None,
+        leftovers=tuple(txn.leftovers_removed) if txn else ())
