@@ -300,3 +300,43 @@ def test_kill_during_upgrade(site: Site, tmp_path: Path, signame: str, phase: st
         assert verb in again.stderr
     assert site.holds() == "new" and site.siblings() == []
     assert not list((site.state / "transactions").glob("*.json"))
+
+
+def test_symlinked_env_is_switched_by_replacing_the_link(site: Site) -> None:
+    _reset(site)
+    blue = site.env.parent / "env-blue"
+    os.rename(site.env, blue)
+    blue_site = Site.__new__(Site)
+    blue_site.__dict__.update(site.__dict__, env=blue)
+    assert blue_site.install(site.old).returncode == 0  # a venv valid at its own real path
+    shutil.rmtree(site.state / "transactions", ignore_errors=True)
+    site.env.symlink_to(blue, target_is_directory=True)
+    proc = site.install(site.new)
+    assert proc.returncode == 0, proc.stderr
+    assert site.env.is_symlink() and not blue.exists()
+    real = Path(os.path.realpath(site.env))
+    assert real.parent == site.env.parent and real.name.startswith("env.wheelferry-")
+    got = subprocess.run([str(site.env / "bin" / "python"), "-c", "import alpha, gamma; print(alpha.__version__)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert got == "2.0"
+    assert (real / "bin" / "alpha-tool").read_text().startswith(f"#!{real}/bin/python")
+    assert site.siblings() == [real.name]
+    site.env.unlink()
+    shutil.rmtree(real)
+
+
+def test_python_mode_refuses_a_downgrade(site: Site, tmp_path: Path) -> None:
+    env = tmp_path / "plain"
+    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+    py = str(env / "bin" / "python")
+    base = site.argv(site.new)[:-2]
+    (site.state / "demo.json").unlink(missing_ok=True)
+    ok = subprocess.run([*base, "--python", py], capture_output=True, text=True, env=site.environ(), check=False)
+    assert ok.returncode == 0, ok.stderr
+    (site.state / "demo.json").unlink()
+    old = [*site.argv(site.old)[:-2], "--python", py]
+    proc = subprocess.run(old, capture_output=True, text=True, env=site.environ(), check=False)
+    assert proc.returncode == 1 and "would downgrade alpha 2.0 -> 1.0" in proc.stderr
+    got = subprocess.run([py, "-c", "import alpha; print(alpha.__version__)"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert got == "2.0"
