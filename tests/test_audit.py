@@ -14,7 +14,7 @@ from tests.support.wheels import build_wheel, sha256_file
 from wheelferry.bundle import write_bundle
 from wheelferry.lockfile import Edge, Lock, LockedPackage, LockedTarget, TrimmedEdge
 from wheelferry.manifest import SBOM_NAME
-from wheelferry.offline.audit import SPDX_IDS, licence_of, read_metadata, render_table
+from wheelferry.offline.audit import licence_of, read_metadata, render_table
 from wheelferry.offline.cli import main
 from wheelferry.sbom import sbom_json
 
@@ -30,7 +30,7 @@ def _meta(*lines: str) -> bytes:
     (["License-Expression: mit", "License: GPL"], "mit", "MIT", "License-Expression"),
     (["License-Expression: LicenseRef-Acme"], "LicenseRef-Acme", "LicenseRef-Acme", "License-Expression"),
     (["License: BSD-3-Clause"], "BSD-3-Clause", "BSD-3-Clause", "License"),
-    (["License: Apache License, Version 2.0"], "Apache License, Version 2.0", "Apache-2.0", "License"),
+    (["License: Apache License, Version 2.0"], "Apache License, Version 2.0", "Apache-2.0", "License-name"),
     (["License: Copyright (c) Acme", "        All rights reserved."], "Copyright (c) Acme", None, "License"),
     (["License: UNKNOWN", "Classifier: License :: OSI Approved :: MIT License"], "MIT License", "MIT",
      "classifier"),
@@ -41,14 +41,6 @@ def _meta(*lines: str) -> bytes:
 def test_licence_precedence(lines: list[str], text: str, spdx: str | None, source: str) -> None:
     lic = licence_of(_meta(*lines))
     assert (lic.text, lic.spdx, lic.source) == (text, spdx, source)
-
-
-def test_spdx_table_is_on_the_cyclonedx_list() -> None:
-    import cyclonedx
-
-    res = Path(cyclonedx.__file__).parent / "schema" / "_res"
-    enum = set(json.loads(next(res.glob("spdx*.schema.json")).read_text())["enum"])
-    assert set(SPDX_IDS.values()) <= enum
 
 
 @pytest.fixture
@@ -151,8 +143,8 @@ def test_cyclonedx_validates_against_1_6(gpg_keys: GpgKeys, tmp_path: Path, whee
     doc = json.loads(out)
     comps = {c["name"]: c for c in doc["components"]}
     assert comps["alpha"]["purl"] == "pkg:pypi/alpha@1.0"
-    assert comps["alpha"]["licenses"] == [{"license": {"id": "MIT"}}]
-    assert comps["gamma"]["licenses"] == [{"license": {"id": "Apache-2.0"}}]
+    assert comps["alpha"]["licenses"] == [{"expression": "MIT"}]
+    assert comps["gamma"]["licenses"] == [{"expression": "Apache-2.0"}]
     assert "licenses" not in comps["delta"]
     assert comps["beta"]["hashes"] == [{"alg": "SHA-256", "content": sha256_file(wheels[1])}]
     alpha_deps = next(d for d in doc["dependencies"] if d["ref"] == comps["alpha"]["bom-ref"])
@@ -234,8 +226,10 @@ def test_missing_keys_is_usage(tmp_path: Path, wheels: list[Path], capsys: Any) 
 
 @pytest.mark.parametrize("member,body,spdx", [
     ("x-1.0.dist-info/licenses/LICENSE", b"MIT License\n\nPermission is hereby granted, free of charge, "
-     b"to any person obtaining a copy", "MIT"),
-    ("x-1.0.dist-info/LICENSE", b"                Apache License\n          Version 2.0, January 2004", "Apache-2.0"),
+     b"to any person obtaining a copy [...]\nThe above copyright notice and this permission notice shall be\n"
+     b"included in all copies or substantial portions of the Software.", "MIT"),
+    ("x-1.0.dist-info/LICENSE", b"                Apache License\n          Version 2.0, January 2004\n\n"
+     b"   TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION", "Apache-2.0"),
     ("x-1.0.dist-info/LICENSE", b"All rights reserved. Do not copy.", None),
 ])
 def test_licence_recognised_from_license_file_when_metadata_names_none(tmp_path: Path, member: str, body: bytes,

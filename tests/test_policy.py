@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,9 @@ from wheelferry.offline.policy import (
     evaluate,
     facts_from_lock,
     parse_denied,
-    policy_from_dict,
+    policy_from_text,
     version_matches,
 )
-from wheelferry.offline.tomlsubset import parse_toml_subset
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 POLICY = """\
@@ -43,27 +41,21 @@ max-age-days = 365
 """
 
 
-def test_subset_parser_agrees_with_tomllib() -> None:
-    data = parse_toml_subset(POLICY, "p.toml")
-    if sys.version_info >= (3, 11):
-        import tomllib
-        assert data == tomllib.loads(POLICY)
-    assert data["packages"]["deny"][2] == "pyyaml~=5.3" and data["releases"]["max-age-days"] == 365
-
-
-@pytest.mark.parametrize(("text", "line"), [
-    ("[licenses]\nallow = [\"MIT\"\n", 3), ("[licenses]\n[licenses]\n", 2), ("a = 'x\n", 1),
-    ("[releases]\nmax-age-days = 3 4\n", 2), ("[[x]]\n", 1), ("x = \"\\q\"\n", 1),
+@pytest.mark.parametrize(("text", "where"), [
+    ("[licenses]\nallow = [\"MIT\"\n", "end of document"), ("[licenses]\n[licenses]\n", "line 2"),
+    ("a = 'x\n", "end of document"), ("[releases]\nmax-age-days = 3 4\n", "line 2"),
+    ("x = \"\\q\"\n", "line 1"), ('x = "\\UFFFFFFFF"\n', "line 1"),
 ])
-def test_subset_parser_names_the_line(text: str, line: int) -> None:
-    with pytest.raises(PolicyFileError, match=f"line {line}:"):
-        parse_toml_subset(text, "p.toml")
+def test_a_malformed_toml_file_names_the_place(text: str, where: str) -> None:
+    with pytest.raises(PolicyFileError, match=f"p.toml: .*{where}"):
+        policy_from_text(text, "p.toml")
 
 
 @pytest.mark.parametrize(("version", "op", "spec", "hit"), [
     ("1.26.17", "<", "1.26.18", True), ("1.26.18", "<", "1.26.18", False), ("1.0", "==", "1.0.0", True),
-    ("5.3.1", "~=", "5.3", True), ("5.4", "~=", "5.3.0", False), ("1.0rc1", "<", "1.0", True),
-    ("1.0.dev1", "<", "1.0a1", True), ("1.0.post1", ">", "1.0", True), ("2.1.7", "==", "2.1.*", True),
+    ("5.3.1", "~=", "5.3", True), ("5.4", "~=", "5.3.0", False), ("1.0rc1", "<", "1.0", False),
+    ("1.0.dev1", "<", "1.0a1", True), ("1.0.post1", ">", "1.0", False), ("1.0.post1", ">=", "1.0", True),
+    ("2.1.7", "==", "2.1.*", True),
     ("2.10", "==", "2.1.*", False), ("1!0.1", ">", "9.9", True), ("1.0+local", "==", "1.0", True),
     ("3.0", "!=", "3.0.*", False),
 ])
@@ -72,7 +64,7 @@ def test_version_ranges(version: str, op: str, spec: str, hit: bool) -> None:
 
 
 def _policy(text: str = POLICY) -> Any:
-    return policy_from_dict(parse_toml_subset(text, "p.toml"), "p.toml")
+    return policy_from_text(text, "p.toml")
 
 
 def _facts(name: str, version: str = "1.0", spdx: str | None = "MIT", uploaded: str | None = None) -> PackageFacts:
@@ -106,7 +98,7 @@ def test_unknown_licence_can_warn() -> None:
 def test_build_skips_licences_and_says_so() -> None:
     report = evaluate(_policy(), [_facts("nolicence", spdx=None), _facts("leftpad")], licences=False, now=NOW)
     assert [v.rule for v in report.violations] == ["package-denied"]
-    assert "audit --policy" in report.skipped[0]
+    assert "once they are fetched, before anything is signed" in report.skipped[0]
 
 
 @pytest.mark.parametrize(("text", "where"), [
@@ -200,7 +192,35 @@ def test_build_policy_refuses_before_any_download(index_server: Any, tmp_path: P
     assert server.count("GET", ".whl") == 0 and not (tmp_path / "out").exists()
     policy.write_text('[licenses]\nallow = ["MIT"]\n[packages]\ndeny = ["dep<1"]\n')
     assert wheelferry(argv) == 0
-    assert "licences are read from the wheels, so `audit --policy` checks them" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "licence rules: judged on the wheels once they are fetched" in out
+    assert "the wheels pass (licence, package and age rules)" in out
+
+
+def test_build_policy_refuses_a_denied_licence_before_signing(index_server: Any, gpg_keys: Any, tmp_path: Path,
+                                                              capsys: Any) -> None:
+    from wheelferry.cli import main as wheelferry
+
+    d = tmp_path / "repo"
+    build_wheel(d, "app", "1.0", requires=["cuda-thing"])
+    build_wheel(d, "cuda-thing", "12.2", license="NVIDIA Proprietary Software",
+                classifiers=["License :: Other/Proprietary License"])
+    server = index_server(d)
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[licenses]\ndeny = ["LicenseRef-NVIDIA-Proprietary"]\n')
+    out_dir = tmp_path / "out"
+    argv = ["build", "-r", "app", "--target", "linux-x86_64:3.11", "--index-url", server.url,
+            "--sign-key", gpg_keys.fpr["good"], "--gnupghome", str(gpg_keys.home),
+            "--cache", str(tmp_path / "cache"), "-o", str(out_dir), "--policy", str(policy)]
+    code = wheelferry(argv)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "cuda-thing 12.2: licence-denied: LicenseRef-NVIDIA-Proprietary" in err
+    assert server.count("GET", ".whl") == 2  # judged on the fetched wheels ...
+    assert not out_dir.exists()  # ... and nothing written, nothing signed
+    policy.write_text('[licenses]\ndeny = ["GPL-3.0-only"]\n')
+    assert wheelferry(argv) == 0
+    assert sorted(p.suffix for p in out_dir.glob("*.tar*")) == [".asc", ".tar"]
 
 
 def test_build_malformed_policy_is_exit_2(tmp_path: Path, capsys: Any) -> None:

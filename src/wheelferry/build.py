@@ -66,6 +66,7 @@ class BuildOptions:
     split_size: int | None = None
     export_key: bool = False
     progress: bool = False
+    policy: Any = None  # offline.policy.Policy: every rule, licences included, before anything is written
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,26 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     metadata = {name: wheel_metadata(path) for name, path in paths.items()}
     for name, meta in metadata.items():
         check_wheel_identity(name, meta)
+    if opts.policy is not None:
+        _check_wheel_policy(opts.policy, lock, paths, metadata)
     now = build_epoch()
     with _output_dir(opts.out_dir):
         return _write_outputs(lock, paths, metadata, created, now, opts, signer,
                               fetch_summary(results), fetch_seconds)
+
+
+def _check_wheel_policy(policy: Any, lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes]) -> None:
+    """Judge the fetched wheels by every rule of *policy*; a violation (exit 1) comes before any bundle or signature."""
+    from wheelferry.clikit import say, warn
+    from wheelferry.offline.audit import wheel_facts
+    from wheelferry.offline.policy import evaluate
+
+    report = evaluate(policy, wheel_facts(lock, paths, metadata))
+    for w in report.warnings:
+        if w.rule != "release-age-unknown":  # said already when the lock was judged
+            warn(f"policy: {w}")
+    report.raise_if_failed()
+    say(f"policy {policy.source}: the wheels pass (licence, package and age rules)")
 
 
 @contextlib.contextmanager

@@ -306,7 +306,8 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
         _check_lock_policy(policy, lock)
     opts = BuildOptions(out_dir=args.output or Path("wheelhouse"), name=lock.spec.name, jobs=args.jobs,
                         sequence=args.sequence, expires_days=args.expires, compress=args.compress,
-                        split_size=split_size, export_key=args.export_key, progress=progress_enabled())
+                        split_size=split_size, export_key=args.export_key, progress=progress_enabled(),
+                        policy=policy)
     result = build_bundle(lock, session, cache_root, opts, signer)
     fetched, bundle = result.fetch, result.bundle
     say(f"fetched {fetched['files']} wheels: {human_size(fetched['bytes_downloaded'])} downloaded, "
@@ -339,7 +340,7 @@ def _policy_and_split(args: argparse.Namespace) -> tuple[Any, int | None]:
 
 
 def _check_lock_policy(policy: Any, lock: Any) -> None:
-    """Judge the lock by the policy before any download; licences wait for `audit --policy`."""
+    """Judge the lock by the policy before any download; licences are judged once the wheels are fetched."""
     from wheelferry.offline.policy import evaluate, facts_from_lock
 
     report = evaluate(policy, facts_from_lock(lock), licences=False)
@@ -380,7 +381,8 @@ def build_parser() -> ArgumentParser:
                    help="sequence number (default: the bundle's time); installers refuse older ones")
     p.add_argument("--compress", choices=["gzip", "zstd"], help="compress the tar (default: none)")
     p.add_argument("--policy", type=Path, metavar="POLICY.toml",
-                   help="refuse (exit 1) a lock that breaks the policy, before downloading")
+                   help="refuse (exit 1) what breaks the policy: package and age rules before "
+                        "downloading, licence rules on the fetched wheels, all before anything is signed")
     p.add_argument("--split-size", metavar="SIZE",
                    help="write NAME.tar.000, .001, ... of at most SIZE (4G, 700M, 100K) and a signed list")
     p.set_defaults(handler=cmd_build)

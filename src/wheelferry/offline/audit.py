@@ -1,8 +1,8 @@
 """``audit``: what a verified bundle ships, wheel by wheel: licences, why, trims, and an SBOM.
 
-Standard library and the shared metadata reader only.  Licences come from each wheel's METADATA in the order
-PEP 639 gives them weight: ``License-Expression`` (an SPDX expression), else the
-``License`` field (first line), else ``License ::`` classifiers, else UNKNOWN.
+Standard library, the vendored packaging and the shared metadata reader only.  Licences
+come from each wheel's METADATA and licence files in a fixed order (see :func:`licence_of`
+and :func:`licence_from_files`), each result carrying its evidence.
 The CycloneDX 1.6 document is built here with ``json`` alone, and the bundle's
 own ``sbom.cdx.json`` is checked against the wheels that are really inside.
 """
@@ -10,8 +10,9 @@ own ``sbom.cdx.json`` is checked against the wheels that are really inside.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import re
+import pkgutil
 import tempfile
 import uuid
 import zipfile
@@ -25,25 +26,11 @@ from wheelferry import __version__
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import VerificationError
 from wheelferry.manifest import SBOM_NAME, WHEELS_DIR
-from wheelferry.offline.policy import PackageFacts, parse_spdx, spdx_ids
+from wheelferry.offline.policy import PackageFacts, canonical_spdx
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 from wheelferry.offline.volumes import joined_bundle
 
-# SPDX ids that may appear as CycloneDX ``license.id`` (all on the SPDX list the 1.6 schema enumerates).
-SPDX_IDS = {i.lower(): i for i in (
-    "0BSD", "AFL-3.0", "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-1.1", "Apache-2.0",
-    "Artistic-2.0", "BlueOak-1.0.0", "BSD-2-Clause", "BSD-3-Clause", "BSL-1.0", "CC-BY-4.0",
-    "CC0-1.0", "CDDL-1.0", "CNRI-Python", "EPL-1.0", "EPL-2.0", "EUPL-1.2", "GPL-2.0-only",
-    "GPL-2.0-or-later", "GPL-3.0-only", "GPL-3.0-or-later", "HPND", "ISC", "LGPL-2.0-only",
-    "LGPL-2.0-or-later", "LGPL-2.1-only", "LGPL-2.1-or-later", "LGPL-3.0-only", "LGPL-3.0-or-later",
-    "MIT", "MIT-0", "MIT-CMU", "MPL-1.1", "MPL-2.0", "NCSA", "OpenSSL", "PSF-2.0", "Python-2.0",
-    "Unicode-3.0", "Unicode-DFS-2016", "Unlicense", "UPL-1.0", "WTFPL", "X11", "Zlib", "ZPL-2.1",
-)}
-# Free-text License fields and trove classifiers that name exactly one SPDX licence.
-_ALIASES = {"mit license": "MIT", "apache 2.0": "Apache-2.0", "apache-2": "Apache-2.0",
-            "apache license 2.0": "Apache-2.0", "apache license, version 2.0": "Apache-2.0",
-            "apache software license 2.0": "Apache-2.0", "bsd-3": "BSD-3-Clause",
-            "mpl 2.0": "MPL-2.0", "psf": "PSF-2.0", "isc license": "ISC"}
+# Trove classifiers that name exactly one SPDX licence ("BSD License" does not: the licence file decides).
 _CLASSIFIERS = {
     "MIT License": "MIT", "MIT No Attribution License (MIT-0)": "MIT-0", "ISC License (ISCL)": "ISC",
     "Apache Software License": "Apache-2.0", "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
@@ -59,13 +46,13 @@ _SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:wheelferry:audit")
 
 @dataclass(frozen=True)
 class Licence:
-    """A wheel's declared licence: what to show, its SPDX form if one is known, and where it came from."""
+    """A wheel's licence: what to show, its SPDX form if one is known, where it came from and why."""
 
     text: str
     spdx: str | None
-    source: str  # License-Expression | License | classifier | License-File | none
+    source: str  # License-Expression | License | classifier | License-name | notice | License-File | none
     names: tuple[str, ...] = ()  # classifier names, for an SBOM without an SPDX form
-
+    evidence: str = ""  # the field, classifier, spelling or file that decided it
 
 @dataclass(frozen=True)
 class WheelRow:
@@ -88,7 +75,8 @@ class WheelRow:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "file": self.file, "sha256": self.sha256,
                 "size": self.size, "license": self.licence.text, "license-spdx": self.licence.spdx,
-                "license-source": self.licence.source, "requires-python": self.requires_python,
+                "license-source": self.licence.source,
+                "license-evidence": self.licence.evidence, "requires-python": self.requires_python,
                 "tags": self.tags, "targets": list(self.targets), "required-by": list(self.required_by),
                 "trimmed": list(self.trimmed), "upload-time": self.upload_time,
                 "dependencies": list(self.dependencies)}
@@ -98,80 +86,173 @@ class WheelRow:
                             self.upload_time)
 
 
-def _known_spdx(text: str) -> str | None:
-    """*text* as an SPDX expression made only of known ids (canonical case), else None."""
-    alias = _ALIASES.get(text.strip().lower())
-    if alias:
-        return alias
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".")
+
+
+@functools.lru_cache(maxsize=1)
+def licence_names() -> dict[str, dict[str, str]]:
+    """The data file of common free-text licence spellings (lower-cased key -> spdx, source)."""
+    raw = pkgutil.get_data("wheelferry.offline", "licence-names.json")
+    data: dict[str, Any] = json.loads(raw or b"{}")
+    return {_normal(k): v for k, v in data.items() if not k.startswith("_")}
+
+
+def _spdx(text: str) -> str | None:
     try:
-        tree = parse_spdx(text)
+        return canonical_spdx(text)
     except ValueError:
         return None
-    if not all(i.lower() in SPDX_IDS for i in spdx_ids(tree)):
+
+
+_VENDORS = {"nvidia": "NVIDIA"}  # a proprietary notice by one of these -> LicenseRef-<Vendor>-Proprietary
+
+
+def _proprietary(meta: Any, first: str) -> Licence | None:
+    said = "proprietary" in first.lower() or any(c.endswith(":: Other/Proprietary License")
+                                                 for c in meta.licence_classifiers)
+    if not said:
         return None
-    return re.sub(r"[A-Za-z0-9.+:-]+", lambda m: SPDX_IDS.get(m.group(0).lower(), m.group(0)), text.strip())
+    who = " ".join(x or "" for x in (meta.author, meta.author_email, meta.maintainer, meta.maintainer_email,
+                                     first)).lower()
+    vendor = next((v for k, v in _VENDORS.items() if k in who), None)
+    ref = f"LicenseRef-{vendor}-Proprietary" if vendor else "LicenseRef-Proprietary"
+    by = f" by {vendor}" if vendor else ""
+    return Licence(first or "Other/Proprietary License", ref, "notice",
+                   evidence=f"proprietary notice{by} ({'License: ' + first if first else 'classifier'})")
 
 
 def licence_of(metadata: bytes) -> Licence:
-    """The declared licence in a METADATA file (PEP 639 order of precedence)."""
+    """The declared licence in a METADATA file, without reading the licence files.
+
+    In this order: License-Expression; a License field that is an SPDX expression;
+    classifiers that each name one SPDX licence; a known free-text spelling
+    (``licence-names.json``); a proprietary notice (a ``LicenseRef-`` id); a License
+    field holding a licence's whole text.  Otherwise source ``none``.
+    """
     meta = read_core_metadata(metadata)
-    expression = meta.license_expression or ""
+    expression = (meta.license_expression or "").strip()
     if expression:
-        try:
-            parse_spdx(expression)
-            return Licence(expression, _known_spdx(expression) or expression, "License-Expression")
-        except ValueError:
-            return Licence(expression, None, "License-Expression")
+        spdx = _spdx(expression)
+        if spdx:
+            return Licence(expression, spdx, "License-Expression", evidence=f"License-Expression: {expression}")
     text = meta.license or ""
-    first = text.splitlines()[0].strip() if text else ""
-    if first and first.upper() != "UNKNOWN":
-        return Licence(first[:200], _known_spdx(first) if "\n" not in text else None, "License")
+    first = text.splitlines()[0].strip() if text.strip() else ""
+    if first.upper() == "UNKNOWN":
+        first = ""
+    single = "\n" not in text.strip()
+    if first and single and (spdx := _spdx(first)):
+        return Licence(first, spdx, "License", evidence=f"License: {first}")
     names = sorted({c.split("::")[-1].strip() for c in meta.licence_classifiers if c.count("::") >= 2})
-    if names:
-        ids = [_CLASSIFIERS.get(n) for n in names]
+    ids = [_CLASSIFIERS.get(n) for n in names]
+    if names and all(ids):
         # Several classifiers say nothing of OR or AND: judge the stricter AND.
-        spdx = " AND ".join(i for i in ids if i) if all(ids) else None
-        return Licence(", ".join(names), spdx, "classifier", tuple(names))
+        spdx = " AND ".join(sorted({i for i in ids if i}))
+        return Licence(", ".join(names), spdx, "classifier", tuple(names),
+                       evidence="; ".join(f"Classifier: License :: {n}" for n in names))
+    known = licence_names().get(_normal(first)) if first and single else None
+    if known:
+        return Licence(first, known["spdx"], "License-name",
+                       evidence=f"License: {first} (a known spelling, seen in {known['source']})")
+    notice = _proprietary(meta, first[:200])
+    if notice:
+        return notice
+    if first and not single:
+        found = licence_in_text(text)
+        if found:
+            return Licence(f"{found} (recognised in the License field)", found, "License",
+                           evidence=f"License field: the text of {found}")
+    if first:
+        return Licence(first[:200], None, "License", evidence=f"License: {first[:200]} (no SPDX id)")
+    if names:
+        return Licence(", ".join(names), None, "classifier", tuple(names),
+                       evidence="; ".join(f"Classifier: License :: {n}" for n in names) + " (no single SPDX id)")
     return Licence("UNKNOWN", None, "none")
 
 
-# Signatures of common licence texts, for wheels whose METADATA names only a License-File.
+# Phrases of the SPDX licence texts that tell them apart, each list in its text's own order.
+# An earlier licence in a file wins: a project's own licence comes before the bundled ones.
 _LICENCE_TEXTS = (
-    ("Apache-2.0", ("apache license", "version 2.0")),
-    ("MPL-2.0", ("mozilla public license", "2.0")),
-    ("MIT", ("permission is hereby granted, free of charge",)),
-    ("BSD-3-Clause", ("redistribution and use in source and binary forms", "neither the name")),
-    ("BSD-2-Clause", ("redistribution and use in source and binary forms",)),
-    ("ISC", ("permission to use, copy, modify, and/or distribute this software",)),
-    ("PSF-2.0", ("python software foundation license",)),
+    ("Apache-2.0", ("apache license", "version 2.0", "terms and conditions for use, reproduction")),
+    ("Apache-2.0", ("licensed under the apache license, version 2.0",)),  # the licence's own notice
+    ("MPL-2.0", ("mozilla public license", "version 2.0")),
+    ("BSD-3-Clause", ("redistribution and use in source and binary forms",
+                      "neither the name", "may be used to endorse or promote products")),
+    ("BSD-3-Clause", ("redistribution and use in source and binary forms",
+                      "names of its contributors may not be used to endorse")),
+    ("BSD-2-Clause", ("redistribution and use in source and binary forms",
+                      "redistributions in binary form must reproduce")),
+    ("MIT", ("permission is hereby granted, free of charge", "the above copyright notice and this permission "
+             "notice shall be included")),
+    ("ISC", ("permission to use, copy, modify, and/or distribute this software for any purpose",)),
+    ("PSF-2.0", ("python software foundation license version 2",)),
+    ("Zlib", ("this software is provided 'as-is', without any express or implied",
+              "altered source versions must be plainly marked")),
+    ("BSL-1.0", ("boost software license - version 1.0",)),
+    ("Unlicense", ("this is free and unencumbered software released into the public domain",)),
+    ("LicenseRef-NVIDIA-Proprietary", ("nvidia", "license agreement", "proprietary")),
 )
 
 
-def licence_from_files(wheel: Path, metadata: bytes) -> Licence | None:
-    """The licence of a wheel that declares only ``License-File``: recognised from that file's text."""
-    declared = list(read_core_metadata(metadata).license_files)
-    if not declared:
-        return None
-    with zipfile.ZipFile(wheel) as zf:
-        names = zf.namelist()
-        for path in declared:
-            # PEP 639 puts them under .dist-info/licenses/; older tools straight into .dist-info/.
-            member = next((n for n in names if n.count(".dist-info/") == 1 and n.split(".dist-info/", 1)[1]
-                           in (f"licenses/{path}", path)), None)
-            if member is None:
+def licence_in_text(text: str) -> str | None:
+    """The SPDX id of the first licence whose distinguishing phrases all appear in *text*."""
+    flat = " ".join(text.lower().replace("\u2019", "'").split())
+    best: tuple[int, str] | None = None
+    for spdx, needles in _LICENCE_TEXTS:
+        at = [flat.find(n) for n in needles]
+        if all(i >= 0 for i in at):
+            if spdx == "BSD-2-Clause" and "neither the name" in flat[at[0]:at[0] + 2000]:
                 continue
-            text = " ".join(zf.read(member)[:20000].decode("utf-8", errors="replace").lower().split())
-            for spdx, needles in _LICENCE_TEXTS:
-                if all(n in text for n in needles):
-                    return Licence(f"{spdx} (recognised in {path})", spdx, "License-File")
+            if best is None or at[0] < best[0]:
+                best = (at[0], spdx)
+    return best[1] if best else None
+
+
+def _licence_members(names: list[str], declared: list[str]) -> list[str]:
+    if declared:
+        # PEP 639 puts them under .dist-info/licenses/; older tools straight into .dist-info/.
+        found = [next((n for n in names if n.count(".dist-info/") == 1 and n.split(".dist-info/", 1)[1]
+                       in (f"licenses/{path}", path)), None) for path in declared]
+        return [n for n in found if n]
+    return sorted(n for n in names if n.count(".dist-info/") == 1 and
+                  n.rsplit("/", 1)[-1].upper().startswith(("LICEN", "COPYING")))
+
+
+def licence_from_files(wheel: Path, metadata: bytes) -> Licence | None:
+    """The licence recognised in the wheel's licence files (declared by ``License-File``, or found in .dist-info)."""
+    declared = list(read_core_metadata(metadata).license_files)
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            for member in _licence_members(zf.namelist(), declared):
+                found = licence_in_text(zf.read(member)[:200000].decode("utf-8", errors="replace"))
+                if found:
+                    path = member.split(".dist-info/", 1)[1]
+                    return Licence(f"{found} (recognised in {path})", found, "License-File",
+                                   evidence=f"{path}: the text of {found}")
+    except (zipfile.BadZipFile, OSError):
+        return None
     return None
 
 
-def _licence(wheel: Path, metadata: bytes) -> Licence:
+def licence_of_wheel(wheel: Path, metadata: bytes) -> Licence:
+    """The whole chain: :func:`licence_of`, then the licence files if that found no SPDX id."""
     declared = licence_of(metadata)
-    if declared.source != "none":
+    if declared.spdx:
         return declared
     return licence_from_files(wheel, metadata) or declared
+
+
+def wheel_facts(lock: Any, paths: dict[str, Path], metadata: dict[str, bytes]) -> list[PackageFacts]:
+    """What the policy judges about each fetched wheel of *lock*, licences included (``build --policy``)."""
+    out: dict[str, PackageFacts] = {}
+    for target in lock.targets:
+        for p in target.packages:
+            if p.wheel in out or p.wheel not in paths:
+                continue
+            lic = licence_of_wheel(paths[p.wheel], metadata.get(p.wheel, b""))
+            out[p.wheel] = PackageFacts(p.name, p.version, p.wheel, lic.spdx, lic.text,
+                                        lock.wheels[p.wheel].upload_time)
+    return list(out.values())
 
 
 def read_metadata(wheel: Path) -> bytes:
@@ -234,8 +315,8 @@ def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
                         for t, p in users for e in t.trimmed if e.parent == p.name)
         rows.append(WheelRow(
             name=name, version=version, file=filename, sha256=wheel.sha256,
-            size=bundle.files[f"{WHEELS_DIR}/{filename}"][1], licence=_licence(extracted / WHEELS_DIR / filename,
-                                                                                  metadata),
+            size=bundle.files[f"{WHEELS_DIR}/{filename}"][1],
+            licence=licence_of_wheel(extracted / WHEELS_DIR / filename, metadata),
             requires_python=requires_python_of(metadata) or wheel.requires_python, tags=_tags(filename),
             targets=tuple(sorted({t.id for t, _ in users})), required_by=why, trimmed=trimmed,
             upload_time=wheel.upload_time,
@@ -285,10 +366,8 @@ def purl(name: str, version: str) -> str:
 
 
 def _licences(lic: Licence) -> list[dict[str, Any]]:
-    if lic.spdx and lic.spdx.lower() in SPDX_IDS:
-        return [{"license": {"id": SPDX_IDS[lic.spdx.lower()]}}]
     if lic.spdx:
-        # CycloneDX 1.6: an expression stands alone in the licenses array.
+        # CycloneDX 1.6: an SPDX expression (a single id or LicenseRef- too) stands alone in the array.
         return [{"expression": lic.spdx}]
     if lic.names:
         return [{"license": {"name": n}} for n in lic.names]

@@ -1,6 +1,6 @@
 """The compliance policy gate: licence allow/deny lists, denied packages, release age.
 
-Standard library only (it runs in ``audit`` offline and in ``build`` before any
+Standard library and the vendored packaging and tomli (it runs in ``audit`` offline and in ``build`` before any
 download).  A policy file is TOML of this shape; every table and key is optional
 and an unknown one is an error, so a typo never silently weakens a policy::
 
@@ -15,24 +15,32 @@ and an unknown one is an error, so a typo never silently weakens a policy::
     [releases]
     max-age-days = 730                              # by the wheel's upload time in the lock
 
-Python 3.11+ reads it with ``tomllib``; older Pythons with
-:mod:`wheelferry.offline.tomlsubset`, a strict reader of the subset above.
-Version ranges take ``==`` (also ``==X.*``), ``!=``, ``<``, ``<=``, ``>``, ``>=``
-and ``~=`` with PEP 440 ordering; local versions are ignored and, unlike pip,
-``<V`` does not treat pre-releases of V specially.
+Python 3.11+ reads it with ``tomllib``; older Pythons with the vendored ``tomli``.
+Version ranges are PEP 440 specifier sets judged by ``packaging`` (pre-releases
+included); licence ids and expressions are checked against the SPDX licence list
+of ``packaging.licenses`` (``LicenseRef-`` ids allowed).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.licenses import canonicalize_license_expression
+from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
+from packaging.version import Version
+
 from wheelferry.errors import PolicyFileError, PolicyViolation, UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover  (Python 3.9 and 3.10: the vendored tomli)
+    import tomli as tomllib
 
 _SCHEMA: dict[str, dict[str, type]] = {"licenses": {"allow": list, "deny": list, "unknown": str},
            "packages": {"deny": list}, "releases": {"max-age-days": int}}
@@ -43,12 +51,11 @@ class DeniedPackage:
     """A package name, and optionally the version range that is denied."""
 
     name: str
-    specifiers: tuple[tuple[str, str], ...]  # (operator, version); empty = every version
+    specifiers: SpecifierSet  # empty = every version
     text: str
 
     def matches(self, name: str, version: str) -> bool:
-        return canonical_name(name) == self.name and all(
-            version_matches(version, op, v) for op, v in self.specifiers)
+        return canonical_name(name) == self.name and self.specifiers.contains(version, prereleases=True)
 
 
 @dataclass(frozen=True)
@@ -120,161 +127,109 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-# --- PEP 440 ordering (the subset a deny list needs) -------------------------------------------
+# --- PEP 440 (packaging) and SPDX (packaging.licenses) ----------------------------------------
 
-_VERSION = re.compile(
-    r"^\s*v?(?:(?P<epoch>\d+)!)?(?P<release>\d+(?:\.\d+)*)"
-    r"(?:[-_.]?(?P<pre_l>alpha|beta|preview|pre|a|b|c|rc)[-_.]?(?P<pre_n>\d+)?)?"
-    r"(?:-(?P<post_n1>\d+)|[-_.]?(?P<post_l>post|rev|r)[-_.]?(?P<post_n2>\d+)?)?"
-    r"(?:[-_.]?(?P<dev_l>dev)[-_.]?(?P<dev_n>\d+)?)?"
-    r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?\s*$", re.IGNORECASE)
-_PRE = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
-
-
-def _release(text: str) -> tuple[int, ...]:
-    m = _VERSION.match(text)
-    if not m:
-        raise ValueError(text)
-    return tuple(int(p) for p in m.group("release").split("."))
-
-
-def version_key(text: str) -> tuple[Any, ...]:
-    """A sort key ordering versions as PEP 440 does (ValueError if *text* is not a version)."""
-    m = _VERSION.match(text)
-    if not m:
-        raise ValueError(f"{text!r} is not a PEP 440 version")
-    release = list(_release(text))
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    post = m.group("post_n1") or m.group("post_n2") or ("0" if m.group("post_l") else None)
-    dev = m.group("dev_n") or ("0" if m.group("dev_l") else None)
-    if m.group("pre_l"):
-        pre: tuple[float, float] = (_PRE[m.group("pre_l").lower()], int(m.group("pre_n") or 0))
-    elif dev is not None and post is None:
-        pre = (-math.inf, 0)  # 1.0.dev1 sorts before 1.0a1
-    else:
-        pre = (math.inf, 0)
-    return (int(m.group("epoch") or 0), tuple(release), pre,
-            -math.inf if post is None else int(post), math.inf if dev is None else int(dev))
+def version_key(text: str) -> Version:
+    """*text* as a comparable PEP 440 version (ValueError if it is none)."""
+    return Version(text)
 
 
 def version_matches(version: str, op: str, spec: str) -> bool:
-    """True if *version* satisfies one clause ``op spec`` (see the module docstring)."""
-    if op in ("==", "!=") and spec.endswith(".*"):
-        want_release = _release(spec[:-2])
-        have_release = _release(version) + (0,) * len(want_release)
-        hit = have_release[:len(want_release)] == want_release
-        return hit if op == "==" else not hit
-    have, want = version_key(version), version_key(spec)
-    if op == "~=":
-        # PEP 440: ~=X.Y.Z means >=X.Y.Z, ==X.Y.*
-        prefix = ".".join(str(p) for p in _release(spec)[:-1])
-        return have >= want and version_matches(version, "==", prefix + ".*")
-    return {"==": have == want, "!=": have != want, "<": have < want, "<=": have <= want,
-            ">": have > want, ">=": have >= want}[op]
+    """True if *version* satisfies one clause ``op spec``, exactly as packaging judges it."""
+    return Specifier(op + spec).contains(version, prereleases=True)
 
 
 _DENY_ENTRY = re.compile(r"^\s*(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?P<spec>.*)$")
-_CLAUSE = re.compile(r"^\s*(~=|==|!=|<=|>=|<|>)\s*([A-Za-z0-9.!+_*-]+)\s*$")
+_CLAUSE = re.compile(r"^\s*(~=|===|==|!=|<=|>=|<|>)\s*(\S+)\s*$")
 
 
 def parse_denied(text: str, where: str) -> DeniedPackage:
-    """``name`` or ``name<op><version>[,<op><version>...]``."""
+    """``name`` or ``name<op><version>[,<op><version>...]`` (a PEP 440 specifier set)."""
     m = _DENY_ENTRY.match(text)
     if not m:
         raise PolicyFileError(f"{where}: {text!r} is not a package name with an optional version range")
-    clauses = []
     spec = m.group("spec").strip()
     for part in spec.split(",") if spec else []:
         c = _CLAUSE.match(part)
-        if not c or (c.group(2).endswith(".*") and c.group(1) not in ("==", "!=")):
+        if not c:
             raise PolicyFileError(f"{where}: {part.strip()!r} in {text!r} is not a version clause",
                                   hint="use ==, !=, <, <=, >, >= or ~= and a version, e.g. urllib3<1.26.18")
-        try:
-            version_key(c.group(2).removesuffix(".*"))
-        except ValueError:
-            raise PolicyFileError(f"{where}: {c.group(2)!r} in {text!r} is not a PEP 440 version") from None
-        if c.group(1) == "~=" and len(_release(c.group(2))) < 2:
+        if c.group(1) == "~=" and "." not in c.group(2):
             raise PolicyFileError(f"{where}: ~= needs at least two version parts ({text!r})")
-        clauses.append((c.group(1), c.group(2)))
-    return DeniedPackage(canonical_name(m.group("name")), tuple(clauses), text.strip())
+    try:
+        specifiers = SpecifierSet(spec)
+    except InvalidSpecifier as exc:
+        raise PolicyFileError(f"{where}: {text!r} is not a PEP 440 version range ({exc})") from None
+    return DeniedPackage(canonical_name(m.group("name")), specifiers, text.strip())
 
 
-# --- SPDX licence expressions --------------------------------------------------------------------
+def canonical_spdx(expression: str) -> str:
+    """*expression* as a canonical SPDX licence expression (ValueError if it is none).
 
-_SPDX_TOKEN = re.compile(r"\s*(\(|\)|[A-Za-z0-9.+:-]+)")
+    Every id must be on the SPDX licence list that packaging carries, or be a
+    ``LicenseRef-`` id; case is normalised (``mit or apache-2.0`` -> ``MIT OR Apache-2.0``).
+    """
+    if not expression.strip():
+        raise ValueError("empty licence expression")
+    return str(canonicalize_license_expression(expression))
 
 
-def parse_spdx(expression: str) -> Any:
-    """A tree of ``("id", id, exception)``, ``("and", [...])``, ``("or", [...])``; ValueError if bad."""
-    tokens: list[str] = []
+_SPDX_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+def spdx_ids(expression: str) -> list[str]:
+    """Every licence id (with its exception, as ``id WITH exception``) in a canonical expression."""
+    tokens = _SPDX_TOKEN.findall(expression)
+    out = []
+    for i, tok in enumerate(tokens):
+        if tok in ("(", ")", "AND", "OR", "WITH") or (i and tokens[i - 1] == "WITH"):
+            continue
+        out.append(f"{tok} WITH {tokens[i + 2]}" if tokens[i + 1:i + 2] == ["WITH"] else tok)
+    return out
+
+
+def spdx_satisfied(expression: str, ok: Any) -> bool:
+    """Evaluate a canonical expression: ``ok(id)`` per licence; ``OR`` lets the user pick, ``AND`` binds to all."""
+    tokens = _SPDX_TOKEN.findall(expression)
     pos = 0
-    while pos < len(expression.rstrip()):
-        m = _SPDX_TOKEN.match(expression, pos)
-        if not m:
-            raise ValueError(f"unexpected {expression[pos:].strip()[:10]!r}")
-        tokens.append(m.group(1))
-        pos = m.end()
-    i = 0
 
-    def peek() -> str:
-        return tokens[i].upper() if i < len(tokens) else ""
-
-    def take() -> str:
-        nonlocal i
-        if i >= len(tokens):
-            raise ValueError("unexpected end")
-        i += 1
-        return tokens[i - 1]
-
-    def primary() -> Any:
-        tok = take()
+    def primary() -> bool:
+        nonlocal pos
+        tok = tokens[pos]
+        pos += 1
         if tok == "(":
-            node = either()
-            if take() != ")":
-                raise ValueError("missing )")
-            return node
-        if tok == ")" or tok.upper() in ("AND", "OR", "WITH"):
-            raise ValueError(f"unexpected {tok!r}")
-        if peek() == "WITH":
-            take()
-            return ("id", tok, take())
-        return ("id", tok, None)
+            value = either()
+            pos += 1  # ")"; the expression was validated by packaging
+            return value
+        if tokens[pos:pos + 1] == ["WITH"]:
+            pos += 2
+            return bool(ok(f"{tok} WITH {tokens[pos - 1]}"))
+        return bool(ok(tok))
 
-    def both() -> Any:
-        parts = [primary()]
-        while peek() == "AND":
-            take()
-            parts.append(primary())
-        return parts[0] if len(parts) == 1 else ("and", parts)
+    def both() -> bool:
+        nonlocal pos
+        values = [primary()]
+        while tokens[pos:pos + 1] == ["AND"]:
+            pos += 1
+            values.append(primary())
+        return all(values)
 
-    def either() -> Any:
-        parts = [both()]
-        while peek() == "OR":
-            take()
-            parts.append(both())
-        return parts[0] if len(parts) == 1 else ("or", parts)
+    def either() -> bool:
+        nonlocal pos
+        values = [both()]
+        while tokens[pos:pos + 1] == ["OR"]:
+            pos += 1
+            values.append(both())
+        return any(values)
 
-    tree = either()
-    if i != len(tokens):
-        raise ValueError(f"unexpected {tokens[i]!r}")
-    return tree
+    return either()
 
 
-def spdx_ids(tree: Any) -> list[str]:
-    """Every licence id in a parsed expression."""
-    if tree[0] == "id":
-        return [tree[1]]
-    return [x for part in tree[1] for x in spdx_ids(part)]
-
-
-def _licence_ok(tree: Any, policy: Policy) -> bool:
-    if tree[0] == "id":
-        names = {tree[1].lower()} | ({f"{tree[1]} WITH {tree[2]}".lower()} if tree[2] else set())
+def _licence_ok(expression: str, policy: Policy) -> bool:
+    def ok(licence: str) -> bool:
+        names = {licence.lower(), licence.split(" WITH ")[0].lower()}
         return not (names & policy.deny) and (not policy.allow or bool(names & policy.allow))
-    results = [_licence_ok(part, policy) for part in tree[1]]
-    # SPDX: "A OR B" lets the user pick either licence; "A AND B" binds to both.
-    return any(results) if tree[0] == "or" else all(results)
+    return spdx_satisfied(expression, ok)
 
 
 # --- judging ---------------------------------------------------------------------------------------
@@ -310,23 +265,24 @@ def evaluate(policy: Policy, packages: Iterable[PackageFacts], *, licences: bool
                                        f"the policy allows {policy.max_age_days}")
         if not licences or not licence_rules:
             continue
-        tree = None
+        expression = None
         if p.spdx:
             try:
-                tree = parse_spdx(p.spdx)
+                expression = canonical_spdx(p.spdx)
             except ValueError:
-                tree = None
-        if tree is None:
+                expression = None
+        if expression is None:
             hit("licence-unknown", f"no SPDX licence declared ({p.licence})",
                 bad if policy.unknown == "fail" else warned)
-        elif not _licence_ok(tree, policy):
-            denied_ids = [x for x in spdx_ids(tree) if x.lower() in policy.deny]
+        elif not _licence_ok(expression, policy):
+            denied_ids = [x for x in spdx_ids(expression)
+                          if x.lower() in policy.deny or x.split(" WITH ")[0].lower() in policy.deny]
             if denied_ids:
                 hit("licence-denied", f"{p.spdx} (denied: {', '.join(denied_ids)})")
             else:
                 hit("licence-not-allowed", f"{p.spdx} is not on the allow list")
     skipped = () if licences or not licence_rules else (
-        "licence rules: licences are read from the wheels, so `audit --policy` checks them",)
+        "licence rules: judged on the wheels once they are fetched, before anything is signed",)
     return PolicyReport(policy.source, tuple(bad), tuple(warned), skipped)
 
 
@@ -351,18 +307,16 @@ def load_policy(path: Path) -> Policy:
         raise UsageError(f"policy file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyFileError(f"cannot read policy file {path}: {exc}") from None
-    try:
-        import tomllib
-    except ImportError:  # Python 3.9 and 3.10
-        from wheelferry.offline.tomlsubset import parse_toml_subset
+    return policy_from_text(text, str(path))
 
-        data = parse_toml_subset(text, str(path))
-    else:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyFileError(f"{path}: {exc}", hint="see the policy format in `wheelferry audit --help`") from None
-    return policy_from_dict(data, str(path))
+
+def policy_from_text(text: str, source: str) -> Policy:
+    """Parse policy TOML (tomllib, or the vendored tomli before 3.11); every problem is a PolicyFileError."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyFileError(f"{source}: {exc}", hint="see the policy format in `wheelferry audit --help`") from None
+    return policy_from_dict(data, source)
 
 
 def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
@@ -393,9 +347,11 @@ def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
     denied = tuple(parse_denied(t, f"{source}: packages.deny[{i}]") for i, t in enumerate(pk.get("deny", [])))
     for t in lic.get("allow", []) + lic.get("deny", []):
         try:
-            parse_spdx(t)
+            canonical = canonical_spdx(t)
         except ValueError as exc:
             raise PolicyFileError(f"{source}: licence {t!r} is not an SPDX id ({exc})") from None
+        if " AND " in canonical or " OR " in canonical or "(" in canonical:
+            raise PolicyFileError(f"{source}: licence {t!r} is an expression; list one SPDX id per entry")
     return Policy(source, frozenset(x.lower() for x in lic.get("allow", [])),
                   frozenset(x.lower() for x in lic.get("deny", [])), str(unknown), denied,
                   age if isinstance(age, int) else None)
