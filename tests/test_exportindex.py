@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import html
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +79,14 @@ def test_layout_and_pages(first: Path, tmp_path: Path, keys: list[str], capsys: 
     page = (out / "simple" / "beta" / "index.html").read_text()
     assert f'href="../../files/{wheel.name}#sha256={sha256_file(wheel)}"' in page
     assert 'data-requires-python="&gt;=3.8,&lt;4"' in page
-    assert f'data-core-metadata="sha256={meta_sha}"' in page and f'data-dist-info-metadata="sha256={meta_sha}"' in page
+    assert f'data-core-metadata="sha256={meta_sha}"' in page
+    assert "dist-info-metadata" not in page, "the pre-PEP 714 name is what pip 22.3-23.1 misread"
     doc = json.loads((out / "simple" / "beta" / "index.json").read_text())
     assert doc["meta"]["api-version"] == "1.1" and doc["name"] == "beta" and doc["versions"] == ["2.0"]
     f = doc["files"][0]
     assert f["hashes"]["sha256"] == sha256_file(wheel) and f["size"] == wheel.stat().st_size
     assert f["requires-python"] == ">=3.8,<4" and f["core-metadata"] == {"sha256": meta_sha}
+    assert "dist-info-metadata" not in f
     root = json.loads((out / "simple" / "index.json").read_text())
     assert [p["name"] for p in root["projects"]] == ["alpha-pkg", "beta"]
     assert '<a href="alpha-pkg/">alpha-pkg</a>' in (out / "simple" / "index.html").read_text()
@@ -187,3 +193,116 @@ def test_html_escapes_are_parsed_back(served: dict[str, Any]) -> None:
     page = (served["dir"] / "simple" / "beta" / "index.html").read_text()
     value = page.split('data-requires-python="')[1].split('"')[0]
     assert html.unescape(value) == ">=3.8,<4"
+
+
+# --- every pip from 20.3 on ------------------------------------------------------------------
+# pip runs from its own wheel (``python pip-X.whl/pip``), on Python 3.9, the oldest Python the
+# isolated host may have.  The wheels come from the pyenv interpreters' ensurepip bundles and a
+# cache (WHEELFERRY_TEST_PIPS, default ~/.cache/wheelferry/test-pips) that `scripts/test --live`
+# fills from the configured index; a version found in neither is skipped, saying how to get it.
+PIPS = ["20.3.4", "21.3.1", "22.3.1", "23.0.1", "23.1.2", "23.2.1", "24.2", "24.3.1"]
+PIP_CACHE = Path(os.environ.get("WHEELFERRY_TEST_PIPS") or Path.home() / ".cache" / "wheelferry" / "test-pips")
+
+
+def _pip_wheel(version: str) -> Path | None:
+    pattern = f"pip-{version}-*.whl"
+    found = sorted(PIP_CACHE.glob(pattern)) + sorted(
+        (Path.home() / ".pyenv" / "versions").glob(f"*/lib/python*/ensurepip/_bundled/{pattern}"))
+    if not found and os.environ.get("WHEELFERRY_LIVE") == "1":
+        PIP_CACHE.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+                        "-d", str(PIP_CACHE), f"pip=={version}"], check=True)
+        found = sorted(PIP_CACHE.glob(pattern))
+    return found[0] if found else None
+
+
+@pytest.fixture(params=["html", "json"])
+def spelt(request: Any, gpg_keys: GpgKeys, tmp_path: Path, keys: list[str], capsys: Any) -> Iterator[str]:
+    """An export whose names are spelt as real projects spell them, served over loopback HTTP.
+
+    ``Name: Alpha_Pkg`` is not the normalised name users type; ``google-pasta`` is, but its
+    dependents ask for ``google_pasta`` (as tensorflow does).  pip 22.3-23.1 compare the two
+    spellings without normalising when they read PEP 658 metadata (pypa/pip#12038).  Served
+    twice: HTML only (as ``http.server`` does), and with PEP 691 JSON to clients that ask for it.
+    """
+    d = tmp_path / "ws"
+    tar = _signed(gpg_keys, tmp_path, "bs", [
+        build_wheel(d, "Alpha_Pkg", "1.0", requires=["beta>=2", "google_pasta>=0.1"]),
+        build_wheel(d, "google-pasta", "0.2.0"),
+        build_wheel(d, "beta", "2.0", requires_python=">=3.8,<4")], 1)
+    out = tmp_path / "spelt"
+    assert _export(capsys, tar, out, keys)[0] == 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Negotiating, directory=str(out),
+                                                                   json_pages=request.param == "json"))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Negotiating(SimpleHTTPRequestHandler):
+    """A static server that answers PEP 691 clients with index.json, as a configured nginx does."""
+
+    def __init__(self, *args: Any, json_pages: bool, **kwargs: Any) -> None:
+        self.json_pages = json_pages
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def send_head(self) -> Any:
+        path = Path(self.translate_path(self.path))
+        wants_json = JSON_TYPE in self.headers.get("Accept", "")
+        if self.json_pages and wants_json and (path / "index.json").is_file():
+            body = (path / "index.json").read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", JSON_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            return io.BytesIO(body)
+        return super().send_head()
+
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+
+
+def _pip_install(cmd: list[str], url: str, tmp_path: Path, version: str) -> None:
+    target = tmp_path / f"t-{version}"
+    proc = subprocess.run([*cmd, "install", "--no-cache-dir", "--index-url", url, "--only-binary", ":all:",
+                           "--target", str(target), "alpha-pkg"],
+                          capture_output=True, text=True, env=_env(tmp_path), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _installed(target) == {"alpha_pkg-1.0.dist-info", "google_pasta-0.2.0.dist-info",
+                                  "beta-2.0.dist-info"}
+
+
+@pytest.mark.parametrize("version", PIPS)
+def test_every_pip_from_20_3_installs_from_the_export(spelt: str, tmp_path: Path, version: str) -> None:
+    from tests.support.pythons import python39
+
+    py = python39()
+    if py is None:
+        pytest.skip("no pyenv Python 3.9 on this machine")
+    wheel = _pip_wheel(version)
+    if wheel is None:
+        pytest.skip(f"pip {version}'s wheel is not in {PIP_CACHE} nor a pyenv ensurepip bundle: "
+                    "run scripts/test --live once to fetch it from the configured index")
+    _pip_install([py, str(wheel / "pip")], spelt, tmp_path, version)
+
+
+def test_the_newest_pip_installs_the_same_export(spelt: str, tmp_path: Path) -> None:
+    _pip_install([sys.executable, "-m", "pip"], spelt, tmp_path, "newest")
+
+
+@pytest.mark.skipif(not UV.exists(), reason="uv is not installed beside this Python")
+def test_uv_installs_the_same_export(spelt: str, tmp_path: Path) -> None:
+    target = tmp_path / "uv"
+    proc = subprocess.run([str(UV), "pip", "install", "--python", sys.executable, "--index-url", spelt,
+                           "--target", str(target), "alpha-pkg"],
+                          capture_output=True, text=True, env=_env(tmp_path), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _installed(target) == {"alpha_pkg-1.0.dist-info", "google_pasta-0.2.0.dist-info",
+                                  "beta-2.0.dist-info"}

@@ -5,7 +5,8 @@ moved, served by ``python -m http.server`` or nginx, or read as ``file://``)::
 
     simple/index.html, simple/index.json            project list (PEP 503 / PEP 691)
     simple/<project>/index.html                     PEP 503 links with #sha256=, data-requires-python,
-                                                    data-core-metadata (PEP 658/714)
+                                                    data-core-metadata (PEP 658/714; not the
+                                                    pre-714 name, which pip 22.3-23.1 misread)
     simple/<project>/index.json                     PEP 691 v1.1 (PEP 700: size, upload-time, versions)
     files/<wheel>, files/<wheel>.metadata           the wheels and their METADATA (PEP 658)
 
@@ -110,7 +111,7 @@ def _entry(filename: str, sha256: str, size: int, requires_python: str | None,
     entry: dict[str, Any] = {
         "filename": filename, "url": f"../../files/{quote(filename)}", "hashes": {"sha256": sha256},
         "requires-python": requires_python, "size": size, "yanked": False,
-        "core-metadata": {"sha256": metadata_sha256}, "dist-info-metadata": {"sha256": metadata_sha256},
+        "core-metadata": {"sha256": metadata_sha256},
     }
     if upload_time:
         entry["upload-time"] = upload_time
@@ -134,8 +135,10 @@ def _sorted_versions(files: list[dict[str, Any]]) -> list[str]:
 
 def project_json(project: str, files: list[dict[str, Any]]) -> bytes:
     """The PEP 691 v1.1 JSON page of one project."""
+    # PEP 714's name only (see project_html); a page written by an older export loses the old key.
+    listed = [{k: v for k, v in f.items() if k != "dist-info-metadata"} for f in files]
     doc = {"meta": {"api-version": API_VERSION}, "name": project,
-           "files": sorted(files, key=lambda f: f["filename"]), "versions": _sorted_versions(files)}
+           "files": sorted(listed, key=lambda f: f["filename"]), "versions": _sorted_versions(files)}
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -149,7 +152,14 @@ def project_html(project: str, files: list[dict[str, Any]]) -> bytes:
             attrs.append(f'data-requires-python="{html.escape(f["requires-python"])}"')
         meta = (f.get("core-metadata") or {}).get("sha256")
         if meta:
-            attrs.append(f'data-dist-info-metadata="sha256={meta}" data-core-metadata="sha256={meta}"')
+            # PEP 714's name only.  pip 22.3-23.1 read PEP 658 files solely under the old name
+            # (data-dist-info-metadata; "dist-info-metadata" in JSON, where a PEP 691 object
+            # breaks them) and then compare the file's Name: with the requirement as spelt,
+            # unnormalised, so `google_pasta` against `Name: google-pasta` fails
+            # (pypa/pip#12038, fixed in 23.2, which also reads the new name).  Without the old
+            # name those pips download the wheel they install anyway; pip 23.2+ and uv still
+            # read the metadata file alone.
+            attrs.append(f'data-core-metadata="sha256={meta}"')
         links.append(f"    <a {' '.join(attrs)}>{html.escape(f['filename'])}</a><br>")
     return _page(f"Links for {project}", links)
 
