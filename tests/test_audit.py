@@ -112,14 +112,42 @@ def test_audit_json_is_complete(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[
 
 def test_audit_table_fits_the_terminal(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
                                       capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
     tar = _signed_bundle(gpg_keys, tmp_path, wheels)
     monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     code, out, err = _run(capsys, "audit", str(tar), *_keys(gpg_keys, tmp_path))
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("NAME") and all(len(line) <= 80 for line in lines if "trimmed" not in line)
     assert any(line.startswith("gamma") for line in lines)
     assert "trimmed for linux-x86_64-cp311-cpu: alpha -> tensorboard>=2 (excluded)" in out
+
+
+def test_audit_table_into_a_file_keeps_every_cell_whole(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                                        capsys: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    tar = _signed_bundle(gpg_keys, tmp_path, wheels)
+    monkeypatch.setenv("COLUMNS", "40")  # a pipe or file is not a terminal: its width does not apply
+    code, out, err = _run(capsys, "audit", str(tar), *_keys(gpg_keys, tmp_path))
+    assert code == 0, err
+    assert "…" not in out and "Apache Software License" in out
+    assert sha256_file(wheels[1])[:12] in out and max(len(line) for line in out.splitlines()) > 40
+
+
+def test_trims_of_optional_extras_are_one_line_unless_verbose() -> None:
+    from wheelferry.offline.audit import trim_lines
+
+    edges = [{"parent": f"p{i % 7}", "requirement": f"extra{i}; extra == 'x'", "reason": "extra"} for i in range(140)]
+    edges.append({"parent": "alpha", "requirement": "tensorboard>=2", "reason": "excluded"})
+    trimmed = [{"target": "t", "edges": edges,
+                "removed": [{"name": "tensorboard", "version": "2.15.0", "size": 1, "declared-by": ["alpha"]}]}]
+    short = trim_lines(trimmed)
+    assert short == ["trimmed for t: alpha -> tensorboard>=2 (excluded)",
+                     "removed for t: tensorboard 2.15.0 (excluded; required by alpha)",
+                     "trimmed for t: 140 requirement(s) of optional extras of 7 package(s) not followed "
+                     "(--verbose lists them)"]
+    assert len(trim_lines(trimmed, verbose=True)) == 142
 
 
 def test_render_table_truncates_long_cells(wheels: list[Path], tmp_path: Path) -> None:

@@ -158,6 +158,12 @@ def test_audit_policy_lists_every_violation(tmp_path: Path, bundle: Path, capsys
     assert doc["error"] == "PolicyViolation"
     for needle in ("beta 2.0: licence-denied", "gamma 0.1: licence-unknown", "alpha 1.0: release-too-old"):
         assert needle in doc["message"]
+    found = {(v["package"], v["rule"]): v for v in doc["policy"]["violations"]}
+    assert set(found) >= {("beta", "licence-denied"), ("gamma", "licence-unknown"), ("alpha", "release-too-old")}
+    beta = found[("beta", "licence-denied")]
+    assert beta["version"] == "2.0" and beta["file"].startswith("beta-2.0-") and beta["evidence"].startswith("License")
+    assert found[("alpha", "release-too-old")]["evidence"].startswith("upload-time ")
+    assert doc["policy"]["ok"] is False
 
 
 def test_audit_policy_passes_with_warnings(tmp_path: Path, bundle: Path, capsys: Any) -> None:

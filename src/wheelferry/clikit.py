@@ -81,7 +81,7 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     try:
         result = handler(args)
     except WheelferryError as exc:
-        return _fail(exc.exit_code, str(exc), exc.hint, as_json, type(exc).__name__)
+        return _fail(exc.exit_code, str(exc), exc.hint, as_json, type(exc).__name__, exc.details)
     except KeyboardInterrupt as exc:  # SIGINT, or a signal turned into one (offline/txn.py)
         return _fail(getattr(exc, "exit_code", 130),
                      str(exc) if str(exc) else "interrupted; nothing half-written was left in place",
@@ -96,10 +96,11 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     return 0
 
 
-def _fail(code: int, message: str, hint: str | None, as_json: bool, kind: str) -> int:
+def _fail(code: int, message: str, hint: str | None, as_json: bool, kind: str,
+          details: dict[str, object] | None = None) -> int:
     message = redact_text(message)
     if as_json:
-        print(json.dumps({"ok": False, "error": kind, "message": message, "hint": hint,
+        print(json.dumps({**(details or {}), "ok": False, "error": kind, "message": message, "hint": hint,
                           "exit_code": code}, indent=2, sort_keys=True))
     else:
         print(f"error: {message}", file=sys.stderr)

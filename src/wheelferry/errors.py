@@ -11,10 +11,11 @@ class WheelferryError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, details: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details or {}  # structured data for --json (e.g. each policy violation)
 
     def __str__(self) -> str:
         return self.message

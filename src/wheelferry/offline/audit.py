@@ -83,7 +83,7 @@ class WheelRow:
 
     def facts(self) -> PackageFacts:
         return PackageFacts(self.name, self.version, self.file, self.licence.spdx, self.licence.text,
-                            self.upload_time)
+                            self.upload_time, self.licence.evidence)
 
 
 def _normal(text: str) -> str:
@@ -251,7 +251,7 @@ def wheel_facts(lock: Any, paths: dict[str, Path], metadata: dict[str, bytes]) -
                 continue
             lic = licence_of_wheel(paths[p.wheel], metadata.get(p.wheel, b""))
             out[p.wheel] = PackageFacts(p.name, p.version, p.wheel, lic.spdx, lic.text,
-                                        lock.wheels[p.wheel].upload_time)
+                                        lock.wheels[p.wheel].upload_time, lic.evidence)
     return list(out.values())
 
 
@@ -433,8 +433,8 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:max(0, width - 1)] + "…"
 
 
-def render_table(rows: Iterable[WheelRow], width: int = 120) -> str:
-    """A fixed-width table that fits *width* columns; long cells end in an ellipsis."""
+def render_table(rows: Iterable[WheelRow], width: int | None = 120) -> str:
+    """A table that fits *width* columns (long cells end in an ellipsis); ``None``: every cell whole."""
     head = ("NAME", "VERSION", "LICENCE", "SIZE", "PYTHON", "TAGS", "TARGETS", "WHY", "TRIMMED", "SHA256")
     body = []
     for r in rows:
@@ -442,11 +442,34 @@ def render_table(rows: Iterable[WheelRow], width: int = 120) -> str:
         trimmed = sorted({str(e["requirement"]) for e in r.trimmed})
         body.append((r.name, r.version, r.licence.text, str(r.size), r.requires_python or "",
                      r.tags, ",".join(r.targets), ",".join(why), ",".join(trimmed), r.sha256[:12]))
-    widths = [min(40, max(len(row[i]) for row in [head, *body])) for i in range(len(head))]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    if width is None:
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body])
+    widths = [min(40, w) for w in widths]
     while sum(widths) + 2 * (len(widths) - 1) > width and max(widths) > 3:
         widths[widths.index(max(widths))] -= 1
     lines = ["  ".join(_cut(c, w).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]]
     return "\n".join(lines)
+
+
+def trim_lines(trimmed: list[dict[str, Any]], verbose: bool = False) -> list[str]:
+    """The trims of a report: every exclusion; optional extras one line per target unless *verbose*."""
+    lines = []
+    for t in trimmed:
+        extras = [e for e in t["edges"] if e["reason"] == "extra"]
+        for e in t["edges"]:
+            if verbose or e["reason"] != "extra":
+                lines.append(f"trimmed for {t['target']}: {e['parent'] or '(spec)'} -> {e['requirement']} "
+                             f"({e['reason']})")
+        for r in t["removed"]:
+            by = ", ".join(r.get("declared-by") or [])
+            lines.append(f"removed for {t['target']}: {r['name']} {r.get('version') or ''}".rstrip()
+                         + (f" (excluded; required by {by})" if by else " (excluded)"))
+        if extras and not verbose:
+            parents = len({e["parent"] for e in extras})
+            lines.append(f"trimmed for {t['target']}: {len(extras)} requirement(s) of optional extras of "
+                         f"{parents} package(s) not followed (--verbose lists them)")
+    return lines
 
 
 def sbom_bytes(extracted: Path) -> bytes | None:

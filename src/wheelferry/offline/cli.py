@@ -129,6 +129,7 @@ def _print_json(doc: Any) -> None:
 def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
     """`audit`: verify, then report every wheel (licence, why, trims), an SBOM and the policy."""
     import shutil
+    import sys
 
     from wheelferry.errors import VerificationError
     from wheelferry.offline import audit
@@ -144,11 +145,11 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
         result["cyclonedx"] = audit.cyclonedx(bundle, rows)
     if not getattr(args, "json", False):
         if args.format == "table":
-            say(audit.render_table(rows, shutil.get_terminal_size((120, 24)).columns))
-            for t in result["trimmed"]:
-                for e in t["edges"]:
-                    say(f"trimmed for {t['target']}: {e['parent'] or '(spec)'} -> {e['requirement']} "
-                        f"({e['reason']})")
+            # A terminal gets a table that fits it; a file or pipe gets every cell whole.
+            width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else None
+            say(audit.render_table(rows, width))
+            for line in audit.trim_lines(result["trimmed"], verbose=args.verbose):
+                say(line)
         else:
             _print_json(result["cyclonedx"] if args.format == "cyclonedx" else result)
     result["sbom-problems"] = sbom_problems
@@ -233,6 +234,7 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--format", choices=["table", "json", "cyclonedx"], default="table",
                    help="table (default), complete JSON, or a CycloneDX 1.6 JSON SBOM")
     p.add_argument("--policy", type=Path, metavar="POLICY.toml", help="fail (exit 1) on any violation")
+    p.add_argument("--verbose", action="store_true", help="list every trimmed optional extra, not only their count")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.set_defaults(handler=cmd_audit)
     p = sub.add_parser("diff", help="verify two bundles and show what changed per target")

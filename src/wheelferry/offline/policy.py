@@ -80,6 +80,7 @@ class PackageFacts:
     spdx: str | None = None
     licence: str = "UNKNOWN"
     upload_time: str | None = None
+    evidence: str = ""  # where the licence was read
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,11 @@ class Violation:
     file: str
     rule: str
     detail: str
+    evidence: str = ""
 
     def to_json(self) -> dict[str, str]:
         return {"package": self.package, "version": self.version, "file": self.file,
-                "rule": self.rule, "detail": self.detail}
+                "rule": self.rule, "detail": self.detail, "evidence": self.evidence}
 
     def __str__(self) -> str:
         return f"{self.package} {self.version}: {self.rule}: {self.detail}"
@@ -119,7 +121,8 @@ class PolicyReport:
         if self.violations:
             lines = "; ".join(str(v) for v in self.violations)
             raise PolicyViolation(f"{len(self.violations)} policy violation(s) of {self.policy}: {lines}",
-                                  hint="drop or replace those packages, or change the policy on purpose")
+                                  hint="drop or replace those packages, or change the policy on purpose",
+                                  details={"policy": self.to_json()})
 
 
 def canonical_name(name: str) -> str:
@@ -252,7 +255,9 @@ def evaluate(policy: Policy, packages: Iterable[PackageFacts], *, licences: bool
     licence_rules = bool(policy.allow or policy.deny or policy.unknown == "fail")
     for p in sorted(packages, key=lambda p: (canonical_name(p.name), p.version, p.file)):
         def hit(rule: str, detail: str, into: list[Violation] = bad, p: PackageFacts = p) -> None:
-            into.append(Violation(p.name, p.version, p.file, rule, detail))
+            evidence = p.evidence if rule.startswith("licence") else (
+                f"upload-time {p.upload_time}" if rule.startswith("release") else f"{p.name} {p.version}")
+            into.append(Violation(p.name, p.version, p.file, rule, detail, evidence))
         for denied in policy.packages:
             if denied.matches(p.name, p.version):
                 hit("package-denied", f"matches {denied.text!r}")
