@@ -371,7 +371,7 @@ def test_many_failures_are_reported_together(tmp_path: Path, index_server: Serve
     ws: Sequence[WheelFile] = [
         WheelFile(f"gone{i}-1.0-py3-none-any.whl", f"{i:064x}", 10,
                   (server.file_url(f"gone{i}-1.0-py3-none-any.whl"),)) for i in range(2)]
-    with pytest.raises(FetchError, match="could not download 2 wheels") as info:
+    with pytest.raises(FetchError, match="could not download 2 of 2 wheels") as info:
         fetch_wheels(ws, WheelCache(tmp_path / "c"), session())
     assert "gone0" in str(info.value) and "gone1" in str(info.value)
 

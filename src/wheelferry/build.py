@@ -6,8 +6,8 @@ import contextlib
 import datetime as dt
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +27,7 @@ from wheelferry.pages import name_and_version, version_or_none
 from wheelferry.pyz import write_offline_pyz
 from wheelferry.sbom import sbom_json
 from wheelferry.sign import SigningKey, StreamSigner, export_public_key, sign_detached
+from wheelferry.urls import strip_credentials
 
 KIT_NAME = "wheelferry-offline.pyz"
 
@@ -133,11 +134,44 @@ def wheel_metadata(path: Path) -> bytes:
         return b""
 
 
+def fetch_sources(lock: Lock, index: Any, warn: Callable[[str], None]) -> dict[str, tuple[str, ...]]:
+    """Where else *index* offers each locked wheel: same file name, and no other sha256.
+
+    ``build --lock DIR --index-url URL`` fetches from URL first (a mirror, or the same index
+    with credentials the lock never holds); the bytes must still hash as the lock says.
+    """
+    wanted: dict[str, list[str]] = {}
+    for filename in lock.wheels:
+        found = name_and_version(filename)
+        if found is not None:
+            wanted.setdefault(str(found[0]), []).append(filename)
+    index.prefetch(wanted)
+    out: dict[str, tuple[str, ...]] = {}
+    for project, filenames in sorted(wanted.items()):
+        names = set(filenames)
+        for dist in index.files(project, names.__contains__):
+            locked = lock.wheels[dist.filename]
+            other = dist.hashes.get("sha256")
+            if other and other != locked.sha256:
+                warn(f"{dist.filename}: {dist.source or 'a source'} offers a file of that name with "
+                     f"sha256 {other}, the lock records {locked.sha256}; that copy is not used")
+                continue
+            out[dist.filename] = tuple(dict.fromkeys(out.get(dist.filename, ())
+                                                     + (strip_credentials(dist.url),)))
+    return out
+
+
 def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
-                 signer: Signer | None) -> BuildResult:
-    """Fetch every wheel of *lock*, write the bundle and the offline kit, sign and split them."""
+                 signer: Signer | None, sources: Mapping[str, tuple[str, ...]] | None = None) -> BuildResult:
+    """Fetch every wheel of *lock*, write the bundle and the offline kit, sign and split them.
+
+    *sources* (``fetch_sources``) puts more URLs per wheel file name ahead of the lock's own.
+    """
     started = time.monotonic()
-    results = fetch_wheels(list(lock.wheels.values()), WheelCache(cache_root / "wheels"), session,
+    extra = sources or {}
+    wheels = [replace(w, urls=tuple(dict.fromkeys(extra.get(w.filename, ()) + w.urls)))
+              for w in lock.wheels.values()]
+    results = fetch_wheels(wheels, WheelCache(cache_root / "wheels"), session,
                            jobs=opts.jobs, progress=opts.progress)
     fetch_seconds = time.monotonic() - started
     paths = {r.wheel.filename: r.path for r in results}

@@ -17,17 +17,22 @@ import os
 import queue
 import re
 import shutil
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import filelock
 import platformdirs
 
+from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import FetchError, UsageError
 from wheelferry.files import hash_file
+from wheelferry.pages import looks_like_html as looks_like_html  # re-exported for fetch
+from wheelferry.urls import redact_url
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -40,6 +45,15 @@ HTML_PAGE = "got an HTML page instead of the wheel"
 def default_cache_dir() -> Path:
     """The per-user wheel cache (``$XDG_CACHE_HOME/wheelferry/wheels`` on Linux)."""
     return Path(platformdirs.user_cache_dir("wheelferry")) / "wheels"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A file that went into the cache: its sha256, size and place."""
+
+    sha256: str
+    size: int
+    path: Path
 
 
 class LockWaitCancelled(Exception):
@@ -106,6 +120,39 @@ class WheelCache:
                 return sha, self.commit(tmp, sha, name)
             finally:
                 tmp.unlink(missing_ok=True)
+
+    def store(self, chunks: Iterable[bytes], filename: str, url: str,
+              advertised: Mapping[str, str] = {}, index: str | None = None) -> Stored:
+        """Stream a download whose sha256 is not yet known into the cache, checking every hash.
+
+        The bytes go to a private temporary file while sha256 and each advertised hash
+        (``digests.SUPPORTED``) are computed; a contradicted hash is the index's fault
+        (``IndexHashError``) and nothing is kept.  What arrives whole is never fetched again:
+        the build finds it here by the sha256 the lock records.
+        """
+        digests = Digests(advertised)
+        part_dir = self.root / "partial"
+        part_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=part_dir, prefix=".download-", suffix=".tmp")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    digests.update(chunk)
+            with open(tmp, "rb") as f:
+                if looks_like_html(f.read(512)):
+                    raise FetchError(f"{redact_url(url)}: {HTML_PAGE} ({filename})")
+            wrong = digests.contradictions()
+            if wrong:
+                raise contradiction_error(filename, url, wrong, index)
+            sha = digests.hexdigest()
+            with self.lock(sha):
+                existing = self.path(sha, digests.size)
+                path = existing if existing is not None else self.commit(tmp, sha, filename)
+            return Stored(sha, digests.size, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def evict(self, sha256: str) -> None:
         """Remove the entry for *sha256* (e.g. a file damaged on disk after it was cached)."""
@@ -261,13 +308,6 @@ class Partial:
         self.close()
         self._hash = None
         self.path.unlink(missing_ok=True)
-
-
-def looks_like_html(head: bytes) -> bool:
-    """True when the first bytes of a "wheel" are an HTML page (a proxy's or mirror's error)."""
-    # A wheel is a zip and starts with a local file header (PK\x03\x04).
-    text = head[:512].lstrip().lower()
-    return text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
 
 
 def _check_sha(sha256: str) -> str:

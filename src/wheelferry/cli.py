@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, dispatch, human_size, progress_enabled, say, warn
 from wheelferry.errors import TargetError, UsageError
-from wheelferry.files import hash_file
 from wheelferry.offline import cli as offline_cli
 from wheelferry.spec import Spec, expand_requirement_args, load_spec, spec_from_requirements
 from wheelferry.target import Target, host_target, parse_target, target_from_capture
@@ -105,6 +102,7 @@ class Network:
     """The index, metadata source and HTTP session one command uses."""
 
     def __init__(self, spec: Spec, args: argparse.Namespace) -> None:
+        from wheelferry.cache import WheelCache
         from wheelferry.config import merge, pip_index_config
         from wheelferry.http import make_session
         from wheelferry.index import IndexClient
@@ -124,7 +122,9 @@ class Network:
         self.shadowed: list[str] = []
         self.index = IndexClient(config, self.session, warn=self._index_warning, jobs=args.jobs,
                                  cache_dir=self.cache_root / "pages")
-        self.metadata = MetadataSource(self.session, self.cache_root / "metadata", jobs=args.jobs)
+        # A wheel read whole while locking lands in the wheel cache that build reads.
+        self.metadata = MetadataSource(self.session, self.cache_root / "metadata", jobs=args.jobs,
+                                       wheels=WheelCache(self.cache_root / "wheels"))
         self.index_urls = urls + list(config.find_links)
 
     def _index_warning(self, text: str) -> None:
@@ -145,18 +145,10 @@ class Network:
                  f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''}); pin each to the "
                  "index you trust, or drop an extra index")
 
-    def hash_dist(self, dist: Any) -> tuple[str, int]:
-        """sha256 and size of a file the index listed without a hash (read or downloaded once)."""
-        if dist.url.startswith("file:"):
-            path = Path(unquote(urlsplit(dist.url).path))
-            return hash_file(path).hexdigest(), path.stat().st_size
-        h, size = hashlib.sha256(), 0
-        with self.session.get(dist.url, stream=True, timeout=60) as resp:
-            resp.raise_for_status()
-            for chunk in resp.iter_content(1 << 20):
-                h.update(chunk)
-                size += len(chunk)
-        return h.hexdigest(), size
+    def hash_dist(self, dist: Any) -> tuple[str, int | None]:
+        """sha256 and size of a locked file: as the index says, else from its one download."""
+        found: tuple[str, int | None] = self.metadata.file_facts(dist)
+        return found
 
 
 @contextlib.contextmanager
@@ -191,27 +183,43 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
     targets = resolve_targets(spec, args)
     net = Network(spec, args)
     rules = load_rules()
-    locked = []
+    locked, seconds = [], []
     said: set[str] = set()
     for target in targets:
         started = time.monotonic()
         with resolve_progress(target.id) as reporter:
             tl = lock_target(spec, target, net.index, net.metadata, rules, jobs=args.jobs,
-                             reporter=reporter)
-        size = sum(p.dist.size or 0 for p in tl.resolution.packages.values())
-        say(f"{target.id}: {len(tl.resolution.packages)} packages, {human_size(size)} "
-            f"({time.monotonic() - started:.1f} s)")
+                             reporter=reporter, size_of=net.metadata.size_of)
+        seconds.append(time.monotonic() - started)
+        locked.append(tl)
+    # Files listed with no sha256 are hashed from one download each, side by side.
+    net.metadata.prefetch_facts(p.dist for tl in locked for p in tl.resolution.packages.values()
+                                if not p.dist.sha256)
+    lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
+    for tl, took in zip(locked, seconds):
+        sizes = [lock.wheels[p.dist.filename].size for p in tl.resolution.packages.values()]
+        say(f"{tl.target.id}: {len(sizes)} packages, {sizes_text(sizes)} ({took:.1f} s)")
         for note in tl.notes:
             say(f"  note: {note}")
         for text in tl.warnings:
             if text not in said:
                 said.add(text)
                 warn(text)
-        locked.append(tl)
-    lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
     net.summarize_warnings()
     _warn_unused_excludes(spec.exclude, lock)
     return lock, net
+
+
+def sizes_text(sizes: Iterable[int | None]) -> str:
+    """The total of *sizes* for people; files of unknown size are counted, never taken as 0 B."""
+    sizes = list(sizes)
+    known = [s for s in sizes if s is not None]
+    unknown = len(sizes) - len(known)
+    if not unknown:
+        return human_size(sum(known))
+    if not known:
+        return "size unknown"
+    return f"{human_size(sum(known))} + {unknown} of unknown size"
 
 
 def _warn_unused_excludes(exclude: Iterable[str], lock: Any) -> None:
@@ -232,8 +240,10 @@ def trim_report(lock: Any) -> list[dict[str, Any]]:
     for t in lock.targets:
         removed = [r.to_json() for r in t.removed]
         if removed or any(e.reason == "excluded" for e in t.trimmed):
+            sizes = [r.size for r in t.removed]
             out.append({"target": t.id, "removed": removed,
-                        "saved-bytes": sum(r.size or 0 for r in t.removed),
+                        "saved-bytes": None if None in sizes else sum(s or 0 for s in sizes),
+                        "saved": sizes_text(sizes),
                         "excluded-edges": [e.to_json() for e in t.trimmed if e.reason == "excluded"]})
     return out
 
@@ -248,19 +258,26 @@ def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
     write_lock_dir(out_dir, files)
     report = trim_report(lock)
     for entry in report:
-        say(f"trimmed for {entry['target']}: saves {human_size(entry['saved-bytes'])}")
+        say(f"trimmed for {entry['target']}: saves {entry['saved']}")
         for r in entry["removed"]:
-            say(f"  - {r['name']} {r['version'] or ''} ({human_size(r['size'])}), declared by "
+            size = "size unknown" if r["size"] is None else human_size(r["size"])
+            say(f"  - {r['name']} {r['version'] or ''} ({size}), declared by "
                 f"{', '.join(r['declared-by'])}")
     say(f"lock written to {out_dir}/ ({', '.join(sorted(files))})")
     return {
         "lock_dir": str(out_dir),
         "files": sorted(files),
         "targets": [{"id": t.id, "spec": t.spec, "packages": {p.name: p.version for p in t.packages},
-                     "bytes": sum(lock.wheels[p.wheel].size or 0 for p in t.packages),
+                     "bytes": _total_or_none(lock.wheels[p.wheel].size for p in t.packages),
                      "notes": list(t.notes)} for t in lock.targets],
         "trimmed": report,
     }
+
+
+def _total_or_none(sizes: Iterable[int | None]) -> int | None:
+    """A sum of sizes, or None (JSON null) when any is unknown: never a number that is wrong."""
+    sizes = list(sizes)
+    return None if None in sizes else sum(s or 0 for s in sizes)
 
 
 def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
@@ -291,14 +308,25 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     else:
         warn("building an UNSIGNED bundle (--no-sign): the isolated host can only check it with "
              "--allow-unsigned, which proves nothing about who made it")
+    sources = None
     if args.lock:
-        from wheelferry.config import pip_index_config
+        from wheelferry.build import fetch_sources
+        from wheelferry.config import IndexConfig, merge, pip_index_config
         from wheelferry.http import make_session
+        from wheelferry.index import IndexClient
 
         lock = read_lock_dir(args.lock)
-        config = pip_index_config(warn=warn)
+        # Where to fetch from: the lock's URLs, after any index or find-links given here;
+        # credentials come from these and from pip's configuration, never from the lock.
+        given = merge(IndexConfig(None), index_url=args.index_url, extra=args.extra_index_url,
+                      find_links=args.find_links)
+        config = merge(pip_index_config(warn=warn), index_url=args.index_url,
+                       extra=args.extra_index_url, find_links=args.find_links)
         session = make_session(list(config.all_urls()))
         cache_root = args.cache or default_cache_root()
+        if given.all_urls():
+            sources = fetch_sources(lock, IndexClient(given, session, jobs=args.jobs,
+                                                      cache_dir=cache_root / "pages"), warn)
     else:
         lock, net = do_lock(read_spec(args), args)
         session, cache_root = net.session, net.cache_root
@@ -308,7 +336,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
                         sequence=args.sequence, expires_days=args.expires, compress=args.compress,
                         split_size=split_size, export_key=args.export_key, progress=progress_enabled(),
                         policy=policy)
-    result = build_bundle(lock, session, cache_root, opts, signer)
+    result = build_bundle(lock, session, cache_root, opts, signer, sources)
     fetched, bundle = result.fetch, result.bundle
     say(f"fetched {fetched['files']} wheels: {human_size(fetched['bytes_downloaded'])} downloaded, "
         f"{human_size(fetched['bytes_from_cache'])} from cache ({result.fetch_seconds:.2f} s)")

@@ -79,6 +79,10 @@ class FetchError(WheelferryError):
     """A wheel could not be downloaded intact from any location."""
 
 
+class IndexHashError(FetchError):
+    """A file an index serves contradicts a hash the same index advertises for it."""
+
+
 class BundleError(WheelferryError):
     """A bundle could not be written."""
 

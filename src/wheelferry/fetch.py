@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.client
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -89,17 +90,56 @@ class UrlFailure:
     reason: str
 
 
+_REFUSED = re.compile(r"^HTTP (401|403)\b")
+CREDENTIALS_HINT = (
+    "the lock holds no credentials (it never does): give them where the wheels are fetched "
+    "from, e.g. `wheelferry build --lock DIR --index-url https://USER:PASSWORD@HOST/simple/`, "
+    "--extra-index-url, pip's configuration (PIP_INDEX_URL) or ~/.netrc; they are used for "
+    "the requests and never written down")
+MISMATCH_HINT = (
+    "the server sends other bytes than the lock records: if its index page still advertises the "
+    "recorded sha256, the index contradicts its own file (its fault: ask its operators, or fetch "
+    "from another mirror with --index-url; locking again would record the same wrong hash); if "
+    "the page now lists another hash, the file was replaced after locking: find out why first")
+
+
+def _hint(failures: Sequence[UrlFailure]) -> str:
+    if failures and all(_REFUSED.match(f.reason) for f in failures):
+        return CREDENTIALS_HINT
+    if any(f.reason.startswith("sha256 mismatch") for f in failures):
+        return MISMATCH_HINT
+    return "check the index or mirror is reachable, or pass another with --index-url"
+
+
 class WheelDownloadError(FetchError):
     """Every URL of a wheel failed; carries each URL with its reason."""
 
     def __init__(self, wheel: WheelFile, failures: Sequence[UrlFailure]) -> None:
         tried = "; ".join(f"{f.url} ({f.reason})" for f in failures) or "no URL in the lock"
-        super().__init__(
-            f"could not download {wheel.filename}: tried {tried}",
-            hint="check the index or mirror is reachable, or re-lock if the files changed",
-        )
+        super().__init__(f"could not download {wheel.filename}: tried {tried}", hint=_hint(failures))
         self.wheel = wheel
         self.failures = tuple(failures)
+
+
+def combined_error(failed: Sequence[WheelDownloadError], total: int) -> FetchError:
+    """One error for many failed wheels: a refusal said once, other reasons grouped."""
+    if len(failed) == 1:
+        return failed[0]
+    failures = [f for e in failed for f in e.failures]
+    if failures and all(_REFUSED.match(f.reason) for f in failures):
+        hosts = sorted({urlsplit(f.url).netloc for f in failures})
+        codes = sorted({f.reason.split()[1] for f in failures})
+        return FetchError(f"{', '.join(hosts)} refused {len(failed)} of {total} wheels "
+                          f"(HTTP {'/'.join(codes)}: credentials missing or refused)",
+                          hint=CREDENTIALS_HINT)
+    groups: dict[str, list[str]] = {}
+    for e in failed:
+        reason = e.failures[-1].reason if e.failures else "no URL in the lock"
+        groups.setdefault(re.sub(r"[0-9a-f]{64}", "...", reason), []).append(e.wheel.filename)
+    parts = [f"{reason} ({len(names)}: {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+             for reason, names in sorted(groups.items(), key=lambda kv: -len(kv[1]))]
+    return FetchError(f"could not download {len(failed)} of {total} wheels: " + "; ".join(parts),
+                      hint=_hint(failures))
 
 
 class _Retry(Exception):
@@ -165,10 +205,7 @@ def fetch_wheels(
         if bar is not None:
             bar.close()
     if failed:
-        if len(failed) == 1:
-            raise failed[0]
-        raise FetchError(f"could not download {len(failed)} wheels: "
-                         + " | ".join(str(e) for e in failed), hint=failed[0].hint)
+        raise combined_error(sorted(failed, key=lambda e: e.wheel.filename), len(unique))
     # A wheel listed twice (same hash) was fetched once; the repeat counts as cached.
     return [done[w.sha256] if done[w.sha256].wheel == w
             else replace(done[w.sha256], wheel=w, downloaded_bytes=0, from_cache=True)

@@ -48,7 +48,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-Hasher = Callable[[DistFile], "tuple[str, int]"]
+Hasher = Callable[[DistFile], "tuple[str, int | None]"]
+SizeOf = Callable[[DistFile], "int | None"]
 Warn = Callable[[str], None]
 
 
@@ -87,6 +88,7 @@ def lock_target(
     *,
     jobs: int = 8,
     reporter: Any = None,
+    size_of: SizeOf | None = None,
 ) -> TargetLock:
     """Resolve *spec* for one *target*, applying package rules and exclusions."""
     reqs = spec.parsed_requirements()
@@ -113,7 +115,7 @@ def lock_target(
         resolution = resolve(outcome.requirements, target, index, metadata, exclude=spec.exclude, jobs=jobs,
                              release_ok=outcome.release_ok)
     removed = _removed_by_exclusion(outcome.requirements, target, index, metadata, resolution, jobs,
-                                    outcome.release_ok)
+                                    outcome.release_ok, size_of or (lambda d: d.size))
     return TargetLock(target, resolution, outcome.notes, removed, _yanked_warnings(resolution))
 
 
@@ -129,7 +131,8 @@ def _yanked_warnings(resolution: Resolution) -> tuple[str, ...]:
 
 def _removed_by_exclusion(reqs: Sequence[Requirement], target: Target, index: IndexLike,
                           metadata: MetadataLike, kept: Resolution, jobs: int,
-                          release_ok: Mapping[str, Callable[[Version], bool]]) -> tuple[RemovedPackage, ...]:
+                          release_ok: Mapping[str, Callable[[Version], bool]],
+                          size_of: SizeOf) -> tuple[RemovedPackage, ...]:
     """What the exclusions kept out: a second resolution without them, compared with the first."""
     excluded_edges = [t for t in kept.trimmed if t.reason == "excluded"]
     if not excluded_edges:
@@ -146,7 +149,7 @@ def _removed_by_exclusion(reqs: Sequence[Requirement], target: Target, index: In
         if name in kept.packages:
             continue
         declared = sorted({e.parent or "(requested)" for e in pkg.required_by})
-        out.append(RemovedPackage(name, pkg.version, pkg.dist.size, tuple(declared)))
+        out.append(RemovedPackage(name, pkg.version, size_of(pkg.dist), tuple(declared)))
     return tuple(sorted(out, key=lambda r: r.name))
 
 
@@ -185,9 +188,9 @@ def build_lock(
 
 
 def _wheel_file(dist: DistFile, index: IndexLike, hasher: Hasher, warn: Warn) -> WheelFile:
-    sha, size = dist.hashes.get("sha256"), dist.size
-    if not sha:
-        sha, size = hasher(dist)
+    # The hasher gives the advertised sha256 (and the size, however learned), or hashes the
+    # file from its one download.
+    sha, size = hasher(dist)
     same = index.files(dist.name, lambda name: name == dist.filename)
     urls = []
     for f in same:

@@ -15,20 +15,26 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 from urllib.parse import unquote, urlsplit
 
 import requests
 from packaging.utils import canonicalize_name
 
 from wheelferry.coremetadata import read_core_metadata
+from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import MetadataError
 from wheelferry.http import describe_failure, http_status_text
-from wheelferry.pages import DistFile
+from wheelferry.pages import DistFile, looks_like_html
 from wheelferry.urls import redact_url
+
+if TYPE_CHECKING:
+    from wheelferry.cache import WheelCache
+
 
 # One suffix read this large usually holds the whole central directory of a wheel.
 TAIL_BYTES = 64 * 1024
+DOWNLOAD_CHUNK = 512 << 10
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
@@ -227,14 +233,24 @@ def _check(data: bytes, dist: DistFile) -> bytes:
 
 
 class MetadataSource:
-    """Core metadata for wheels, with as little network traffic as the index allows."""
+    """Core metadata for wheels, with as little network traffic as the index allows.
+
+    With *wheels* (the content-addressed wheel cache), a wheel that has to be downloaded
+    whole (no PEP 658 file, no Range) is kept there, so ``build`` never fetches it again;
+    ``file_facts`` gives the sha256 and size a lock records, downloading at most once.
+    """
 
     def __init__(self, session: requests.Session, cache_dir: Path | None, *, jobs: int = 8,
-                 tail_bytes: int = TAIL_BYTES) -> None:
+                 tail_bytes: int = TAIL_BYTES, wheels: WheelCache | None = None) -> None:
         self._fetcher = _Fetcher(session)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.jobs = jobs
         self.tail_bytes = tail_bytes
+        self.wheels = wheels
+        self._lock = threading.Lock()
+        self._facts: dict[str, tuple[str, int]] = {}  # url -> (sha256, size) of a whole download
+        self._sizes: dict[str, int] = {}  # url -> size learned from Content-Range or a download
+        self._url_locks: dict[str, threading.Lock] = {}
 
     @property
     def stats(self) -> Counter[str]:
@@ -251,10 +267,15 @@ class MetadataSource:
             data = cached.read_bytes()
             if self._advertised_ok(dist, data):
                 return data
-        if urlsplit(dist.url).scheme == "file":
+        whole = self._cached_wheel(dist)
+        if whole is not None:
+            data = read_wheel_metadata(whole, dist.name)
+        elif urlsplit(dist.url).scheme == "file":
             data = self._local(dist)
         else:
-            data = self._remote(dist)
+            with self._url_lock(dist.url):
+                whole = self._cached_wheel(dist)
+                data = read_wheel_metadata(whole, dist.name) if whole is not None else self._remote(dist)
         data = _check(data, dist)
         if cached is not None:
             self._store(cached, data)
@@ -280,13 +301,73 @@ class MetadataSource:
             raise errors[0]
         return out
 
+    def size_of(self, dist: DistFile) -> int | None:
+        """The file's size: from the index, or learned from a Content-Range or a download."""
+        if dist.size is not None:
+            return dist.size
+        with self._lock:
+            return self._sizes.get(dist.url)
+
+    def file_facts(self, dist: DistFile) -> tuple[str, int | None]:
+        """sha256 and size of *dist* for the lock: as advertised, else from one download.
+
+        A download checks every hash the index advertises and lands in the wheel cache.
+        """
+        if dist.sha256:
+            return dist.sha256, self.size_of(dist)
+        if urlsplit(dist.url).scheme == "file":
+            path = Path(unquote(urlsplit(dist.url).path))
+            digests = Digests(dist.hashes)
+            try:
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
+                        digests.update(chunk)
+            except OSError as exc:
+                raise MetadataError(f"could not read {path}: {exc.strerror or exc}") from None
+            wrong = digests.contradictions()
+            if wrong:
+                raise contradiction_error(dist.filename, dist.url, wrong, dist.source or None)
+            return digests.hexdigest(), digests.size
+        with self._url_lock(dist.url):
+            with self._lock:
+                known = self._facts.get(dist.url)
+            if known is None:
+                response = self._fetcher.get(dist.url, stream=True)
+                try:
+                    self._download(dist, response)
+                finally:
+                    response.close()
+                with self._lock:
+                    known = self._facts[dist.url]
+        return known
+
+    def prefetch_facts(self, dists: Iterable[DistFile]) -> dict[DistFile, tuple[str, int | None]]:
+        """``file_facts`` of many files, the downloads run concurrently."""
+        todo = list(dict.fromkeys(dists))
+        with ThreadPoolExecutor(max_workers=max(1, self.jobs)) as pool:
+            return dict(zip(todo, pool.map(self.file_facts, todo)))
+
     # -- sources ------------------------------------------------------------
+
+    def _url_lock(self, url: str) -> threading.Lock:
+        with self._lock:
+            return self._url_locks.setdefault(url, threading.Lock())
+
+    def _cached_wheel(self, dist: DistFile) -> Path | None:
+        """The whole wheel, when an earlier download put it in the wheel cache."""
+        with self._lock:
+            known = self._facts.get(dist.url)
+        sha = dist.sha256 or (known[0] if known else None)
+        if self.wheels is None or sha is None:
+            return None
+        return self.wheels.path(sha, self.size_of(dist))
 
     @staticmethod
     def _advertised_ok(dist: DistFile, data: bytes) -> bool:
         if isinstance(dist.core_metadata, Mapping):
-            expected = dist.core_metadata.get("sha256")
-            return expected is None or hashlib.sha256(data).hexdigest() == expected
+            digests = Digests(dist.core_metadata)
+            digests.update(data)
+            return not digests.contradictions()
         return True
 
     def _verified_pep658(self, dist: DistFile, data: bytes, where: str) -> bytes:
@@ -318,9 +399,14 @@ class MetadataSource:
             self._fetcher.add_bytes(len(tail))
             match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
             if match and len(tail) == int(match[2]) - int(match[1]) + 1:
+                with self._lock:
+                    self._sizes[dist.url] = int(match[3])
                 return self._from_ranges(dist, int(match[3]), int(match[1]), tail)
             response = self._fetcher.get(dist.url, stream=True)
-        return self._from_download(dist, response)
+        try:
+            return self._from_download(dist, response)
+        finally:
+            response.close()
 
     def _from_ranges(self, dist: DistFile, size: int, start: int, tail: bytes) -> bytes:
         f = _RangeFile(self._fetcher, dist.url, size, start, tail)
@@ -344,23 +430,13 @@ class MetadataSource:
                                 f"{exc}") from None
 
     def _from_download(self, dist: DistFile, response: requests.Response) -> bytes:
-        if not response.ok:
-            raise MetadataError(f"could not download {redact_url(dist.url)}: "
-                                f"{http_status_text(response)}")
-        h = hashlib.sha256()
+        """The whole wheel came (no PEP 658 file, no Range): keep it, then read its METADATA."""
+        if self.wheels is not None:
+            path = self._download(dist, response)
+            assert path is not None
+            return read_wheel_metadata(path, dist.name)
         with tempfile.TemporaryFile() as tmp:
-            try:
-                for chunk in response.iter_content(1 << 20):
-                    tmp.write(chunk)
-                    h.update(chunk)
-                    self._fetcher.add_bytes(len(chunk))
-            except requests.RequestException as exc:
-                raise MetadataError(f"download of {redact_url(dist.url)} broke off: "
-                                    f"{describe_failure(exc)}") from None
-            if dist.sha256 and h.hexdigest() != dist.sha256:
-                raise MetadataError(f"{dist.filename} from {redact_url(dist.url)} has sha256 "
-                                    f"{h.hexdigest()}, the index says {dist.sha256}",
-                                    hint="the server or a proxy sent damaged data; retry")
+            self._download(dist, response, tmp)
             tmp.seek(0)
             try:
                 with zipfile.ZipFile(tmp) as zf:
@@ -368,6 +444,47 @@ class MetadataSource:
             except zipfile.BadZipFile as exc:
                 raise MetadataError(f"{dist.filename} from {redact_url(dist.url)} is not a zip: "
                                     f"{exc}") from None
+
+    def _download(self, dist: DistFile, response: requests.Response,
+                  out: IO[bytes] | None = None) -> Path | None:
+        """Stream the whole file into the wheel cache (or *out*), checking every advertised hash."""
+        if not response.ok:
+            raise MetadataError(f"could not download {redact_url(dist.url)}: "
+                                f"{http_status_text(response)}")
+
+        def chunks() -> Iterable[bytes]:
+            first = True
+            try:
+                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                    if first and looks_like_html(chunk):
+                        raise MetadataError(f"{redact_url(dist.url)}: got an HTML page instead of "
+                                            f"{dist.filename}",
+                                            hint="a proxy or the mirror sent an error page; retry later")
+                    first = False
+                    self._fetcher.add_bytes(len(chunk))
+                    yield chunk
+            except requests.RequestException as exc:
+                raise MetadataError(f"download of {redact_url(dist.url)} broke off: "
+                                    f"{describe_failure(exc)}") from None
+
+        if self.wheels is not None and out is None:
+            stored = self.wheels.store(chunks(), dist.filename, dist.url, dist.hashes,
+                                       dist.source or None)
+            sha, size, path = stored.sha256, stored.size, stored.path
+        else:
+            digests = Digests(dist.hashes)
+            for chunk in chunks():
+                if out is not None:
+                    out.write(chunk)
+                digests.update(chunk)
+            wrong = digests.contradictions()
+            if wrong:
+                raise contradiction_error(dist.filename, dist.url, wrong, dist.source or None)
+            sha, size, path = digests.hexdigest(), digests.size, None
+        with self._lock:
+            self._facts[dist.url] = (sha, size)
+            self._sizes[dist.url] = size
+        return path
 
     # -- cache --------------------------------------------------------------
 

@@ -390,3 +390,10 @@ def parse_html_page(content: bytes, page_url: str, *, source: str = "") -> list[
 def read_html_page(content: bytes, page_url: str, *, source: str = "") -> PageFiles:
     """A PEP 503 HTML page as PageFiles (HTML is read whole: it carries no cheap file list)."""
     return PageFiles.of(parse_html_page(content, page_url, source=source))
+
+
+def looks_like_html(head: bytes) -> bool:
+    """True when the first bytes of a "wheel" are an HTML page (a proxy's or mirror's error)."""
+    # A wheel is a zip and starts with a local file header (PK\x03\x04).
+    text = head[:512].lstrip().lower()
+    return text.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
