@@ -37,7 +37,7 @@ from wheelferry.coremetadata import read_core_metadata
 from wheelferry.lockfile import Lock
 
 try:
-    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.contrib.license.factories import LicenseFactory  # type: ignore[import-not-found, unused-ignore]
 except ImportError:  # cyclonedx-python-lib before 11.x kept it here
     from cyclonedx.factory.license import LicenseFactory  # type: ignore[no-redef, unused-ignore]
 
