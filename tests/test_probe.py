@@ -136,3 +136,22 @@ def test_probe_of_python39_locks_like_the_matching_target(index_server: Callable
         assert code == 0, res
         sets.append(res["targets"][0]["packages"])
     assert sets[0] == sets[1] == {"app": "1.0", "backport": "1.0", "native": "1.0"}
+
+
+@pytest.mark.skipif(python39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+def test_pipless_python39_is_described_with_manylinux_2_28(tmp_path: Path) -> None:
+    """No pip in the interpreter: the kit's packaging reads its tags (PEP 600 included)."""
+    from wheelferry.offline.hostmatch import probe_host
+
+    py39 = python39()
+    assert py39 is not None
+    env = tmp_path / "nopip"
+    subprocess.run([py39, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = str(env / "bin" / "python")
+    assert subprocess.run([python, "-c", "import pip"], capture_output=True).returncode != 0
+    host = probe_host(python)
+    assert host.markers["python_version"] == "3.9"
+    if platform.machine() == "x86_64" and platform.libc_ver()[0] == "glibc" \
+            and tuple(map(int, platform.libc_ver()[1].split(".")[:2])) >= (2, 28):
+        assert "cp39-cp39-manylinux_2_28_x86_64" in host.tags
+    assert "py3-none-any" in host.tags

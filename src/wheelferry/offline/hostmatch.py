@@ -33,11 +33,11 @@ class Host:
 
 
 def probe_host(python: str, run: Runner = subprocess.run) -> Host:
-    """Ask *python* itself (through its pip's packaging) for its markers and wheel tags."""
+    """Ask *python* itself (through the kit's vendored packaging) for its markers and wheel tags."""
     try:
         data = describe_interpreter(python, run)
     except WheelferryError as exc:
-        raise InstallError(str(exc), hint="the interpreter needs pip (python -m ensurepip)") from None
+        raise InstallError(str(exc), hint=exc.hint) from None
     return Host(dict(data["marker_environment"]), frozenset(data["compatible_tags"]),
                 str(data["executable"]))
 

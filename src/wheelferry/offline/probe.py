@@ -1,8 +1,11 @@
 """Capture an interpreter exactly: its complete marker environment and wheel-tag ladder.
 
-The capture is what pip on that host would accept, read by that interpreter
-itself through pip's own vendored ``packaging`` (pip is on every isolated host),
-so no guess about glibc, musl or macOS versions is involved.  The JSON shape is
+The capture is read by that interpreter itself through the kit's own vendored
+``packaging`` (put on its path for the probe only), so no guess about glibc,
+musl or macOS versions is involved and the interpreter needs no pip: a pip-less
+Python 3.9, or one whose pip 20.2 knows no PEP 600 tag, still reports
+``manylinux_2_28``.  An interpreter too old for the kit's packaging falls back to
+its pip's, then to an installed ``packaging``.  The JSON shape is
 pex's "complete platform" (``marker_environment`` + ``compatible_tags``) plus a
 ``name``, so either tool's captures work as ``--target @FILE``.
 """
@@ -23,13 +26,20 @@ from wheelferry.files import atomic_write
 
 CAPTURE_FORMAT = 1
 
-# Runs inside the interpreter being described; standard library plus pip only.
+# Runs inside the interpreter being described: the standard library plus the kit's packaging.
 _SCRIPT = r"""
 import json, platform, sys
+sys.path.insert(0, sys.argv[1])
 try:
-    from pip._vendor.packaging import tags, markers
-except ImportError:
     from packaging import tags, markers
+except (ImportError, SyntaxError):
+    sys.path.pop(0)
+    for m in [m for m in sys.modules if m == "packaging" or m.startswith("packaging.")]:
+        del sys.modules[m]
+    try:
+        from pip._vendor.packaging import tags, markers
+    except ImportError:
+        from packaging import tags, markers
 env = markers.default_environment()
 libc = platform.libc_ver()
 print(json.dumps({
@@ -42,12 +52,22 @@ print(json.dumps({
 """
 
 
+def vendor_root() -> str:
+    """Where the kit's vendored libraries are importable from: ``_vendor`` here, or the kit's root."""
+    import wheelferry
+
+    package = Path(wheelferry.__file__).parent
+    if (package / "_vendor" / "packaging" / "tags.py").is_file():
+        return str(package / "_vendor")
+    return str(package.parent)  # inside wheelferry-offline.pyz: the archive itself
+
+
 def describe_interpreter(python: str = sys.executable, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
     """Marker environment and compatible tags of *python*, as that interpreter reports them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PYTHONNOUSERSITE"] = "1"
     try:
-        proc = run([python, "-c", _SCRIPT], capture_output=True, text=True, env=env, timeout=120)
+        proc = run([python, "-c", _SCRIPT, vendor_root()], capture_output=True, text=True, env=env, timeout=120)
     except FileNotFoundError:
         raise UsageError(f"no interpreter at {python}") from None
     except OSError as exc:
@@ -55,7 +75,7 @@ def describe_interpreter(python: str = sys.executable, run: Callable[..., Any] =
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise WheelferryError(f"{python} could not describe itself: {last}",
-                              hint="the interpreter needs pip installed")
+                              hint="is it a working CPython or PyPy 3?")
     data: dict[str, Any] = json.loads(proc.stdout)
     return data
 
