@@ -48,8 +48,9 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     with joined_bundle(args.bundle, keyring=trust["keyring"], trusted=trust["trusted"],
                        allow_unsigned=trust["allow_unsigned"]) as tar:
         bundle = verify_bundle(tar, **trust)
-    record_accepted(args.state_dir or default_state_dir(), bundle.manifest.name,
-                    bundle.manifest.sequence, bundle.manifest_sha256)
+    if bundle.signature is not None:  # only a verified signature moves the replay mark
+        record_accepted(args.state_dir or default_state_dir(), bundle.manifest.name,
+                        bundle.manifest.sequence, bundle.manifest_sha256)
     m = bundle.manifest
     signer = (f"signed by {bundle.signature.fingerprint} ({bundle.signature.uid})"
               if bundle.signature else "NOT signature-checked")
@@ -207,7 +208,8 @@ def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
                         work_parent=parent if parent.is_dir() else None) as bundle:
         assert bundle.extracted is not None
         report = export_index(bundle, bundle.extracted, args.dir)
-    record_accepted(state, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
+    if bundle.signature is not None:  # only a verified signature moves the replay mark
+        record_accepted(state, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
     say(f"{args.dir}: {len(report.added)} wheels added, {len(report.kept)} already there, "
         f"projects {', '.join(report.projects)}")
     say(f"serve it with a static web server; pip install --index-url <URL of {args.dir}/simple/> ...")

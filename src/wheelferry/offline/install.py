@@ -351,12 +351,14 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
             notes, smoke = install_venv(txn.staging, bundle, target, wheels_dir, requirements, run,
                                         groups=plan_groups(claims, install_jobs()))
             changes = compare_sets(txn.before, installed_versions(txn.staging))
-            txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256)
+            if bundle.signature is not None:  # only a verified signature moves the replay mark
+                txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256)
             txn.commit()
         else:
             notes, smoke, changes = install_python(interpreter, bundle, target, wheels_dir, requirements,
                                                    run, allow_downgrade=allow_downgrade)
-            record_accepted(state_dir, m.name, m.sequence, bundle.manifest_sha256)
+            if bundle.signature is not None:
+                record_accepted(state_dir, m.name, m.sequence, bundle.manifest_sha256)
     finally:
         # Workers finish before the transaction removes what they write into.
         with txn.guard.held() if txn is not None else contextlib.nullcontext():

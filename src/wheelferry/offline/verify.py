@@ -49,6 +49,11 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MANIFEST_CAP = 16 << 20
 # Small members that are parsed in memory after their hash is confirmed.
 _IN_MEMORY_CAP = 64 << 20
+# Wheels barely compress: more data out than this ratio times the compressed bytes read
+# (past a small allowance for the manifest and sums) is a decompression bomb.
+_RATIO_CAP = 20
+_RATIO_SLACK = 32 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,12 @@ def _member_kind(m: tarfile.TarInfo) -> str | None:
 class _Pass:
     """State of the single streaming pass over the tar."""
 
-    def __init__(self, staging: Path | None) -> None:
+    def __init__(self, staging: Path | None, reader: _TeeReader | None = None) -> None:
         self.staging = staging
+        self.reader = reader
+        self.unpacked = 0
+        self.listed: dict[str, Any] = {}
+        self.listed_dirs: set[str] = set()
         self.manifest: Manifest | None = None
         self.manifest_bytes = b""
         self.seen: set[str] = set()
@@ -166,7 +175,18 @@ class _Pass:
             data = json.loads(self.manifest_bytes.decode("utf-8"))
         except ValueError as exc:
             raise _refuse(f"{m.name} is not valid JSON: {exc}") from None
-        self.manifest = parse_manifest(data)
+        except RecursionError:
+            raise _refuse(f"{m.name} nests too deeply to be a manifest") from None
+        try:
+            self.manifest = parse_manifest(data)
+        except (TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+            raise _refuse(f"{m.name} has a field of the wrong type ({type(exc).__name__})") from None
+        # One index of the listed paths and their folders: member checks stay linear.
+        self.listed = self.manifest.by_path()
+        for path in self.listed:
+            steps = path.split("/")
+            for i in range(1, len(steps)):
+                self.listed_dirs.add("/".join(steps[:i]))
         if self.manifest.top != parts[0]:
             raise _refuse(f"the bundle's top folder is {parts[0]!r} but its manifest names "
                           f"{self.manifest.name!r}")
@@ -194,9 +214,9 @@ class _Pass:
         if name in self.seen or rel in self.dirs:
             raise _refuse(f"member {name!r} appears twice in the bundle")
         self.seen.add(name)
-        listed = self.manifest.by_path()
+        listed = self.listed
         if kind == "dir":
-            if not any(p.startswith(rel + "/") for p in listed):
+            if rel not in self.listed_dirs:
                 raise _refuse(f"directory {name!r} is not part of the manifest (extra member)")
             self.dirs.add(rel)
             if self.staging is not None:
@@ -230,6 +250,7 @@ class _Pass:
         source = getattr(stream, "raw", stream)
         try:
             for chunk in iter(lambda: source.read(CHUNK), b""):
+                self._bound(len(chunk))
                 digest.update(chunk)
                 if keep:
                     buf += chunk
@@ -241,6 +262,13 @@ class _Pass:
         if keep:
             self.kept[rel] = bytes(buf)
         return digest.hexdigest()
+
+    def _bound(self, n: int) -> None:
+        """Refuse as soon as the data out outgrows what the compressed bytes read can honestly hold."""
+        self.unpacked += n
+        if self.reader is not None and self.unpacked > _RATIO_CAP * self.reader.count + _RATIO_SLACK:
+            raise _refuse(f"the bundle unpacks to more than {_RATIO_CAP} times its compressed size "
+                          f"(a decompression bomb, not wheels)")
 
     def finish(self) -> Lock:
         manifest = self.manifest
@@ -264,6 +292,10 @@ class _Pass:
             lock = loads_lock(self.kept[lock_rel], lock_rel)
         except WheelferryError as exc:
             raise _refuse(f"the bundle's lock is malformed: {exc}") from None
+        except RecursionError:
+            raise _refuse("the bundle's lock nests too deeply to be a lock") from None
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            raise _refuse(f"the bundle's lock has a field of the wrong type ({type(exc).__name__})") from None
         for wheel in lock.wheels.values():
             got = self.files.get(f"{WHEELS_DIR}/{wheel.filename}")
             if got is None or got[0] != wheel.sha256:
@@ -296,6 +328,29 @@ def _refuse_unreadable_compression(tar_path: Path) -> None:
                  "or verify with Python 3.14 or newer") from None
 
 
+def _stream_mode(tar_path: Path) -> str:
+    """The tarfile mode for what build writes (plain tar, gzip, zstd), chosen by magic bytes."""
+    with open(tar_path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(_GZIP_MAGIC):
+        return "r|gz"
+    if head.startswith(ZSTD_MAGIC):
+        return "r|zst"
+    if len(head) == 512 and head[257:262] == b"ustar":
+        return "r|"
+    if head.startswith(b"BZh"):
+        kind = "bzip2"
+    elif head.startswith(b"\xfd7zXZ\x00"):
+        kind = "xz"
+    elif head.startswith(b"\x5d\x00\x00"):
+        kind = "lzma"
+    else:
+        return "r|"  # not compressed by anything known: tarfile names the damage
+    raise _refuse(f"{tar_path.name} is {kind}-compressed; wheelferry build writes only plain tar, "
+                  f"gzip or zstd", hint="this is not a bundle wheelferry built; get a fresh copy "
+                                        "from the sender")
+
+
 def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
                   sink: Callable[[bytes], None] | None) -> tuple[_Pass, Lock | None, int, WheelferryError | None]:
     """One read of *tar_path*: every chunk to *sink*, members checked; a refusal is returned, not raised.
@@ -303,13 +358,22 @@ def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
     After a refusal the rest of the file still goes to *sink*, so the signature
     verdict can take precedence over what the damaged or forged content says.
     """
-    check = _Pass(staging)
     lock = None
     failure: WheelferryError | None = None
+    mode = _stream_mode(tar_path)
     with open(tar_path, "rb", buffering=0) as raw:
         reader = _TeeReader(raw, sink)
+        check = _Pass(staging, reader)
         try:
-            with tarfile.open(fileobj=reader, mode="r|*", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
+            # Decompression by a file object that hands out at most what is asked for, never
+            # tarfile's own stream (which inflates a whole compressed buffer at once).
+            source: Any = reader
+            if mode == "r|gz":
+                source = gzip.GzipFile(fileobj=reader, mode="rb")  # type: ignore[call-overload]
+            elif mode == "r|zst":
+                zstd: Any = __import__("compression.zstd", fromlist=["ZstdFile"])  # Python 3.14+
+                source = zstd.ZstdFile(reader, mode="rb")
+            with tarfile.open(fileobj=source, mode="r|", bufsize=CHUNK) as tar:
                 for m in tar:
                     stream = tar.extractfile(m) if m.isreg() else None
                     if check.manifest is None:
