@@ -41,6 +41,42 @@ def add_spec_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, metavar="DIR", help="cache directory (default: the user cache)")
     p.add_argument("--jobs", type=int, default=8, metavar="N", help="parallel network requests (default 8)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    add_network_arguments(p)
+
+
+def add_network_arguments(p: argparse.ArgumentParser) -> None:
+    """pip's network options, with pip's names; unset ones come from pip's configuration."""
+    g = p.add_argument_group("network (default: pip's configuration and PIP_* variables)")
+    g.add_argument("--cert", metavar="PATH", help="PEM CA bundle to verify HTTPS servers with")
+    g.add_argument("--client-cert", metavar="PATH",
+                   help="PEM file holding the client's private key and certificate")
+    g.add_argument("--proxy", metavar="URL", help="scheme://[user:passwd@]proxy.server:port")
+    g.add_argument("--trusted-host", action="append", default=[], metavar="HOST[:PORT]",
+                   help="a host whose HTTPS is not verified (repeatable)")
+    g.add_argument("--timeout", type=float, metavar="SEC", help="socket timeout (pip's default 15)")
+    g.add_argument("--retries", type=int, metavar="N", help="attempts per request (default 5)")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="say which CA bundle, client certificate and proxy each host gets")
+
+
+def network_session(args: argparse.Namespace, urls: Sequence[str]) -> Any:
+    """An HTTP session with pip's network settings, command-line options applied."""
+    from wheelferry.config import merge_net, pip_net_settings
+    from wheelferry.http import make_session
+
+    net = merge_net(pip_net_settings(warn=warn), cert=args.cert, client_cert=args.client_cert,
+                    proxy=args.proxy, trusted_hosts=args.trusted_host, timeout=args.timeout,
+                    retries=args.retries)
+    net.check()
+    session = make_session(urls, net=net)
+    if args.verbose:
+        seen: set[tuple[str, str]] = set()
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https") and (parts.scheme, parts.netloc) not in seen:
+                seen.add((parts.scheme, parts.netloc))
+                say(f"network: {session.describe(url)}")
+    return session
 
 
 def read_spec(args: argparse.Namespace) -> Spec:
@@ -104,7 +140,6 @@ class Network:
     def __init__(self, spec: Spec, args: argparse.Namespace) -> None:
         from wheelferry.cache import WheelCache
         from wheelferry.config import merge, pip_index_config
-        from wheelferry.http import make_session
         from wheelferry.index import IndexClient
         from wheelferry.metadata import MetadataSource
 
@@ -118,7 +153,7 @@ class Network:
         self.config = config
         self.cache_root = args.cache or default_cache_root()
         urls = ([config.index_url] if config.index_url else []) + list(config.extra_index_urls)
-        self.session = make_session(urls + list(config.find_links))
+        self.session = network_session(args, urls + list(config.find_links))
         self.shadowed: list[str] = []
         self.index = IndexClient(config, self.session, warn=self._index_warning, jobs=args.jobs,
                                  cache_dir=self.cache_root / "pages")
@@ -312,7 +347,6 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     if args.lock:
         from wheelferry.build import fetch_sources
         from wheelferry.config import IndexConfig, merge, pip_index_config
-        from wheelferry.http import make_session
         from wheelferry.index import IndexClient
 
         lock = read_lock_dir(args.lock)
@@ -322,7 +356,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
                       find_links=args.find_links)
         config = merge(pip_index_config(warn=warn), index_url=args.index_url,
                        extra=args.extra_index_url, find_links=args.find_links)
-        session = make_session(list(config.all_urls()))
+        session = network_session(args, list(config.all_urls()))
         cache_root = args.cache or default_cache_root()
         if given.all_urls():
             sources = fetch_sources(lock, IndexClient(given, session, jobs=args.jobs,

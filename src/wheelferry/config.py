@@ -11,9 +11,10 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
+from wheelferry.errors import UsageError
 from wheelferry.urls import redact_url
 
 Warn = Callable[[str], None]
@@ -218,3 +219,100 @@ def merge(base: IndexConfig, index_url: str | None = None, extra: Iterable[str] 
     if no_index:
         main, extras = None, ()
     return replace(base, index_url=main, extra_index_urls=extras, find_links=links)
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """pip's network settings, each with where it came from (for messages, never its value)."""
+
+    cert: str | None = None
+    client_cert: str | None = None
+    proxy: str | None = None  # None: not set (environment proxies apply); "": no proxy at all
+    trusted_hosts: tuple[str, ...] = ()
+    timeout: float | None = None
+    retries: int | None = None
+    sources: tuple[tuple[str, str], ...] = ()  # (setting, where it was given)
+
+    def check(self) -> None:
+        """A CA bundle or client certificate that is not a file: one line naming the setting."""
+        for field, what in (("cert", "CA bundle"), ("client_cert", "client certificate")):
+            path = getattr(self, field)
+            if path and not os.path.exists(path):
+                raise UsageError(f"the {what} {path} ({self.source(field)}) does not exist",
+                                 hint=f"fix `{field.replace('_', '-')}` in pip's configuration, "
+                                      f"PIP_{field.upper()} or --{field.replace('_', '-')}")
+
+    def source(self, key: str) -> str | None:
+        """Where *key* (``cert``, ``proxy``, ...) was given, or None."""
+        return dict(self.sources).get(key)
+
+
+# pip's option names as config keys / PIP_* variables; timeout also answers to default-timeout.
+_NET_KEYS = {"cert": "cert", "client-cert": "client_cert", "proxy": "proxy",
+             "trusted-host": "trusted_hosts", "timeout": "timeout", "default-timeout": "timeout",
+             "retries": "retries"}
+
+
+def _net_values(environ: Mapping[str, str], python: str,
+                warn: Warn) -> dict[str, tuple[str, str]]:
+    """``{field: (value, where)}``: files ([global], then the command's section), then PIP_*."""
+    found: dict[str, tuple[str, str]] = {}
+    for key, value in _configured_values(environ, python, warn).items():
+        if key in _NET_KEYS and value.strip():
+            found[_NET_KEYS[key]] = (value.strip(), "pip's configuration")
+    for key, field in _NET_KEYS.items():
+        env_name = "PIP_" + key.upper().replace("-", "_")
+        if environ.get(env_name, "").strip():
+            found[field] = (environ[env_name].strip(), env_name)
+    return found
+
+
+def _number(text: str, what: str, kind: type) -> Any:
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or value < 0:
+        raise UsageError(f"{what} must be a non-negative number, not {text!r}")
+    return value
+
+
+def pip_net_settings(environ: Mapping[str, str] = os.environ, python: str = sys.executable,
+                     *, warn: Warn = lambda _msg: None) -> NetSettings:
+    """cert, client-cert, proxy, trusted-host, timeout and retries as pip on this machine reads them."""
+    found = _net_values(environ, python, warn)
+
+    def text(field: str) -> str | None:
+        return found[field][0] if field in found else None
+
+    timeout, retries = text("timeout"), text("retries")
+    return NetSettings(
+        cert=_path(text("cert")), client_cert=_path(text("client_cert")), proxy=text("proxy"),
+        trusted_hosts=_split(text("trusted_hosts") or ""),
+        timeout=None if timeout is None else _number(timeout, f"timeout ({found['timeout'][1]})", float),
+        retries=None if retries is None else _number(retries, f"retries ({found['retries'][1]})", int),
+        sources=tuple((f, where) for f, (_v, where) in sorted(found.items())))
+
+
+def _path(value: str | None) -> str | None:
+    return None if value is None else os.path.expanduser(value)
+
+
+def merge_net(base: NetSettings, *, cert: str | None = None, client_cert: str | None = None,
+              proxy: str | None = None, trusted_hosts: Iterable[str] = (),
+              timeout: float | None = None, retries: int | None = None) -> NetSettings:
+    """Apply command-line options as pip does: each replaces pip's value; trusted hosts add."""
+    given = {"cert": cert, "client_cert": client_cert, "proxy": proxy, "timeout": timeout,
+             "retries": retries}
+    hosts = tuple(trusted_hosts)
+    sources = dict(base.sources)
+    changes: dict[str, Any] = {}
+    for field, value in given.items():
+        if value is not None:
+            changes[field] = _path(str(value)) if field in ("cert", "client_cert") else value
+            sources[field] = "--" + field.replace("_", "-")
+    if hosts:
+        changes["trusted_hosts"] = _dedup(base.trusted_hosts + hosts)
+        sources["trusted_hosts"] = f"{sources['trusted_hosts']} and --trusted-host" \
+            if base.trusted_hosts else "--trusted-host"
+    return replace(base, **changes, sources=tuple(sorted(sources.items())))

@@ -25,6 +25,7 @@ from urllib3.util.retry import Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
 from wheelferry import __version__
+from wheelferry.config import NetSettings
 from wheelferry.files import atomic_write
 from wheelferry.urls import redact_text, redact_url, strip_credentials
 
@@ -151,19 +152,177 @@ class _TimeoutAdapter(HTTPAdapter):
                             verify=verify, cert=cert, proxies=proxies)
 
 
-def make_session(credential_urls: Sequence[str] = (), *, retries: int = 5, backoff: float = 0.2,
-                 pool: int = 16) -> requests.Session:
-    """A session that retries connects, reads, 5xx and 429 (honouring Retry-After)."""
+class _InsecureAdapter(_TimeoutAdapter):
+    """For a trusted host (pip's ``trusted-host``): HTTPS without certificate verification."""
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> Any:
+        return super().build_connection_pool_key_attributes(request, False, cert)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, False, cert)
+
+
+class Session(requests.Session):
+    """A session applying pip's network settings to every request, and naming them in failures.
+
+    pip's ``cert`` outranks ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` (requests would let the
+    variable win); a ``proxy`` setting means the environment's proxies are not read, as in pip.
+    """
+
+    net: NetSettings
+    forced_timeout: tuple[float, float] | None = None
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,
+                **kwargs: Any) -> requests.Response:
+        if self.net.cert:
+            kwargs.setdefault("verify", self.net.cert)
+        if self.forced_timeout is not None:
+            kwargs["timeout"] = self.forced_timeout
+        kwargs.setdefault("proxies", self.proxies)
+        try:
+            return super().request(method, url, *args, **kwargs)
+        except requests.exceptions.ProxyError as exc:
+            raise ExplainedProxyError(self._proxy_failure(str(url), exc)) from None
+        except requests.ConnectionError as exc:
+            reason = self._tls_failure(str(url), exc, kwargs.get("verify"))
+            if reason is None:
+                raise
+            raise ExplainedSSLError(reason) from None
+
+    def ca_bundle(self, url: str) -> tuple[str | None, str]:
+        """(CA bundle file or None when not verified, where that choice came from) for *url*."""
+        if self.get_adapter(url).__class__ is _InsecureAdapter:
+            return None, "trusted-host: not verified"
+        if self.net.cert:
+            return self.net.cert, self.net.source("cert") or "cert"
+        if self.trust_env:
+            for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+                if os.environ.get(var):
+                    return os.environ[var], var
+        return str(DEFAULT_CA_BUNDLE_PATH), "the default bundle"
+
+    def proxy_for(self, url: str) -> tuple[str | None, str]:
+        """(proxy URL or None, where it came from) for *url*."""
+        if self.net.proxy is not None:
+            return self.net.proxy or None, self.net.source("proxy") or "proxy"
+        if not self.trust_env:
+            return None, "none"
+        env = requests.utils.get_environ_proxies(url)
+        found = requests.utils.select_proxy(url, env)
+        if found:
+            return found, f"{urlsplit(url).scheme.upper()}_PROXY"
+        return None, "none (NO_PROXY)" if os.environ.get("NO_PROXY") or os.environ.get("no_proxy") \
+            else "none"
+
+    def describe(self, url: str) -> str:
+        """One credential-free line: which CA bundle, client certificate and proxy *url*'s host gets."""
+        parts = urlsplit(url)
+        bundle, bundle_from = self.ca_bundle(url)
+        proxy, proxy_from = self.proxy_for(url)
+        line = f"{parts.scheme}://{_netloc(parts)}:"
+        if parts.scheme == "https":
+            line += f" CA bundle {bundle} ({bundle_from})," if bundle else f" {bundle_from},"
+            cert = self.net.client_cert
+            line += f" client certificate {cert} ({self.net.source('client_cert')})," if cert \
+                else " no client certificate,"
+        line += f" proxy {redact_url(proxy)} ({proxy_from})" if proxy else " no proxy"
+        return line
+
+    def _proxy_failure(self, url: str, exc: BaseException) -> str:
+        proxy, where_from = self.proxy_for(url)
+        shown = redact_url(proxy) if proxy else "the proxy"
+        if "407" in str(exc):
+            return (f"the proxy {shown} ({where_from}) wants credentials (HTTP 407 Proxy "
+                    "Authentication Required): give them in the proxy URL, "
+                    "http://USER:PASSWORD@HOST:PORT, in pip's `proxy` setting or --proxy")
+        text = str(exc)
+        why = next((m.lower() for m in ("Connection refused", "timed out", "Name or service not known",
+                                        "Tunnel connection failed") if m in text), "connection failed")
+        return (f"could not go through the proxy {shown} ({where_from}): {why}; check pip's "
+                "`proxy` setting, --proxy or HTTPS_PROXY/NO_PROXY")
+
+    def _tls_failure(self, url: str, exc: BaseException, verify: Any) -> str | None:
+        text = str(exc)
+        host = _netloc(urlsplit(url))
+        hint = ("give the CA that signed the server's certificate with `cert` in pip's "
+                "configuration, PIP_CERT or --cert")
+        if "cannot use the CA bundle" in text:
+            return f"TLS failure with {host}: {text}; {hint}"
+        if "certificate verify failed" in text:
+            bundle, where_from = self.ca_bundle(url)
+            if isinstance(verify, str) and verify != self.net.cert:
+                bundle, where_from = verify, "given by the caller"
+            why = "certificate verify failed"
+            for detail in ("self-signed certificate in certificate chain", "self-signed certificate",
+                           "unable to get local issuer certificate", "certificate has expired",
+                           "Hostname mismatch", "IP address mismatch"):
+                if detail in text:
+                    why += f" ({detail})"
+                    break
+            return (f"TLS failure with {host}: {why}, checked against the CA bundle {bundle} "
+                    f"({where_from}); {hint}")
+        tls_closed = url.lower().startswith("https") and any(
+            m in text for m in ("EOF occurred in violation of protocol", "Connection reset by peer",
+                                "UNEXPECTED_EOF"))
+        if "certificate required" in text or "CERTIFICATE_REQUIRED" in text or tls_closed or \
+                ("alert" in text and "SSL" in text):
+            cert = self.net.client_cert
+            have = f"the client certificate {cert} ({self.net.source('client_cert')}) was refused" \
+                if cert else "no client certificate was given"
+            return (f"TLS failure with {host}: the server refused the handshake and {have}; give a "
+                    "PEM file holding the key and certificate with `client-cert` in pip's "
+                    "configuration, PIP_CLIENT_CERT or --client-cert")
+        return None
+
+
+class ExplainedSSLError(requests.exceptions.SSLError):
+    """A TLS failure whose message names the setting to change."""
+
+    explained = True
+
+
+class ExplainedProxyError(requests.exceptions.ProxyError):
+    """A proxy failure whose message names the proxy and the setting to change."""
+
+    explained = True
+
+
+def make_session(credential_urls: Sequence[str] = (), *, net: NetSettings | None = None,
+                 retries: int = 5, backoff: float = 0.2, pool: int = 16) -> Session:
+    """A session that retries connects, reads, 5xx and 429 (honouring Retry-After).
+
+    *net* carries pip's cert, client-cert, proxy, trusted-host, timeout and retries.
+    """
+    net = net or NetSettings()
+    if net.retries is not None:
+        retries = net.retries
     retry = Retry(
         total=retries, connect=retries, read=retries, status=retries, other=0,
         backoff_factor=backoff, status_forcelist=RETRY_STATUSES,
         allowed_methods=frozenset({"GET", "HEAD"}), respect_retry_after_header=True,
         raise_on_status=False, raise_on_redirect=False,
     )
-    session = requests.Session()
+    session = Session()
+    session.net = net
     adapter = _TimeoutAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    insecure = _InsecureAdapter(max_retries=retry, pool_connections=pool, pool_maxsize=pool)
+    for host in net.trusted_hosts:
+        # As pip mounts it: host, and with no port given, the host on any port.
+        for scheme in ("http", "https"):
+            session.mount(f"{scheme}://{host}/", insecure)
+            if ":" not in host.rsplit("]", 1)[-1]:
+                session.mount(f"{scheme}://{host}:", insecure)
+    if net.client_cert:
+        session.cert = net.client_cert
+    if net.timeout is not None:
+        session.forced_timeout = (net.timeout, net.timeout)
+    if net.proxy is not None:
+        session.trust_env = False
+        if net.proxy:
+            session.proxies = {"http": net.proxy, "https": net.proxy}
     session.headers["User-Agent"] = USER_AGENT
     session.auth = PrefixAuth(credential_urls)
     return session
@@ -171,6 +330,8 @@ def make_session(credential_urls: Sequence[str] = (), *, retries: int = 5, backo
 
 def describe_failure(exc: BaseException) -> str:
     """A one-line, credential-free reason for a requests failure."""
+    if getattr(exc, "explained", False):
+        return redact_text(str(exc))
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return http_status_text(exc.response)
     if isinstance(exc, requests.exceptions.RetryError):
@@ -195,6 +356,9 @@ def http_status_text(response: requests.Response) -> str:
         reason += " (after retries)"
     if response.status_code == 401:
         reason += " (credentials missing or refused)"
+    if response.status_code == 407:
+        reason += (" (the proxy wants credentials: give them in the proxy URL, "
+                   "http://USER:PASSWORD@HOST:PORT, in pip's `proxy` setting or --proxy)")
     return reason
 
 

@@ -20,6 +20,7 @@ Switches, also settable as attributes while the server runs:
 ``requires_python`` {filename: spec} (PEP 503 data-requires-python, html-escaped)
 ``auth``            ("user", "pass"): basic auth required everywhere, 401 otherwise
 ``hide_size``       no ``size`` in JSON and no Content-Length on whole-file responses
+``tls``             an ``ssl.SSLContext`` (server side): serve HTTPS with it (set at start only)
 ``max_age``         seconds: project pages say ``Cache-Control: max-age=N, public`` (as public
                     indexes do); None sends no caching headers at all
 """
@@ -57,7 +58,7 @@ HTML_V1 = "application/vnd.pypi.simple.v1+html"
 _SWITCHES = {
     "mode": "json", "pep658": True, "range": True, "fail": None, "slow": 0.0,
     "drop_after": None, "corrupt": None, "html_200": None, "yanked": None,
-    "requires_python": None, "auth": None, "hide_size": False, "max_age": None,
+    "requires_python": None, "auth": None, "hide_size": False, "max_age": None, "tls": None,
 }
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -137,7 +138,9 @@ class IndexServer:
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.index = self
         self.port = self._httpd.server_address[1]
-        self.root = f"http://127.0.0.1:{self.port}"
+        if self.tls is not None:
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
+        self.root = f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
         self.url = f"{self.root}/simple"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         kwargs={"poll_interval": 0.05})
