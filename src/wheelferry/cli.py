@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, dispatch, human_size, progress_enabled, say, warn
