@@ -328,10 +328,10 @@ def _refuse_unreadable_compression(tar_path: Path) -> None:
                  "or verify with Python 3.14 or newer") from None
 
 
-def _stream_mode(tar_path: Path) -> str:
+def _stream_mode(tar_path: Path, f: IO[bytes]) -> str:
     """The tarfile mode for what build writes (plain tar, gzip, zstd), chosen by magic bytes."""
-    with open(tar_path, "rb") as f:
-        head = f.read(512)
+    head = f.read(512)
+    f.seek(0)
     if head.startswith(_GZIP_MAGIC):
         return "r|gz"
     if head.startswith(ZSTD_MAGIC):
@@ -360,8 +360,8 @@ def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
     """
     lock = None
     failure: WheelferryError | None = None
-    mode = _stream_mode(tar_path)
     with open(tar_path, "rb", buffering=0) as raw:
+        mode = _stream_mode(tar_path, raw)
         reader = _TeeReader(raw, sink)
         check = _Pass(staging, reader)
         try:
