@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +20,7 @@ import pytest
 
 from tests.support.bundles import make_bundle
 from tests.support.gpgkeys import GpgKeys
+from tests.support.mirrors import serve_http
 from tests.support.wheels import build_wheel, sha256_file
 from wheelferry.offline.cli import main
 
@@ -234,13 +234,8 @@ def spelt(request: Any, gpg_keys: GpgKeys, tmp_path: Path, keys: list[str], caps
     assert _export(capsys, tar, out, keys)[0] == 0
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Negotiating, directory=str(out),
                                                                    json_pages=request.param == "json"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_http(server) as url:
+        yield url
 
 
 class _Negotiating(SimpleHTTPRequestHandler):

@@ -228,7 +228,13 @@ def redirector(target_root: str) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with serve_http(ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serve_http(httpd: ThreadingHTTPServer) -> Iterator[str]:
+    """Serve *httpd* (bound to loopback) on a thread; yields its ``/simple/`` URL."""
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
