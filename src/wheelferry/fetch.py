@@ -35,7 +35,7 @@ from wheelferry.cache import (
     looks_like_html,
 )
 from wheelferry.errors import FetchError
-from wheelferry.http import describe_failure
+from wheelferry.http import NET_CHUNK, describe_failure
 from wheelferry.lockfile import WheelFile
 from wheelferry.urls import redact_url
 
@@ -52,10 +52,6 @@ _DROPPED = (
     ConnectionError,
 )
 
-# Network reads: small enough that a chunk stays in the CPU's cache from decryption through
-# hashing to the write, large enough that urllib3's cost per read() call stays small.  One
-# stream of a 620 MB wheel: 64 KiB 490, 512 KiB 530, 1 MiB 450, 4 MiB 260-370 MB/s.
-NET_CHUNK = 512 << 10
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import MetadataError
-from wheelferry.http import describe_failure, http_status_text
+from wheelferry.http import NET_CHUNK, describe_failure, http_status_text
 from wheelferry.pages import DistFile, looks_like_html
 from wheelferry.urls import redact_url
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 # One suffix read this large usually holds the whole central directory of a wheel.
 TAIL_BYTES = 64 * 1024
-DOWNLOAD_CHUNK = 512 << 10
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 
 
@@ -320,7 +319,7 @@ class MetadataSource:
             digests = Digests(dist.hashes)
             try:
                 with open(path, "rb") as f:
-                    for chunk in iter(lambda: f.read(DOWNLOAD_CHUNK), b""):
+                    for chunk in iter(lambda: f.read(NET_CHUNK), b""):
                         digests.update(chunk)
             except OSError as exc:
                 raise MetadataError(f"could not read {path}: {exc.strerror or exc}") from None
@@ -455,7 +454,7 @@ class MetadataSource:
         def chunks() -> Iterable[bytes]:
             first = True
             try:
-                for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                for chunk in response.iter_content(NET_CHUNK):
                     if first and looks_like_html(chunk):
                         raise MetadataError(f"{redact_url(dist.url)}: got an HTML page instead of "
                                             f"{dist.filename}",
