@@ -6,6 +6,16 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# One hypothesis profile for the suite: a loaded machine makes examples slow, never wrong, so
+# no per-example deadline and no "too slow" / "filter too much" health-check failures.
+settings.register_profile(
+    "wheelferry",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "wheelferry"))
 
 # Every module in tests/support is a pytest plugin (fixtures shared across test files).
 pytest_plugins = sorted(

@@ -21,6 +21,7 @@ import pytest
 from tests.support.bundles import make_bundle
 from tests.support.gpgkeys import GpgKeys
 from tests.support.mirrors import serve_http
+from tests.support.pythons import pyenv_versions
 from tests.support.wheels import build_wheel, sha256_file
 from wheelferry.offline.cli import main
 
@@ -207,7 +208,7 @@ PIP_CACHE = Path(os.environ.get("WHEELFERRY_TEST_PIPS") or Path.home() / ".cache
 def _pip_wheel(version: str) -> Path | None:
     pattern = f"pip-{version}-*.whl"
     found = sorted(PIP_CACHE.glob(pattern)) + sorted(
-        (Path.home() / ".pyenv" / "versions").glob(f"*/lib/python*/ensurepip/_bundled/{pattern}"))
+        p for root in pyenv_versions() for p in root.glob(f"*/lib/python*/ensurepip/_bundled/{pattern}"))
     if not found and os.environ.get("WHEELFERRY_LIVE") == "1":
         PIP_CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",

@@ -243,7 +243,7 @@ def test_several_wheels_installed_side_by_side(site: Site) -> None:
     assert _imports(fresh / "bin" / "python", "import p, q, r, s; print(s.__version__)") == "9.0"
 
 
-@pytest.mark.skipif(python39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+@pytest.mark.skipif(python39() is None, reason="no pyenv Python 3.9 ($PYENV_ROOT/versions or ~/.pyenv/versions)")
 def test_install_on_python39_offline(gpg_keys: GpgKeys, tmp_path: Path) -> None:
     """Verify and install run on 3.9 with the standard library only; the 3.9 target is chosen."""
     from wheelferry.offline.probe import describe_interpreter

@@ -138,7 +138,7 @@ def test_probe_of_python39_locks_like_the_matching_target(index_server: Callable
     assert sets[0] == sets[1] == {"app": "1.0", "backport": "1.0", "native": "1.0"}
 
 
-@pytest.mark.skipif(python39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+@pytest.mark.skipif(python39() is None, reason="no pyenv Python 3.9 ($PYENV_ROOT/versions or ~/.pyenv/versions)")
 def test_pipless_python39_is_described_with_manylinux_2_28(tmp_path: Path) -> None:
     """No pip in the interpreter: the kit's packaging reads its tags (PEP 600 included)."""
     from wheelferry.offline.hostmatch import probe_host

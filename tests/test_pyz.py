@@ -70,7 +70,7 @@ def test_runs_without_site_packages(kit: Path) -> None:
 def test_runs_on_python_3_9(kit: Path) -> None:
     py39 = python39()
     if py39 is None:
-        pytest.skip("no pyenv Python 3.9 on this machine (~/.pyenv/versions/3.9*)")
+        pytest.skip("no pyenv Python 3.9 ($PYENV_ROOT/versions or ~/.pyenv/versions)")
     proc = _run_isolated(py39, kit)
     assert proc.returncode == 0, proc.stderr
     assert wheelferry.__version__ in proc.stdout + proc.stderr

@@ -288,7 +288,7 @@ def test_cli_verify(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
     assert err.startswith("error: ") and "hint: " in err and "Traceback" not in err
 
 
-@pytest.mark.skipif(python39() is None, reason="no Python 3.9 under ~/.pyenv/versions")
+@pytest.mark.skipif(python39() is None, reason="no pyenv Python 3.9 ($PYENV_ROOT/versions or ~/.pyenv/versions)")
 def test_verify_on_python39_with_stdlib_only(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path]) -> None:
     tar = make_bundle(tmp_path, wheels)
     gpg_keys.sign("good", tar)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
+def pyenv_versions() -> list[Path]:
+    """The pyenv ``versions`` directories here: ``$PYENV_ROOT/versions``, then ``~/.pyenv/versions``."""
+    roots = [Path(os.environ["PYENV_ROOT"])] if os.environ.get("PYENV_ROOT") else []
+    roots.append(Path.home() / ".pyenv")
+    seen: list[Path] = []
+    for root in roots:
+        versions = root / "versions"
+        if versions.is_dir() and versions.resolve() not in [s.resolve() for s in seen]:
+            seen.append(versions)
+    return seen
+
+
 def pyenv_python(series: str) -> str | None:
-    """The newest pyenv-managed Python of *series* (``~/.pyenv/versions/SERIES*``), or None."""
-    root = Path.home() / ".pyenv" / "versions"
-    found = sorted(root.glob(f"{series}*/bin/python")) if root.is_dir() else []
+    """The newest pyenv-managed Python of *series* (``VERSIONS/SERIES*/bin/python``), or None."""
+    found = sorted(p for root in pyenv_versions() for p in root.glob(f"{series}*/bin/python"))
     return str(found[-1]) if found else None
 
 
