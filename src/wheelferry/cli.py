@@ -53,22 +53,28 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
                    help="PEM file holding the client's private key and certificate")
     g.add_argument("--proxy", metavar="URL", help="scheme://[user:passwd@]proxy.server:port")
     g.add_argument("--trusted-host", action="append", default=[], metavar="HOST[:PORT]",
-                   help="a host whose HTTPS is not verified (repeatable)")
+                   help="a host whose HTTPS is not verified and that may be read over "
+                        "plain HTTP (repeatable)")
     g.add_argument("--timeout", type=float, metavar="SEC", help="socket timeout (pip's default 15)")
     g.add_argument("--retries", type=int, metavar="N", help="attempts per request (default 5)")
     g.add_argument("-v", "--verbose", action="store_true",
                    help="say which CA bundle, client certificate and proxy each host gets")
 
 
-def network_session(args: argparse.Namespace, urls: Sequence[str]) -> Any:
-    """An HTTP session with pip's network settings, command-line options applied."""
-    from wheelferry.config import merge_net, pip_net_settings
+def network_session(args: argparse.Namespace, urls: Sequence[str], reads: Any) -> Any:
+    """An HTTP session with pip's network settings, command-line options applied.
+
+    *reads* (an IndexConfig) holds the indexes and find-links that will be read: each must
+    pass pip's secure-origin rule before any request is made.
+    """
+    from wheelferry.config import check_secure_origins, merge_net, pip_net_settings
     from wheelferry.http import make_session
 
     net = merge_net(pip_net_settings(warn=warn), cert=args.cert, client_cert=args.client_cert,
                     proxy=args.proxy, trusted_hosts=args.trusted_host, timeout=args.timeout,
                     retries=args.retries)
     net.check()
+    check_secure_origins(reads, net.trusted_hosts)
     session = make_session(urls, net=net)
     if args.verbose:
         seen: set[tuple[str, str]] = set()
@@ -154,7 +160,7 @@ class Network:
         self.config = config
         self.cache_root = args.cache or default_cache_root()
         urls = ([config.index_url] if config.index_url else []) + list(config.extra_index_urls)
-        self.session = network_session(args, urls + list(config.find_links))
+        self.session = network_session(args, urls + list(config.find_links), config)
         self.shadowed: list[str] = []
         self.index = IndexClient(config, self.session, warn=self._index_warning, jobs=args.jobs,
                                  cache_dir=self.cache_root / "pages")
@@ -357,7 +363,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
                       find_links=args.find_links)
         config = merge(pip_index_config(warn=warn), index_url=args.index_url,
                        extra=args.extra_index_url, find_links=args.find_links)
-        session = network_session(args, list(config.all_urls()))
+        session = network_session(args, list(config.all_urls()), given)
         cache_root = args.cache or default_cache_root()
         if given.all_urls():
             sources = fetch_sources(lock, IndexClient(given, session, jobs=args.jobs,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import ipaddress
 import locale
 import os
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
-from wheelferry.errors import UsageError
+from wheelferry.errors import InsecureOriginError, UsageError
 from wheelferry.urls import redact_url
 
 Warn = Callable[[str], None]
@@ -316,3 +317,66 @@ def merge_net(base: NetSettings, *, cert: str | None = None, client_cert: str | 
         sources["trusted_hosts"] = f"{sources['trusted_hosts']} and --trusted-host" \
             if base.trusted_hosts else "--trusted-host"
     return replace(base, **changes, sources=tuple(sorted(sources.items())))
+
+
+# pip's SECURE_ORIGINS (pip/_internal/network/session.py), from Chrome's list: (scheme, host, port).
+_SECURE_ORIGINS: tuple[tuple[str, str, Any], ...] = (
+    ("https", "*", "*"), ("*", "localhost", "*"), ("*", "127.0.0.0/8", "*"), ("*", "::1/128", "*"),
+    ("file", "*", None), ("ssh", "*", "*"),
+)
+
+
+def _trusted_origin(host: str) -> tuple[str, str, Any]:
+    """pip's ``parse_netloc`` of a trusted-host entry, as a secure origin (no port: any port)."""
+    netloc = f"[{host}]" if host.count(":") >= 2 and "[" not in host else host
+    try:
+        parts = urlsplit(f"https://{netloc}")
+        name, port = parts.hostname or "", parts.port
+    except ValueError:
+        name, port = "", None
+    return ("*", name, "*" if port is None else port)
+
+
+def is_secure_origin(url: str, trusted_hosts: Iterable[str] = ()) -> bool:
+    """pip's ``is_secure_origin``: HTTPS, loopback, a local file, or a trusted host (and port)."""
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.rsplit("+", 1)[-1], parts.hostname, parts.port
+    except ValueError:
+        return False
+    for want_scheme, want_host, want_port in (*_SECURE_ORIGINS, *map(_trusted_origin, trusted_hosts)):
+        if scheme != want_scheme and want_scheme != "*":
+            continue
+        try:
+            addr, network = ipaddress.ip_address(host or ""), ipaddress.ip_network(want_host)
+        except ValueError:
+            if host and host.lower() != want_host.lower() and want_host != "*":
+                continue
+        else:
+            if addr not in network:
+                continue
+        if port != want_port and want_port != "*" and want_port is not None:
+            continue
+        return True
+    return False
+
+
+def check_secure_origins(config: IndexConfig, trusted_hosts: Iterable[str]) -> None:
+    """Refuse the plain-HTTP indexes and find-links that pip would not read.
+
+    pip skips such a location with a warning and carries on without it; a lock made without
+    one of its sources is not the lock that was asked for, so this stops instead.
+    """
+    trusted = tuple(trusted_hosts)
+    bad = [(what, url) for what, urls in (("index", config.index_urls()),
+                                          ("find-links location", config.find_links))
+           for url in urls if not is_secure_origin(url, trusted)]
+    if not bad:
+        return
+    hosts = list(dict.fromkeys(urlsplit(url).hostname or "?" for _what, url in bad))
+    where = ", ".join(f"the {what} {redact_url(url)}" for what, url in bad)
+    allow = " ".join(f"--trusted-host {h}" for h in hosts)
+    raise InsecureOriginError(
+        f"refusing {where}: plain HTTP to {' and '.join(hosts)}, which is neither loopback nor a "
+        f"trusted host; use HTTPS, or allow it as pip does with {allow}, `trusted-host` in pip's "
+        "configuration or PIP_TRUSTED_HOST")

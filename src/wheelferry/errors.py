@@ -47,6 +47,10 @@ class IndexUnreachableError(WheelferryError):
     """A package index or find-links location that could not be read."""
 
 
+class InsecureOriginError(IndexUnreachableError):
+    """A plain-HTTP index or find-links location on a host neither loopback nor trusted (pip's rule)."""
+
+
 class MetadataError(WheelferryError):
     """Core metadata that could not be fetched, did not hash, or does not parse."""
 

@@ -21,6 +21,9 @@ Switches, also settable as attributes while the server runs:
 ``auth``            ("user", "pass"): basic auth required everywhere, 401 otherwise
 ``hide_size``       no ``size`` in JSON and no Content-Length on whole-file responses
 ``tls``             an ``ssl.SSLContext`` (server side): serve HTTPS with it (set at start only)
+``bind``            the address to listen on (set at start only; default 127.0.0.1)
+``name``            the host name its URLs use (set at start only; default the bind address),
+                    e.g. a name only a test proxy resolves
 ``max_age``         seconds: project pages say ``Cache-Control: max-age=N, public`` (as public
                     indexes do); None sends no caching headers at all
 """
@@ -59,6 +62,7 @@ _SWITCHES = {
     "mode": "json", "pep658": True, "range": True, "fail": None, "slow": 0.0,
     "drop_after": None, "corrupt": None, "html_200": None, "yanked": None,
     "requires_python": None, "auth": None, "hide_size": False, "max_age": None, "tls": None,
+    "bind": "127.0.0.1", "name": None,
 }
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -135,12 +139,12 @@ class IndexServer:
         self.lock = threading.Lock()
         self._hash_cache: dict[tuple[str, float, int], str] = {}
         self._conns: set[socket.socket] = set()
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server((self.bind, 0), _Handler)
         self._httpd.index = self
         self.port = self._httpd.server_address[1]
         if self.tls is not None:
             self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
-        self.root = f"{'https' if self.tls is not None else 'http'}://127.0.0.1:{self.port}"
+        self.root = f"{'https' if self.tls is not None else 'http'}://{self.name or self.bind}:{self.port}"
         self.url = f"{self.root}/simple"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True,
                                         kwargs={"poll_interval": 0.05})

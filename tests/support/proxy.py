@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import select
 import socket
 import threading
@@ -20,6 +21,9 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import pytest
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te",
+               "trailer", "transfer-encoding", "upgrade"}
 
 
 class HttpProxy:
@@ -96,6 +100,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         _pipe(self.connection, upstream)
 
     def _forward(self) -> None:
+        # One request at a time over a kept-alive client connection, as real proxies do; the
+        # response is re-sent with its own length, so the client never races a close.
         if not self._authorised():
             return
         parts = urlsplit(self.path)
@@ -104,16 +110,27 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         with self.proxy.lock:
             self.proxy.seen.append((self.command, self.path))
-        upstream = socket.create_connection(
-            self.proxy.address(parts.hostname, parts.port or 80), timeout=10)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        head = [f"{self.command} {path or '/'} HTTP/1.1"]
-        head += [f"{k}: {v}" for k, v in self.headers.items()
-                 if k.lower() not in ("proxy-authorization", "proxy-connection", "connection")]
-        head += ["Connection: close", "", ""]
-        upstream.sendall("\r\n".join(head).encode("latin-1"))
-        self.close_connection = True
-        _pipe(self.connection, upstream)
+        host, port = self.proxy.address(parts.hostname, parts.port or 80)
+        upstream = http.client.HTTPConnection(host, port, timeout=10)
+        try:
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            upstream.request(self.command, path or "/", headers={
+                k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP})
+            response = upstream.getresponse()
+            body = response.read()
+        except OSError:
+            self.send_error(502)
+            return
+        finally:
+            upstream.close()
+        self.send_response(response.status, response.reason)
+        for key, value in response.getheaders():
+            if key.lower() not in _HOP_BY_HOP | {"content-length", "date", "server"}:
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     do_GET = _forward
     do_HEAD = _forward

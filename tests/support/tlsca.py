@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# A name that never resolves (RFC 2606 .invalid): a test proxy maps it to a loopback server,
+# so a server under this name is reachable through that proxy or not at all.
+PROXY_ONLY_NAME = "mirror.invalid"
+
 
 def _openssl(*args: str) -> None:
     subprocess.run(["openssl", *args], check=True, capture_output=True)
@@ -17,7 +21,7 @@ def _openssl(*args: str) -> None:
 
 @dataclass(frozen=True)
 class PrivateCA:
-    """A CA, a server certificate for 127.0.0.1 it signed, and a client certificate it signed."""
+    """A CA, a server certificate it signed (127.0.0.1 and PROXY_ONLY_NAME), and a client one."""
 
     ca: Path            # the CA certificate (what a client trusts)
     server_cert: Path
@@ -41,7 +45,8 @@ def make_private_ca(d: Path) -> PrivateCA:
     _openssl("req", "-x509", *ec, "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"), "-days", "1",
              "-subj", "/CN=Test Bank Root CA", "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+    for name, ext in (("server", f"subjectAltName=IP:127.0.0.1,DNS:{PROXY_ONLY_NAME}\n"
+                               "extendedKeyUsage=serverAuth"),
                       ("client", "extendedKeyUsage=clientAuth")):
         _openssl("req", "-new", *ec, "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"),
                  "-subj", f"/CN=test {name}")
@@ -62,4 +67,4 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> PrivateCA:
     return make_private_ca(tmp_path_factory.mktemp("private-ca"))
 
 
-__all__ = ["PrivateCA", "make_private_ca", "private_ca"]
+__all__ = ["PROXY_ONLY_NAME", "PrivateCA", "make_private_ca", "private_ca"]
