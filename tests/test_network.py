@@ -60,6 +60,13 @@ def lock_text(tmp_path: Path) -> str:
     return "".join(p.read_text() for p in sorted((tmp_path / "lock").iterdir()))
 
 
+def build_lock(lock_dir: Path, tmp_path: Path, capsys: Any, *args: str) -> tuple[int, dict[str, Any]]:
+    """build --lock LOCK_DIR with a fresh cache under *tmp_path*: (exit code, --json result)."""
+    code = main(["build", "--lock", str(lock_dir), "--no-sign", "--cache", str(tmp_path / "build-cache"),
+                 "-o", str(tmp_path / "out"), *args, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
 # -- reading pip's configuration --------------------------------------------------------------
 
 def test_settings_come_from_pip_files_then_pip_variables(tmp_path: Path,
@@ -138,9 +145,13 @@ def test_ca_from_cert_option_and_from_pip_cert(https_index: Any, private_ca: Pri
                                                monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
     code, res, _ = lock(https_index, tmp_path, capsys, "--cert", str(private_ca.ca))
     assert code == 0, res
+    code, res = build_lock(tmp_path / "lock", tmp_path / "b1", capsys, "--cert", str(private_ca.ca))
+    assert code == 0 and res["fetch"]["files"] == 2, res
     monkeypatch.setenv("PIP_CERT", str(private_ca.ca))
     code, res, _ = lock(https_index, tmp_path / "again", capsys)
     assert code == 0, res
+    code, res = build_lock(tmp_path / "lock", tmp_path / "b2", capsys)
+    assert code == 0 and res["fetch"]["files"] == 2, res
 
 
 def test_requests_ca_bundle_still_works_as_for_pip(https_index: Any, private_ca: PrivateCA,
@@ -168,6 +179,27 @@ def test_trusted_host_skips_verification_for_that_host_only(https_index: Any, tm
     code, res, _ = lock(https_index, tmp_path, capsys, "--trusted-host",
                         f"127.0.0.1:{https_index.port}")
     assert code == 0, res
+    code, res = build_lock(tmp_path / "lock", tmp_path / "b1", capsys, "--retries", "0")
+    assert code == 1 and "certificate verify failed" in res["message"], res
+    code, res = build_lock(tmp_path / "lock", tmp_path / "b2", capsys, "--trusted-host", "127.0.0.1")
+    assert code == 0 and res["fetch"]["files"] == 2, res
+
+
+def test_timeout_and_retries_apply_to_every_request(index_server: Callable[..., Any], wheels: Path,
+                                                    tmp_path: Path, capsys: Any) -> None:
+    server = index_server(wheels, pep658=False)
+    code, res, _ = lock(server, tmp_path, capsys)
+    assert code == 0, res
+    server.slow = 0.5
+    tries = []
+    for retries in ("0", "2"):
+        before = server.count("GET", "/simple/app/")
+        code, res, _ = lock(server, tmp_path / retries, capsys, "--timeout", "0.1", "--retries", retries)
+        assert code == 1 and "timed out" in res["message"], res
+        tries.append(server.count("GET", "/simple/app/") - before)
+    assert tries[0] >= 1 and tries[1] == 3 * tries[0], tries  # each read: 1 + retries attempts
+    code, res = build_lock(tmp_path / "lock", tmp_path, capsys, "--timeout", "0.1", "--retries", "0")
+    assert code == 1 and res["error"] == "FetchError", res
 
 
 def test_build_from_a_lock_fetches_with_the_ca_from_pip_config(
@@ -214,8 +246,11 @@ def test_client_cert_from_pip_config_and_option(mtls_index: Any, private_ca: Pri
                  "--cache", str(tmp_path / "c2"), "-o", str(tmp_path / "out"), "--json"])
     res = json.loads(capsys.readouterr().out)
     assert code == 0, res
-    key = (private_ca.client_pem).read_text().split("-----END PRIVATE KEY-----")[0]
-    assert key.strip() not in lock_text(tmp_path / "again")
+    key = (private_ca.client_pem).read_text().split("-----END PRIVATE KEY-----")[0].strip()
+    written = b"".join(p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file())
+    for secret in (key, str(private_ca.client_pem)):
+        assert secret not in lock_text(tmp_path / "again")
+        assert secret.encode() not in written
 
 
 # -- a proxy ----------------------------------------------------------------------------------
@@ -230,12 +265,6 @@ def through(http_proxy: Callable[..., Any], server: Any, **kw: Any) -> Any:
     return http_proxy(hosts={PROXY_ONLY_NAME: ("127.0.0.1", server.port)}, **kw)
 
 
-def build_lock(lock_dir: Path, tmp_path: Path, capsys: Any, *args: str) -> tuple[int, dict[str, Any]]:
-    code = main(["build", "--lock", str(lock_dir), "--no-sign", "--cache", str(tmp_path / "build-cache"),
-                 "-o", str(tmp_path / "out"), *args, "--json"])
-    return code, json.loads(capsys.readouterr().out)
-
-
 def test_index_reached_only_through_the_proxy_from_pip_config_also_for_build_lock(
         index_server: Callable[..., Any], http_proxy: Callable[..., Any], private_ca: PrivateCA,
         wheels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any,
@@ -245,6 +274,8 @@ def test_index_reached_only_through_the_proxy_from_pip_config_also_for_build_loc
     server = named_index(index_server, wheels, tls=private_ca.server_context())
     proxy = through(http_proxy, server)
     pip_conf(tmp_path, monkeypatch, f"[global]\ncert = {private_ca.ca}\nproxy = {proxy.url}\n")
+    # A proxy in the environment does not override pip's (this one refuses every connection).
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     code, res, _ = lock(server, tmp_path, capsys)
     assert code == 0, res
     assert ("CONNECT", f"{PROXY_ONLY_NAME}:{server.port}") in proxy.seen

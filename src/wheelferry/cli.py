@@ -56,7 +56,7 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
                    help="a host whose HTTPS is not verified and that may be read over "
                         "plain HTTP (repeatable)")
     g.add_argument("--timeout", type=float, metavar="SEC", help="socket timeout (pip's default 15)")
-    g.add_argument("--retries", type=int, metavar="N", help="attempts per request (default 5)")
+    g.add_argument("--retries", type=int, metavar="N", help="retries per request (default 5)")
     g.add_argument("-v", "--verbose", action="store_true",
                    help="say which CA bundle, client certificate and proxy each host gets")
 
