@@ -14,9 +14,10 @@ from tests.support.wheels import build_wheel, sha256_file
 from wheelferry.bundle import write_bundle
 from wheelferry.lockfile import Edge, Lock, LockedPackage, LockedTarget, TrimmedEdge
 from wheelferry.manifest import SBOM_NAME
-from wheelferry.offline.audit import licence_of, read_metadata, render_table
+from wheelferry.offline.audit import read_metadata, render_table
 from wheelferry.offline.cli import main
-from wheelferry.sbom import sbom_json
+from wheelferry.offline.cyclonedx import bom, dumps
+from wheelferry.offline.licences import licence_of, wheel_licences
 
 TARGETS = {"linux-x86_64-cp311-cpu": host_markers(), "windows-amd64-cp311-cpu": host_markers()}
 
@@ -151,7 +152,8 @@ def test_trims_of_optional_extras_are_one_line_unless_verbose() -> None:
 
 
 def test_render_table_truncates_long_cells(wheels: list[Path], tmp_path: Path) -> None:
-    from wheelferry.offline.audit import Licence, WheelRow
+    from wheelferry.offline.audit import WheelRow
+    from wheelferry.offline.licences import Licence
 
     row = WheelRow("p" * 60, "1.0", "f.whl", "0" * 64, 10, Licence("L" * 90, None, "License"), None,
                    "py3-none-any", ("t",) * 3, (), (), None, ())
@@ -170,9 +172,9 @@ def test_cyclonedx_validates_against_1_6(gpg_keys: GpgKeys, tmp_path: Path, whee
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out) is None
     doc = json.loads(out)
     comps = {c["name"]: c for c in doc["components"]}
-    assert comps["alpha"]["purl"] == "pkg:pypi/alpha@1.0"
-    assert comps["alpha"]["licenses"] == [{"expression": "MIT"}]
-    assert comps["gamma"]["licenses"] == [{"expression": "Apache-2.0"}]
+    assert comps["alpha"]["purl"] == f"pkg:pypi/alpha@1.0?file_name={wheels[0].name}"
+    assert comps["alpha"]["licenses"] == [{"expression": "MIT", "acknowledgement": "declared"}]
+    assert comps["gamma"]["licenses"] == [{"expression": "Apache-2.0", "acknowledgement": "declared"}]
     assert "licenses" not in comps["delta"]
     assert comps["beta"]["hashes"] == [{"alg": "SHA-256", "content": sha256_file(wheels[1])}]
     alpha_deps = next(d for d in doc["dependencies"] if d["ref"] == comps["alpha"]["bom-ref"])
@@ -193,21 +195,21 @@ def test_cyclonedx_expression_and_names_validate(tmp_path: Path, capsys: Any) ->
     assert code == 0, err
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out) is None
     comps = {c["name"]: c for c in json.loads(out)["components"]}
-    assert comps["dual"]["licenses"] == [{"expression": "MIT OR Apache-2.0"}]
-    assert comps["odd"]["licenses"] == [{"license": {"name": "Acme Corp licence"}}]
-    assert comps["gpl"]["licenses"] == [{"license": {"name": "GNU General Public License v3 (GPLv3)"}}]
+    assert comps["dual"]["licenses"] == [{"expression": "MIT OR Apache-2.0", "acknowledgement": "declared"}]
+    assert comps["odd"]["licenses"] == [{"license": {"name": "Acme Corp licence", "acknowledgement": "declared"}}]
+    assert comps["gpl"]["licenses"] == [{"license": {"name": "GNU General Public License v3 (GPLv3)",
+                                                     "acknowledgement": "declared"}}]
 
 
 def _real_bundle(tmp_path: Path, wheels: list[Path], sbom: bytes | None = None) -> Path:
     lock = make_lock(wheels, name="real", targets={"host": host_markers()})
-    metadata = {w.name: read_metadata(w) for w in wheels}
+    licences = wheel_licences({w.name: w for w in wheels}, {w.name: read_metadata(w) for w in wheels})
     out = tmp_path / "out"
     out.mkdir()
     return write_bundle(out, name="real", lock=lock,
                         lock_files={"wheelferry.lock.json": lock.dumps().encode()},
                         wheel_paths={w.name: w for w in wheels},
-                        sequence=1, created=1700000000, expires=None, tool="t",
-                        sbom=sbom if sbom is not None else sbom_json(lock, metadata, created=1700000000)).path
+                        sequence=1, created=1700000000, expires=None, tool="t", licences=licences, sbom=sbom).path
 
 
 def test_real_bundle_sbom_agrees(tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
@@ -219,7 +221,7 @@ def test_real_bundle_sbom_agrees(tmp_path: Path, wheels: list[Path], capsys: Any
 
 def test_sbom_that_lies_about_a_hash_fails(tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
     lock = make_lock(wheels, name="real", targets={"host": host_markers()})
-    good = sbom_json(lock, created=1)
+    good = dumps(bom(lock, {}, name="real", sequence=1, created="2023-11-14T22:13:20Z"))
     lying = good.replace(lock.wheels[wheels[1].name].sha256.encode(), b"f" * 64)
     tar = _real_bundle(tmp_path, wheels, sbom=lying)
     code, _, err = _run(capsys, "audit", str(tar), "--allow-unsigned")
@@ -229,7 +231,7 @@ def test_sbom_that_lies_about_a_hash_fails(tmp_path: Path, wheels: list[Path], c
 
 def test_sbom_missing_a_wheel_fails(tmp_path: Path, wheels: list[Path], capsys: Any) -> None:
     lock = make_lock(wheels[:2], name="demo", targets={"host": host_markers()})
-    partial = sbom_json(lock, created=1)
+    partial = dumps(bom(lock, {}, name="demo", sequence=1, created="2023-11-14T22:13:20Z"))
     tar = write_tar(tmp_path / "demo.tar", bundle_members(wheels, extra_files={SBOM_NAME: partial}))
     code, _, err = _run(capsys, "audit", str(tar), "--allow-unsigned")
     assert code == 1 and f"{wheels[2].name} is in the bundle but not in {SBOM_NAME}" in err
@@ -262,7 +264,7 @@ def test_missing_keys_is_usage(tmp_path: Path, wheels: list[Path], capsys: Any) 
 ])
 def test_licence_recognised_from_license_file_when_metadata_names_none(tmp_path: Path, member: str, body: bytes,
                                                                        spdx: str | None) -> None:
-    from wheelferry.offline.audit import licence_from_files
+    from wheelferry.offline.licences import licence_from_files
 
     wheel = build_wheel(tmp_path, "x", "1.0", license=None, extra_metadata=["License-File: LICENSE"],
                         files={member: body})

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from tests.support.wheels import build_wheel
 from wheelferry.cli import main
 from wheelferry.coremetadata import read_core_metadata
-from wheelferry.offline.audit import licence_of, requires_python_of
-from wheelferry.sbom import licenses_from_metadata
+from wheelferry.offline.audit import requires_python_of
+from wheelferry.offline.cyclonedx import licence_choices
+from wheelferry.offline.licences import licence_of
 
 # A licence text of the size and kind pandas 2.2.3 ships in its License field: 72 KB, non-ASCII.
 _PARAGRAPH = ("Copyright (c) 2008-2011, AQR Capital Management, LLC, Lambda Foundry, Inc. and "
@@ -68,11 +69,11 @@ def test_folds_indented_by_the_field_name_are_undone_too() -> None:
 
 def test_the_consumers_read_the_pandas_licence() -> None:
     data = pandas_like()
-    (sbom_licence,) = licenses_from_metadata(data)
-    assert sbom_licence.name == "BSD 3-Clause License"  # type: ignore[union-attr]
-    assert sbom_licence.text is not None and "日本語の著者" in sbom_licence.text.content  # type: ignore[union-attr]
     audited = licence_of(data)
     assert (audited.text, audited.source) == ("BSD 3-Clause License", "License")
+    (entry,) = licence_choices(audited)
+    assert entry["license"]["name"] == "BSD 3-Clause License"
+    assert entry["license"]["text"]["content"] == "\n".join(LONG_LICENCE)
     assert requires_python_of(data) == ">=3.9"
 
 

@@ -13,7 +13,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from wheelferry.errors import PolicyFileError
-from wheelferry.offline.audit import licence_of, licence_of_wheel, read_metadata
+from wheelferry.offline.audit import read_metadata
+from wheelferry.offline.licences import licence_of, licence_of_wheel
 from wheelferry.offline.policy import (
     PackageFacts,
     canonical_spdx,
@@ -111,7 +112,7 @@ def test_licence_files_of_real_wheels(tmp_path: Path, recorded: str, spdx: str, 
 
 
 def test_numpy_licence_file_is_its_own_licence_before_the_bundled_ones(tmp_path: Path) -> None:
-    from wheelferry.offline.audit import licence_in_text
+    from wheelferry.offline.licences import licence_in_text
 
     text = (DATA / "licences" / "numpy-1.26.4" / "LICENSE.txt").read_text()
     assert "GCC RUNTIME LIBRARY EXCEPTION" in text.upper() and licence_in_text(text) == "BSD-3-Clause"

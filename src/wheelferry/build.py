@@ -23,9 +23,9 @@ from wheelferry.files import atomic_write
 from wheelferry.lock import render_lock_files
 from wheelferry.lockfile import Lock
 from wheelferry.metadata import read_wheel_metadata
+from wheelferry.offline.licences import Licence, wheel_licences
 from wheelferry.pages import name_and_version, version_or_none
 from wheelferry.pyz import write_offline_pyz
-from wheelferry.sbom import sbom_json
 from wheelferry.sign import SigningKey, StreamSigner, export_public_key, sign_detached
 from wheelferry.urls import strip_credentials
 
@@ -179,21 +179,22 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     metadata = {name: wheel_metadata(path) for name, path in paths.items()}
     for name, meta in metadata.items():
         check_wheel_identity(name, meta)
+    licences = wheel_licences(paths, metadata)  # one resolution for the policy and the SBOM
     if opts.policy is not None:
-        _check_wheel_policy(opts.policy, lock, paths, metadata)
+        _check_wheel_policy(opts.policy, lock, licences)
     now = build_epoch()
     with _output_dir(opts.out_dir):
-        return _write_outputs(lock, paths, metadata, created, now, opts, signer,
+        return _write_outputs(lock, paths, licences, created, now, opts, signer,
                               fetch_summary(results), fetch_seconds)
 
 
-def _check_wheel_policy(policy: Any, lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes]) -> None:
+def _check_wheel_policy(policy: Any, lock: Lock, licences: Mapping[str, Licence]) -> None:
     """Judge the fetched wheels by every rule of *policy*; a violation (exit 1) comes before any bundle or signature."""
     from wheelferry.clikit import say, warn
     from wheelferry.offline.audit import wheel_facts
     from wheelferry.offline.policy import evaluate
 
-    report = evaluate(policy, wheel_facts(lock, paths, metadata))
+    report = evaluate(policy, wheel_facts(lock, licences))
     for w in report.warnings:
         if w.rule != "release-age-unknown":  # said already when the lock was judged
             warn(f"policy: {w}")
@@ -215,7 +216,7 @@ def _output_dir(out_dir: Path) -> Iterator[None]:
         raise
 
 
-def _write_outputs(lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes], created: int,
+def _write_outputs(lock: Lock, paths: dict[str, Path], licences: Mapping[str, Licence], created: int,
                    now: int, opts: BuildOptions, signer: Signer | None, fetched: dict[str, Any],
                    fetch_seconds: float) -> BuildResult:
     """The bundle, its signature, the offline kit and its signature, the volumes."""
@@ -228,7 +229,7 @@ def _write_outputs(lock: Lock, paths: dict[str, Path], metadata: dict[str, bytes
             sequence=opts.sequence if opts.sequence is not None else now, created=created,
             expires=now + int(opts.expires_days * 86400) if opts.expires_days else None,
             tool=f"wheelferry {__version__}", compress=opts.compress,
-            sbom=sbom_json(lock, metadata, created=created), progress=opts.progress,
+            licences=licences, progress=opts.progress,
             tee=stream.feed if stream is not None else None,
             before_publish=(lambda tmp: _signed(stream, tmp, final_asc, bundle_signature))
             if stream is not None else None,

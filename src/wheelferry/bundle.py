@@ -43,6 +43,8 @@ from wheelferry.manifest import (
     is_safe_relpath,
     render_sums,
 )
+from wheelferry.offline import cyclonedx
+from wheelferry.offline.licences import Licence
 
 # Each chunk is read, hashed, written and handed to gpg while it is still in the CPU's cache:
 # 695 MB signed bundle, 1 MiB chunks 1.96 s, 256 KiB 1.75 s (and a third less system time).
@@ -294,18 +296,20 @@ def _add_wheel(tar: tarfile.TarFile, top: str, m: _Member, mtime: int, tick: Cal
 
 def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[str, bytes],
                  wheel_paths: Mapping[str, Path], sequence: int, created: int, expires: int | None,
-                 tool: str, compress: str | None = None, sbom: bytes | None = None,
+                 tool: str, compress: str | None = None, licences: Mapping[str, Licence] | None = None,
+                 sbom: bytes | None = None,
                  progress: bool = False, tee: Callable[[bytes], None] | None = None,
                  before_publish: Callable[[Path], None] | None = None) -> BundleResult:
     """Write ``out_dir/NAME.tar`` (or ``.tar.gz``/``.tar.zst``) atomically and return what it holds.
 
     Every byte of the file also goes to *tee*; *before_publish* gets the
     finished temporary file before it takes its final name (and may refuse it).
+    The SBOM is written from *lock* and *licences* (by wheel file) unless *sbom* is given.
     """
     check_compression(compress)
     if sbom is None:
-        from wheelferry.sbom import sbom_json
-        sbom = sbom_json(lock, created=created)
+        sbom = cyclonedx.dumps(cyclonedx.bom(lock, licences or {}, name=name, sequence=sequence,
+                                             created=rfc3339(created)))
     members = _plan(name, lock, lock_files, wheel_paths, sbom)
     files = [m.entry for m in members if m.entry is not None]
     manifest = Manifest(

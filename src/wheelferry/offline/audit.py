@@ -1,58 +1,31 @@
 """``audit``: what a verified bundle ships, wheel by wheel: licences, why, trims, and an SBOM.
 
 Standard library, the vendored packaging and the shared metadata reader only.  Licences
-come from each wheel's METADATA and licence files in a fixed order (see :func:`licence_of`
-and :func:`licence_from_files`), each result carrying its evidence.
-The CycloneDX 1.6 document is built here with ``json`` alone, and the bundle's
-own ``sbom.cdx.json`` is checked against the wheels that are really inside.
+come from :mod:`wheelferry.offline.licences` (each with its evidence); the CycloneDX 1.6
+document from :mod:`wheelferry.offline.cyclonedx`, the writer ``build`` uses for the
+bundle's own ``sbom.cdx.json``, which is checked against the wheels really inside.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
-import pkgutil
 import tempfile
-import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
 
-from wheelferry import __version__
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import VerificationError
 from wheelferry.manifest import SBOM_NAME, WHEELS_DIR
-from wheelferry.offline.policy import PackageFacts, canonical_spdx
+from wheelferry.offline.cyclonedx import bom
+from wheelferry.offline.cyclonedx import check_sbom as cyclonedx_check
+from wheelferry.offline.licences import Licence, licence_of_wheel
+from wheelferry.offline.policy import PackageFacts
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 from wheelferry.offline.volumes import joined_bundle
 
-# Trove classifiers that name exactly one SPDX licence ("BSD License" does not: the licence file decides).
-_CLASSIFIERS = {
-    "MIT License": "MIT", "MIT No Attribution License (MIT-0)": "MIT-0", "ISC License (ISCL)": "ISC",
-    "Apache Software License": "Apache-2.0", "Mozilla Public License 2.0 (MPL 2.0)": "MPL-2.0",
-    "The Unlicense (Unlicense)": "Unlicense", "Zero-Clause BSD (0BSD)": "0BSD",
-    "zlib/libpng License": "Zlib", "Boost Software License 1.0 (BSL-1.0)": "BSL-1.0",
-    "Python Software Foundation License": "PSF-2.0", "Eclipse Public License 2.0 (EPL-2.0)": "EPL-2.0",
-    "European Union Public Licence 1.2 (EUPL 1.2)": "EUPL-1.2",
-    "Universal Permissive License (UPL)": "UPL-1.0",
-    "CC0 1.0 Universal (CC0 1.0) Public Domain Dedication": "CC0-1.0",
-}
-_SERIAL_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:wheelferry:audit")
-
-
-@dataclass(frozen=True)
-class Licence:
-    """A wheel's licence: what to show, its SPDX form if one is known, where it came from and why."""
-
-    text: str
-    spdx: str | None
-    source: str  # License-Expression | License | classifier | License-name | notice | License-File | none
-    names: tuple[str, ...] = ()  # classifier names, for an SBOM without an SPDX form
-    evidence: str = ""  # the field, classifier, spelling or file that decided it
 
 @dataclass(frozen=True)
 class WheelRow:
@@ -86,170 +59,14 @@ class WheelRow:
                             self.upload_time, self.licence.evidence)
 
 
-def _normal(text: str) -> str:
-    return " ".join(text.lower().split()).rstrip(".")
-
-
-@functools.lru_cache(maxsize=1)
-def licence_names() -> dict[str, dict[str, str]]:
-    """The data file of common free-text licence spellings (lower-cased key -> spdx, source)."""
-    raw = pkgutil.get_data("wheelferry.offline", "licence-names.json")
-    data: dict[str, Any] = json.loads(raw or b"{}")
-    return {_normal(k): v for k, v in data.items() if not k.startswith("_")}
-
-
-def _spdx(text: str) -> str | None:
-    try:
-        return canonical_spdx(text)
-    except ValueError:
-        return None
-
-
-_VENDORS = {"nvidia": "NVIDIA"}  # a proprietary notice by one of these -> LicenseRef-<Vendor>-Proprietary
-
-
-def _proprietary(meta: Any, first: str) -> Licence | None:
-    said = "proprietary" in first.lower() or any(c.endswith(":: Other/Proprietary License")
-                                                 for c in meta.licence_classifiers)
-    if not said:
-        return None
-    who = " ".join(x or "" for x in (meta.author, meta.author_email, meta.maintainer, meta.maintainer_email,
-                                     first)).lower()
-    vendor = next((v for k, v in _VENDORS.items() if k in who), None)
-    ref = f"LicenseRef-{vendor}-Proprietary" if vendor else "LicenseRef-Proprietary"
-    by = f" by {vendor}" if vendor else ""
-    return Licence(first or "Other/Proprietary License", ref, "notice",
-                   evidence=f"proprietary notice{by} ({'License: ' + first if first else 'classifier'})")
-
-
-def licence_of(metadata: bytes) -> Licence:
-    """The declared licence in a METADATA file, without reading the licence files.
-
-    In this order: License-Expression; a License field that is an SPDX expression;
-    classifiers that each name one SPDX licence; a known free-text spelling
-    (``licence-names.json``); a proprietary notice (a ``LicenseRef-`` id); a License
-    field holding a licence's whole text.  Otherwise source ``none``.
-    """
-    meta = read_core_metadata(metadata)
-    expression = (meta.license_expression or "").strip()
-    if expression:
-        spdx = _spdx(expression)
-        if spdx:
-            return Licence(expression, spdx, "License-Expression", evidence=f"License-Expression: {expression}")
-    text = meta.license or ""
-    first = text.splitlines()[0].strip() if text.strip() else ""
-    if first.upper() == "UNKNOWN":
-        first = ""
-    single = "\n" not in text.strip()
-    if first and single and (spdx := _spdx(first)):
-        return Licence(first, spdx, "License", evidence=f"License: {first}")
-    names = sorted({c.split("::")[-1].strip() for c in meta.licence_classifiers if c.count("::") >= 2})
-    ids = [_CLASSIFIERS.get(n) for n in names]
-    if names and all(ids):
-        # Several classifiers say nothing of OR or AND: judge the stricter AND.
-        spdx = " AND ".join(sorted({i for i in ids if i}))
-        return Licence(", ".join(names), spdx, "classifier", tuple(names),
-                       evidence="; ".join(f"Classifier: License :: {n}" for n in names))
-    known = licence_names().get(_normal(first)) if first and single else None
-    if known:
-        return Licence(first, known["spdx"], "License-name",
-                       evidence=f"License: {first} (a known spelling, seen in {known['source']})")
-    notice = _proprietary(meta, first[:200])
-    if notice:
-        return notice
-    if first and not single:
-        found = licence_in_text(text)
-        if found:
-            return Licence(f"{found} (recognised in the License field)", found, "License",
-                           evidence=f"License field: the text of {found}")
-    if first:
-        return Licence(first[:200], None, "License", evidence=f"License: {first[:200]} (no SPDX id)")
-    if names:
-        return Licence(", ".join(names), None, "classifier", tuple(names),
-                       evidence="; ".join(f"Classifier: License :: {n}" for n in names) + " (no single SPDX id)")
-    return Licence("UNKNOWN", None, "none")
-
-
-# Phrases of the SPDX licence texts that tell them apart, each list in its text's own order.
-# An earlier licence in a file wins: a project's own licence comes before the bundled ones.
-_LICENCE_TEXTS = (
-    ("Apache-2.0", ("apache license", "version 2.0", "terms and conditions for use, reproduction")),
-    ("Apache-2.0", ("licensed under the apache license, version 2.0",)),  # the licence's own notice
-    ("MPL-2.0", ("mozilla public license", "version 2.0")),
-    ("BSD-3-Clause", ("redistribution and use in source and binary forms",
-                      "neither the name", "may be used to endorse or promote products")),
-    ("BSD-3-Clause", ("redistribution and use in source and binary forms",
-                      "names of its contributors may not be used to endorse")),
-    ("BSD-2-Clause", ("redistribution and use in source and binary forms",
-                      "redistributions in binary form must reproduce")),
-    ("MIT", ("permission is hereby granted, free of charge", "the above copyright notice and this permission "
-             "notice shall be included")),
-    ("ISC", ("permission to use, copy, modify, and/or distribute this software for any purpose",)),
-    ("PSF-2.0", ("python software foundation license version 2",)),
-    ("Zlib", ("this software is provided 'as-is', without any express or implied",
-              "altered source versions must be plainly marked")),
-    ("BSL-1.0", ("boost software license - version 1.0",)),
-    ("Unlicense", ("this is free and unencumbered software released into the public domain",)),
-    ("LicenseRef-NVIDIA-Proprietary", ("nvidia", "license agreement", "proprietary")),
-)
-
-
-def licence_in_text(text: str) -> str | None:
-    """The SPDX id of the first licence whose distinguishing phrases all appear in *text*."""
-    flat = " ".join(text.lower().replace("\u2019", "'").split())
-    best: tuple[int, str] | None = None
-    for spdx, needles in _LICENCE_TEXTS:
-        at = [flat.find(n) for n in needles]
-        if all(i >= 0 for i in at):
-            if spdx == "BSD-2-Clause" and "neither the name" in flat[at[0]:at[0] + 2000]:
-                continue
-            if best is None or at[0] < best[0]:
-                best = (at[0], spdx)
-    return best[1] if best else None
-
-
-def _licence_members(names: list[str], declared: list[str]) -> list[str]:
-    if declared:
-        # PEP 639 puts them under .dist-info/licenses/; older tools straight into .dist-info/.
-        found = [next((n for n in names if n.count(".dist-info/") == 1 and n.split(".dist-info/", 1)[1]
-                       in (f"licenses/{path}", path)), None) for path in declared]
-        return [n for n in found if n]
-    return sorted(n for n in names if n.count(".dist-info/") == 1 and
-                  n.rsplit("/", 1)[-1].upper().startswith(("LICEN", "COPYING")))
-
-
-def licence_from_files(wheel: Path, metadata: bytes) -> Licence | None:
-    """The licence recognised in the wheel's licence files (declared by ``License-File``, or found in .dist-info)."""
-    declared = list(read_core_metadata(metadata).license_files)
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for member in _licence_members(zf.namelist(), declared):
-                found = licence_in_text(zf.read(member)[:200000].decode("utf-8", errors="replace"))
-                if found:
-                    path = member.split(".dist-info/", 1)[1]
-                    return Licence(f"{found} (recognised in {path})", found, "License-File",
-                                   evidence=f"{path}: the text of {found}")
-    except (zipfile.BadZipFile, OSError):
-        return None
-    return None
-
-
-def licence_of_wheel(wheel: Path, metadata: bytes) -> Licence:
-    """The whole chain: :func:`licence_of`, then the licence files if that found no SPDX id."""
-    declared = licence_of(metadata)
-    if declared.spdx:
-        return declared
-    return licence_from_files(wheel, metadata) or declared
-
-
-def wheel_facts(lock: Any, paths: dict[str, Path], metadata: dict[str, bytes]) -> list[PackageFacts]:
+def wheel_facts(lock: Any, licences: Mapping[str, Licence]) -> list[PackageFacts]:
     """What the policy judges about each fetched wheel of *lock*, licences included (``build --policy``)."""
     out: dict[str, PackageFacts] = {}
     for target in lock.targets:
         for p in target.packages:
-            if p.wheel in out or p.wheel not in paths:
+            if p.wheel in out or p.wheel not in licences:
                 continue
-            lic = licence_of_wheel(paths[p.wheel], metadata.get(p.wheel, b""))
+            lic = licences[p.wheel]
             out[p.wheel] = PackageFacts(p.name, p.version, p.wheel, lic.spdx, lic.text,
                                         lock.wheels[p.wheel].upload_time, lic.evidence)
     return list(out.values())
@@ -332,90 +149,15 @@ def trimmed_report(bundle: VerifiedBundle) -> list[dict[str, Any]]:
 
 
 def check_sbom(sbom: bytes | None, rows: Iterable[WheelRow]) -> list[str]:
-    """Where the bundle's own SBOM disagrees with the wheels inside it (empty when it agrees)."""
-    if sbom is None:
-        return []
-    try:
-        doc = json.loads(sbom)
-        components = doc.get("components", [])
-        assert isinstance(components, list)
-    except (ValueError, AttributeError, AssertionError):
-        return [f"{SBOM_NAME} is not a CycloneDX JSON document"]
-    listed: dict[str, set[str]] = {}
-    for c in components:
-        ref = str(c.get("purl") or c.get("bom-ref") or "")
-        files = parse_qs(urlsplit(ref).query).get("file_name", [])
-        hashes = {h.get("content") for h in c.get("hashes", []) if h.get("alg") == "SHA-256"}
-        for f in files or [f"{c.get('name')}=={c.get('version')}"]:
-            listed.setdefault(f, set()).update(h for h in hashes if isinstance(h, str))
-    problems = []
-    wheels = {r.file: r for r in rows}
-    for f, r in sorted(wheels.items()):
-        if f not in listed:
-            problems.append(f"{f} is in the bundle but not in {SBOM_NAME}")
-        elif r.sha256 not in listed[f]:
-            problems.append(f"{f} has sha256 {r.sha256[:12]}… but {SBOM_NAME} records "
-                            f"{', '.join(sorted(h[:12] + '…' for h in listed[f])) or 'no SHA-256'}")
-    problems += [f"{SBOM_NAME} lists {f}, which is not in the bundle" for f in sorted(set(listed) - set(wheels))]
-    return problems
-
-
-def purl(name: str, version: str) -> str:
-    """``pkg:pypi/<name>@<version>`` (purl spec: pypi names lower-case with ``-``)."""
-    return f"pkg:pypi/{quote(name.lower().replace('_', '-'))}@{quote(version, safe='.!')}"
-
-
-def _licences(lic: Licence) -> list[dict[str, Any]]:
-    if lic.spdx:
-        # CycloneDX 1.6: an SPDX expression (a single id or LicenseRef- too) stands alone in the array.
-        return [{"expression": lic.spdx}]
-    if lic.names:
-        return [{"license": {"name": n}} for n in lic.names]
-    return [] if lic.source == "none" else [{"license": {"name": lic.text}}]
+    """Where the bundle's own SBOM disagrees with the wheels inside it, licences included (empty: agrees)."""
+    return cyclonedx_check(sbom, [(r.file, r.sha256, r.licence) for r in rows])
 
 
 def cyclonedx(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> dict[str, Any]:
-    """A CycloneDX 1.6 JSON SBOM of the wheels actually in the bundle (stdlib only)."""
-    rows = list(rows)
-    ref = {r.file: f"{purl(r.name, r.version)}?file_name={quote(r.file)}" for r in rows}
-    root = f"wheelferry-bundle:{bundle.manifest.name}"
-    components = []
-    for r in rows:
-        comp: dict[str, Any] = {
-            "type": "library", "bom-ref": ref[r.file], "name": r.name, "version": r.version,
-            "purl": purl(r.name, r.version), "hashes": [{"alg": "SHA-256", "content": r.sha256}],
-            "properties": [{"name": "wheelferry:file", "value": r.file}]
-            + [{"name": "wheelferry:target", "value": t} for t in r.targets]}
-        if _licences(r.licence):
-            comp["licenses"] = _licences(r.licence)
-        components.append(comp)
-    by_target_name = {(t.id, p.name): p.wheel for t in bundle.lock.targets for p in t.packages}
-    deps: dict[str, set[str]] = {r.file: set() for r in rows}
-    direct: set[str] = set()
-    for t in bundle.lock.targets:
-        for p in t.packages:
-            deps[p.wheel].update(by_target_name[(t.id, d)] for d in p.dependencies
-                                 if (t.id, d) in by_target_name)
-            if any(e.parent is None for e in p.required_by):
-                direct.add(p.wheel)
-    dependencies = [{"ref": root, "dependsOn": sorted(ref[f] for f in direct if f in ref)}]
-    dependencies += [{"ref": ref[f], "dependsOn": sorted(ref[d] for d in ds if d in ref)}
-                     for f, ds in sorted(deps.items())]
-    return {
-        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
-        "bomFormat": "CycloneDX", "specVersion": "1.6",
-        "serialNumber": f"urn:uuid:{uuid.uuid5(_SERIAL_NAMESPACE, bundle.manifest_sha256)}",
-        "version": 1,
-        "metadata": {
-            "timestamp": bundle.manifest.created,
-            "tools": {"components": [{"type": "application", "name": "wheelferry",
-                                      "version": __version__}]},
-            "component": {"type": "application", "bom-ref": root, "name": bundle.manifest.name,
-                          "version": str(bundle.manifest.sequence)},
-        },
-        "components": components,
-        "dependencies": dependencies,
-    }
+    """The CycloneDX 1.6 SBOM of the bundle: the same writer, lock and licences as its own ``sbom.cdx.json``."""
+    m = bundle.manifest
+    return bom(bundle.lock, {r.file: r.licence for r in rows}, name=m.name, sequence=m.sequence,
+               created=m.created)
 
 
 def audit_json(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> dict[str, Any]:
