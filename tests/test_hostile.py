@@ -171,7 +171,8 @@ def test_many_members_checked_in_linear_time(tmp_path: Path) -> None:
     assert time.monotonic() - started < 120
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
+@settings(max_examples=150,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.binary(max_size=2000),
                  st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
                               lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
