@@ -230,7 +230,9 @@ def platform_tags(target: Target) -> list[str]:
         version = target.macos or DEFAULT_MACOS
         arch = "arm64" if target.arch == "universal2" else target.arch
         return list(tags.mac_platforms(version=version, arch=arch))
-    # packaging.tags order: the plain linux tag first, then manylinux (or musllinux).
+    # packaging.tags order since 26.3 (pypa/packaging#160; the lock half's floor and the kit's
+    # vendored copy): the plain linux tag first, then manylinux (or musllinux).  Older packaging,
+    # and so pip <= 26.0 (the last pip for Python 3.9), put the plain linux tag last.
     out = [f"linux_{target.arch}"]
     if target.musl is not None:
         major, minor = target.musl
