@@ -294,6 +294,34 @@ def test_warm_lock_needs_no_request_when_the_index_allows_caching(
         (tmp_path / "b" / "wheelferry.lock.json").read_bytes()
 
 
+def test_no_wheel_says_when_requires_python_shut_every_wheel_out(
+        index_server: Callable[..., Any], tmp_path: Path, capsys: Any) -> None:
+    """As pip's and uv's messages do: the releases with wheels need a newer Python; the newest
+    release that allows the target's Python is named, with what it lacks."""
+    d = tmp_path / "w"
+    build_wheel(d, "dropped", "2.0", requires_python=">=3.12")
+    build_wheel(d, "dropped", "3.0", requires_python=">=3.12")
+    (d / "dropped-1.5.tar.gz").write_bytes(b"not really")
+    build_wheel(d, "moved", "2.0", requires_python=">=3.12")
+    build_wheel(d, "moved", "1.0", tag="cp311-cp311-win_amd64")
+    rp = {"dropped-2.0-py3-none-any.whl": ">=3.12", "dropped-3.0-py3-none-any.whl": ">=3.12",
+          "dropped-1.5.tar.gz": ">=3.8", "moved-2.0-py3-none-any.whl": ">=3.12"}
+    server = index_server(d, requires_python=rp)
+    code, res = lock(server, tmp_path, capsys, "-r", "dropped", "--target", LINUX, "-o", str(tmp_path / "o"))
+    assert code == 1 and res["error"] == "NoWheelError", res
+    assert res["message"] == (
+        "no wheel of dropped (any version) for target linux-x86_64-cp311-cpu (Python 3.11, linux-x86_64): "
+        "every release with a wheel for linux-x86_64 requires Python >=3.12 "
+        "(newest that allows Python 3.11: dropped 1.5, sdist only)")
+    assert res["hint"] == "lock for a Python these releases support"
+    code, res = lock(server, tmp_path, capsys, "-r", "moved", "--target", LINUX, "-o", str(tmp_path / "o"))
+    assert code == 1 and res["message"].endswith(
+        "requires Python >=3.12 (newest that allows Python 3.11: moved 1.0, no wheel for linux-x86_64)"), res
+    code, res = lock(server, tmp_path, capsys, "-r", "moved", "--target", WIN, "-o", str(tmp_path / "o"))
+    assert code == 0, res  # 1.0 fits Windows: chosen, as pip would
+    assert not (tmp_path / "o" / "wheelferry.lock.json").read_text().count("moved-2.0")
+
+
 def test_no_wheel_for_this_host_does_not_advise_another_target(
         index_server: Callable[..., Any], tmp_path: Path, capsys: Any) -> None:
     d = tmp_path / "w"

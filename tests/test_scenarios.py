@@ -15,7 +15,7 @@ import requests
 from packaging.version import Version
 
 from wheelferry.config import IndexConfig
-from wheelferry.errors import ResolutionError, RuleError
+from wheelferry.errors import NoWheelError, ResolutionError, RuleError
 from wheelferry.index import IndexClient
 from wheelferry.lock import lock_target
 from wheelferry.metadata import MetadataSource
@@ -66,6 +66,34 @@ def test_a_pin_outside_the_python_range_names_the_newest_release_for_that_python
     # tree the recording holds for 3.9), never 2.21.
     got = _replay({"requirements": ["tensorflow"], "target": "linux-x86_64:3.9"}, tmp_path)
     assert Version(got["tensorflow"]) < Version("2.21")
+
+
+@pytest.mark.parametrize("req,message,hint", [
+    ("numpy>=2.1", "every release with a wheel for linux-x86_64 requires another Python: >=3.10 (2.1.0), "
+     ">=3.11 (2.4.6) (newest that allows Python 3.9: numpy 2.0.2, outside >=2.1)", "ask for numpy==2.0.2"),
+    ("keras>=3.1", "every release with a wheel for linux-x86_64 requires Python >=3.11 "
+     "(newest that allows Python 3.9: keras 3.0.0, outside >=3.1)", "ask for keras==3.0.0"),
+    ("h5py>=3.15", "every release with a wheel for linux-x86_64 requires Python >=3.10 "
+     "(newest that allows Python 3.9: h5py 3.14.0, outside >=3.15)", "ask for h5py==3.14.0"),
+])
+def test_no_wheel_names_requires_python_when_it_shut_every_wheel_out(
+        req: str, message: str, hint: str, tmp_path: Path, no_network: None) -> None:
+    """Recorded releases that dropped Python 3.9: the message names Requires-Python, not the tags."""
+    with pytest.raises(NoWheelError) as exc:
+        _replay({"requirements": [req], "target": "linux-x86_64:3.9"}, tmp_path)
+    name = req.split(">")[0]
+    assert str(exc.value) == (f"no wheel of {name} ({req[len(name):]}) for target linux-x86_64-cp39-cpu "
+                              f"(Python 3.9, linux-x86_64): {message}")
+    assert (exc.value.hint or "").startswith(hint) and "sdist" not in (exc.value.hint or "")
+    # On a Python those releases allow, the same range locks.
+    assert name in _replay({"requirements": [req], "target": "linux-x86_64:3.11"}, tmp_path)
+
+
+def test_no_wheel_for_the_platform_keeps_the_file_listing(tmp_path: Path, no_network: None) -> None:
+    """tensorrt: sdists only, whatever the Python: the tags message, not a Requires-Python one."""
+    with pytest.raises(NoWheelError) as exc:
+        _replay({"requirements": ["tensorrt==8.6.1.post1"], "target": "linux-x86_64:3.11"}, tmp_path)
+    assert "requires Python" not in str(exc.value) and "sdist" in str(exc.value)
 
 
 @pytest.mark.parametrize("scenario", [s for s in SCENARIOS if "expect" in s], ids=lambda s: s["id"])

@@ -25,7 +25,7 @@ from wheelferry.errors import (
 )
 from wheelferry.pages import DistFile
 from wheelferry.resolver import PYTHON, Candidate, Finder, Req
-from wheelferry.target import Target
+from wheelferry.target import Target, tag_ladder
 
 Info = RequirementInformation[Req, Candidate]
 
@@ -163,14 +163,82 @@ def no_wheel_error(name: str, spec: SpecifierSet, finder: Finder) -> NoWheelErro
         what = "; ".join(items)
     rng = str(spec) or "any version"
     target = finder.target
+    head = (f"no wheel of {name} ({rng}) for target {target.id} "
+            f"(Python {target.python_version}, {target.platform_label})")
+    by_python = _python_excluded(name, spec, finder)
+    if by_python is not None:
+        said, newest = by_python
+        if newest is None:
+            hint = "lock for a Python these releases support" if not target.probed else \
+                "run wheelferry with a Python these releases support, or --exclude it"
+        else:
+            hint = f"ask for {name}=={newest}, or relax the range to take it"
+            hint += ", or --exclude it" if target.probed else ", or lock for another Python"
+        return NoWheelError(f"{head}: {said}", hint=hint)
     # For this host (or a capture of a real one) another target is no way out.
     other = "choose another version, or --exclude it" if target.probed else \
         "choose another version or target, or --exclude it"
     return NoWheelError(
-        f"no wheel of {name} ({rng}) for target {target.id} "
-        f"(Python {target.python_version}, {target.platform_label}): {what}",
+        f"{head}: {what}",
         hint=f"wheelferry never builds sdists; {other}",
     )
+
+
+def _python_excluded(name: str, spec: SpecifierSet, finder: Finder) -> tuple[str, Version | None] | None:
+    """When Requires-Python, not the tags, shut out every wheel in *spec*: say so, and name the
+    newest release that allows the target's Python (as pip and uv do).  None otherwise."""
+    # Wheels for the target's platform, whatever their Python tag: a project that dropped the
+    # target's Python has no cp39 wheel either, yet Requires-Python is the reason to name.
+    platforms = {t.platform for t in tag_ladder(finder.target)}
+    fitting = [f for f in finder.index.files(name)
+               if _file_version_in(f, spec) and f.yanked is None and _platform_fits(f, platforms)]
+    if not fitting or any(finder.python_ok(f.requires_python) for f in fitting):
+        return None
+    plat = finder.target.platform_label
+    needs: dict[str, set[Version]] = {}
+    for f in fitting:
+        needs.setdefault(str(f.requires_python), set()).add(f.version)
+    if len(needs) == 1:
+        said = f"every release with a wheel for {plat} requires Python {next(iter(needs))}"
+    else:
+        ordered = sorted(needs.items(), key=lambda kv: min(kv[1]))
+        said = f"every release with a wheel for {plat} requires another Python: " + ", ".join(
+            f"{rp} ({_span(sorted(vs))})" for rp, vs in ordered)
+    py = finder.target.python_version
+    allowed: dict[Version, list[DistFile]] = {}
+    for f in finder.index.files(name):
+        v = _version_of(f)
+        if v is not None and not v.is_prerelease and f.yanked is None and finder.python_ok(f.requires_python):
+            allowed.setdefault(v, []).append(f)
+    if not allowed:
+        return f"{said}; no release allows Python {py}", None
+    newest = max(allowed)
+    files = allowed[newest]
+    notes = []
+    if not spec.contains(newest, prereleases=True):
+        notes.append(f"outside {spec}")
+    wheels = [f for f in files if f.filename.endswith(".whl")]
+    fits = any(finder.wheel_rank(f.filename) is not None for f in wheels)
+    if not wheels:
+        notes.append("sdist only")
+    elif not fits:
+        notes.append(f"no wheel for {finder.target.platform_label}")
+    tail = "".join(f", {n}" for n in notes)
+    return f"{said} (newest that allows Python {py}: {name} {newest}{tail})", newest if fits else None
+
+
+def _platform_fits(dist: DistFile, platforms: set[str]) -> bool:
+    if not dist.filename.endswith(".whl"):
+        return False
+    try:
+        tags = parse_wheel_filename(dist.filename)[3]
+    except InvalidWheelFilename:
+        return False
+    return any(t.platform in platforms for t in tags)
+
+
+def _span(versions: list[Version]) -> str:
+    return str(versions[0]) if len(versions) == 1 else f"{versions[0]} to {versions[-1]}"
 
 
 def _few(items: set[str], n: int = 5) -> str:
