@@ -165,6 +165,7 @@ def audit_json(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> dict[str, An
     rows = list(rows)
     return {"bundle": bundle.manifest.name, "sequence": bundle.manifest.sequence,
             "created": bundle.manifest.created, "expires": bundle.manifest.expires,
+            "manifest-sha256": bundle.manifest_sha256,
             "targets": [dict(t) for t in bundle.manifest.targets],
             "signature": bundle.signature.to_json() if bundle.signature else None,
             "wheels": [r.to_json() for r in rows], "trimmed": trimmed_report(bundle),

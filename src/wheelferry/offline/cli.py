@@ -142,6 +142,10 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
         rows = audit.audit_rows(bundle, bundle.extracted)
         sbom_problems = audit.check_sbom(audit.sbom_bytes(bundle.extracted), rows)
     result = audit.audit_json(bundle, rows)
+    result["sbom-problems"] = sbom_problems
+    report = evaluate(policy, [r.facts() for r in rows]) if policy is not None else None
+    if report is not None:
+        result["policy"] = report.to_json()
     if args.format == "cyclonedx":
         result["cyclonedx"] = audit.cyclonedx(bundle, rows)
     if not getattr(args, "json", False):
@@ -151,15 +155,16 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
             say(audit.render_table(rows, width))
             for line in audit.trim_lines(result["trimmed"], verbose=args.verbose):
                 say(line)
+        elif args.format == "html":
+            from wheelferry.offline.htmlreport import render_html
+
+            sys.stdout.write(render_html(result))
         else:
             _print_json(result["cyclonedx"] if args.format == "cyclonedx" else result)
-    result["sbom-problems"] = sbom_problems
     if sbom_problems:
         raise VerificationError(f"the bundle's SBOM does not match its wheels: {'; '.join(sbom_problems)}",
                                 hint="the SBOM was edited or the bundle was repacked; do not rely on it")
-    if policy is not None:
-        report = evaluate(policy, [r.facts() for r in rows])
-        result["policy"] = report.to_json()
+    if policy is not None and report is not None:
         for w in report.warnings:
             warn(f"policy: {w}")
         report.raise_if_failed()
@@ -233,8 +238,9 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        epilog=_POLICY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", type=Path, metavar="BUNDLE.tar", help="the bundle, its first volume or volume list")
     add_key_arguments(p)
-    p.add_argument("--format", choices=["table", "json", "cyclonedx"], default="table",
-                   help="table (default), complete JSON, or a CycloneDX 1.6 JSON SBOM")
+    p.add_argument("--format", choices=["table", "json", "cyclonedx", "html"], default="table",
+                   help="table (default), complete JSON, a CycloneDX 1.6 JSON SBOM, or one self-contained "
+                        "HTML report")
     p.add_argument("--policy", type=Path, metavar="POLICY.toml", help="fail (exit 1) on any violation")
     p.add_argument("--verbose", action="store_true", help="list every trimmed optional extra, not only their count")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
