@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+from resolvelib.resolvers import resolution as _resolution
 
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import MetadataError, ResolutionError
@@ -269,6 +270,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.root_names = {r.identifier for r in roots}
         self.trimmed: list[TrimmedEdge] = []
         self._pins: dict[str, bool] = {}
+        self._python_reqs: dict[str, bool] = {}
         self._satisfied: dict[tuple[str, str, Version, frozenset[str]], bool] = {}
         self._trim_seen: set[tuple[str | None, str, str]] = set()
 
@@ -278,10 +280,28 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
                        candidates: Mapping[str, Iterator[Candidate]], information: Any,
                        backtrack_causes: Sequence[Any]) -> Any:
-        pinned = any(self._is_pin(i.requirement) for i in information[identifier])
         causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
+        return self._preference(identifier, information, causes)
+
+    def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Candidate],
+                                     candidates: Mapping[str, Iterator[Candidate]], information: Any,
+                                     backtrack_causes: Sequence[Any]) -> Iterable[str]:
+        # The one identifier get_preference would rank first (its key ends with the identifier,
+        # so the minimum is unique): found in one pass with the backtrack causes gathered once,
+        # instead of resolvelib calling get_preference for every unpinned name each round.
+        causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
+        return [min(identifiers, key=lambda i: self._preference(i, information, causes))]
+
+    def _preference(self, identifier: str, information: Any, causes: Any) -> tuple[bool, bool, bool, bool, str]:
+        pinned = any(self._is_pin(i.requirement) for i in information[identifier])
         return (identifier != PYTHON, identifier.split("[")[0] not in causes, not pinned,
                 identifier not in self.root_names, identifier)
+
+    def _python_req_ok(self, req: Req) -> bool:
+        ok = self._python_reqs.get(req.text)
+        if ok is None:
+            ok = self._python_reqs[req.text] = self.finder.python_ok(str(req.specifier))
+        return ok
 
     def _is_pin(self, req: Req) -> bool:
         pin = self._pins.get(req.text)
@@ -296,7 +316,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         bad = {c.version for c in incompatibilities[identifier]}
         if identifier == PYTHON:
             version = Version(self.finder.target.python_full_version)
-            ok = all(self.finder.python_ok(str(r.specifier)) for r in reqs)
+            ok = all(self._python_req_ok(r) for r in reqs)
             return [Candidate(PYTHON, version, frozenset(), None)] if ok and version not in bad else []
         name = identifier.split("[")[0]
         extras = frozenset().union(*(r.extras for r in reqs)) if reqs else frozenset()
@@ -317,7 +337,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         ok = self._satisfied.get(key)
         if ok is None:
             if candidate.name == PYTHON:
-                ok = self.finder.python_ok(str(requirement.specifier))
+                ok = self._python_req_ok(requirement)
             else:
                 ok = requirement.specifier.contains(candidate.version, prereleases=True) and (
                     requirement.extras <= candidate.extras)
@@ -333,7 +353,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             # X[e]==v depends on X==v, plus what extra e adds.
             deps.append(Req(candidate.name, frozenset(), SpecifierSet(f"=={candidate.version}"),
                             f"{candidate.name}=={candidate.version}"))
-        elif meta["requires_python"]:
+        elif meta["requires_python"] and not self.finder.python_ok(meta["requires_python"]):
+            # Only a Requires-Python the target fails becomes a requirement (and the conflict
+            # that rejects this candidate).  One the target meets can never fail, and as a
+            # requirement it would grow one criterion by a line per package, re-checked each round.
             deps.append(Req(PYTHON, frozenset(), _safe_specifier(meta["requires_python"]),
                             f"Requires-Python {meta['requires_python']}"))
         wanted = sorted(candidate.extras) if candidate.extras else [""]
@@ -355,6 +378,34 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if key not in self._trim_seen:
             self._trim_seen.add(key)
             self.trimmed.append(TrimmedEdge(parent, str(req), reason))
+
+
+class _Resolution(_resolution.Resolution):  # type: ignore[type-arg]
+    """resolvelib's resolution, remembering which pins satisfy which criteria.
+
+    Each round resolvelib asks, for every criterion, whether the current pin satisfies
+    all of its requirements: on a tree of n packages that is n criteria times their
+    requirements per round, n rounds.  A criterion never changes (resolvelib replaces
+    it), so the answer is kept on it for the pin it was computed for, and each round
+    costs one lookup per criterion instead of a walk through its requirements.
+    """
+
+    def _is_current_pin_satisfying(self, name: Any, criterion: Any) -> bool:
+        pin = self.state.mapping.get(name)
+        if pin is None:
+            return False
+        seen = criterion.__dict__.get("_wheelferry_pin")
+        if seen is not None and seen[0] is pin:
+            return bool(seen[1])
+        ok = super()._is_current_pin_satisfying(name, criterion)
+        criterion._wheelferry_pin = (pin, ok)
+        return bool(ok)
+
+
+class _Resolver(Resolver):  # type: ignore[type-arg]
+    def resolve(self, requirements: Any, max_rounds: int = 100) -> Any:  # type: ignore[override]
+        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+        return _resolution._build_result(state)
 
 
 def _safe_specifier(text: str) -> SpecifierSet:
@@ -394,7 +445,7 @@ def resolve(
     roots = [r for r in roots if r.name not in excluded]
     finder.prefetch(roots)
     try:
-        result = Resolver(provider, reporter or BaseReporter()).resolve(roots, max_rounds=20000)
+        result = _Resolver(provider, reporter or BaseReporter()).resolve(roots, max_rounds=20000)
     except ResolutionImpossible as exc:
         # Only a failed resolution needs the prose, and explain.py builds on this module's types.
         from wheelferry.explain import explain_impossible
