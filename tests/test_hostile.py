@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 import zlib
 from pathlib import Path
 
@@ -21,11 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.bundles import Member, bundle_members, write_tar
+from tests.support.bundles import Member, bundle_members, make_bundle, write_tar
+from tests.support.gpgkeys import GpgKeys
 from tests.support.wheels import build_wheel
 from wheelferry.errors import VerificationError
 from wheelferry.manifest import FileEntry, Manifest
 from wheelferry.offline.verify import verify_bundle
+from wheelferry.offline.volumes import parse_volume_list, split_bundle
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 resource = pytest.importorskip("resource")
@@ -36,19 +39,23 @@ _CHILD = r"""
 import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (1500 << 20, 1500 << 20))
 from wheelferry.offline.cli import main
-rc = main(["verify", sys.argv[1], "--allow-unsigned", "--state-dir", sys.argv[2]])
+rc = main(["verify", sys.argv[1], *sys.argv[4:], "--state-dir", sys.argv[2]])
 with open(sys.argv[3], "w") as f:
     # VmHWM is this process's own peak; ru_maxrss would include the parent's from before exec.
     f.write(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")))
+with open(sys.argv[3] + ".io", "w") as f:  # bytes this process wrote (files, pipes, terminal)
+    f.write(next(l.split()[1] for l in open("/proc/self/io") if l.startswith("wchar:")))
 sys.exit(rc)
 """
 
 
-def _verify_child(tmp_path: Path, tar: Path) -> tuple[int, str, int]:
+def _verify_child(tmp_path: Path, tar: Path, *args: str,
+                  env: dict[str, str] | None = None) -> tuple[int, str, int]:
     """Exit code, stderr and peak RSS in KiB of a verify run in a limited child process."""
     rss = tmp_path / "rss"
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(tar), str(tmp_path / "state"), str(rss)],
+    env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(tar), str(tmp_path / "state"), str(rss),
+                           *(args or ["--allow-unsigned"])],
                           capture_output=True, text=True, env=env, timeout=60)
     return proc.returncode, proc.stderr, int(rss.read_text()) if rss.exists() else -1
 
@@ -163,7 +170,6 @@ def test_many_members_checked_in_linear_time(tmp_path: Path) -> None:
     members = [Member("demo/MANIFEST.json", manifest.dumps().encode())]
     members += [Member(f"demo/{e.path}") for e in entries]
     tar = write_tar(tmp_path / "demo.tar", members)
-    import time
     started = time.monotonic()
     with pytest.raises(VerificationError, match="SHA256SUMS"):
         verify_bundle(tar, keyring=None, trusted=[], allow_unsigned=True, state_dir=tmp_path / "state")
@@ -171,12 +177,14 @@ def test_many_members_checked_in_linear_time(tmp_path: Path) -> None:
     assert time.monotonic() - started < 120
 
 
+_json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                            lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                            max_leaves=20)
+
+
 @settings(max_examples=150,
           suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.binary(max_size=2000),
-                 st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                              lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
-                              max_leaves=20).map(lambda v: json.dumps(v).encode())))
+@given(st.one_of(st.binary(max_size=2000), _json_values.map(lambda v: json.dumps(v).encode())))
 def test_fuzz_manifest_bytes(tmp_path: Path, data: bytes) -> None:
     tar = write_tar(tmp_path / "fuzz.tar", [Member("demo/MANIFEST.json", data)])
     with pytest.raises(VerificationError):
@@ -191,3 +199,50 @@ def test_allow_unsigned_never_moves_the_replay_mark(tmp_path: Path) -> None:
     state = tmp_path / "state"
     assert main(["verify", str(tar), "--allow-unsigned", "--state-dir", str(state)]) == 0
     assert load_accepted(state, "demo") is None
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_padded_volume_refused_before_a_byte_is_copied(tmp_path: Path, gpg_keys: GpgKeys, signed: bool) -> None:
+    wheels = [build_wheel(tmp_path / "built", "alpha", "1.0", padding=12000)]
+    media = tmp_path / "media"
+    media.mkdir()
+    tar = make_bundle(tmp_path, wheels, out=media / "demo.tar")
+    gpg_keys.sign("good", tar)
+    list_path, vset = split_bundle(tar, -(-tar.stat().st_size // 3))
+    gpg_keys.sign("good", list_path)
+    tar.unlink()
+    last = media / vset.volumes[-1].name
+    os.truncate(last, last.stat().st_size + (300 << 20))  # sparse: 300 MB more, no disk used
+    keys = ["--keyring", str(gpg_keys.export("good", path=tmp_path / "KEYS.asc")),
+            "--trusted-key", gpg_keys.fpr["good"]] if signed else ["--allow-unsigned"]
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    rc, err, rss = _verify_child(tmp_path, media / "demo.tar.000", *keys, env={"TMPDIR": str(scratch)})
+    _assert_refused(rc, err, rss, match=f"volume demo.tar.002 (3 of 3) is {last.stat().st_size} bytes, "
+                                        f"the list says {vset.volumes[-1].size}")
+    # Not one volume was copied: the process wrote less than the smallest volume.
+    assert int((tmp_path / "rss.io").read_text()) < vset.volumes[-1].size
+    assert [p.name for p in scratch.rglob("*") if p.is_file()] == []
+
+
+@settings(max_examples=200)
+@given(st.one_of(st.binary(max_size=2000),
+                 _json_values.map(lambda v: json.dumps(v).encode()),
+                 st.fixed_dictionaries({
+                     "format": st.just("wheelferry-volumes"), "format-version": st.just(1) | _json_values,
+                     "bundle": st.just("demo.tar") | st.text(max_size=12),
+                     "size": st.integers() | _json_values, "sha256": st.just("0" * 64) | st.text(max_size=3),
+                     "volume-size": st.integers(min_value=-1, max_value=10) | _json_values,
+                     "volumes": st.lists(st.fixed_dictionaries({
+                         "name": st.sampled_from(["demo.tar.000", "demo.tar.001", "demo.tar." + "9" * 5000])
+                         | _json_values,
+                         "size": st.integers() | st.booleans(), "sha256": st.just("a" * 64) | _json_values}),
+                         max_size=4) | _json_values,
+                 }).map(lambda v: json.dumps(v).encode())))
+def test_fuzz_volume_list(data: bytes) -> None:
+    try:
+        vset = parse_volume_list(data, "demo.volumes.json")
+    except VerificationError as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 2000
+    else:
+        assert sum(v.size for v in vset.volumes) == vset.size

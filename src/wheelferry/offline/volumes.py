@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.offline.openpgp import MAX_SIGNATURE_FILE
 
 FORMAT = "wheelferry-volumes"
 FORMAT_VERSION = 1
@@ -32,6 +33,10 @@ _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _VOLUME = re.compile(r"^(?P<tar>.+\.tar(?:\.gz|\.zst)?)\.(?P<n>\d{3,})$")
 _TAR = re.compile(r"\.tar(?:\.gz|\.zst)?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The list is read before (with --allow-unsigned: instead of) its signature is judged: a list
+# of 100,000 volumes is about 15 MB, more than any medium needs.
+MAX_LIST_FILE = 16 << 20
+MAX_VOLUMES = 100_000
 
 
 @dataclass(frozen=True)
@@ -165,35 +170,61 @@ def _list_of(path: Path) -> Path:
 
 def load_volume_list(path: Path) -> VolumeSet:
     """Read and check the shape of a volume list; every problem is named."""
+    return parse_volume_list(_read_list(Path(path)), Path(path).name)
+
+
+def _read_list(path: Path) -> bytes:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_LIST_FILE + 1)
     except FileNotFoundError:
         raise UsageError(f"the volume list {path.name} is not beside the volumes",
                          hint="copy NAME.volumes.json (and its .asc) with the volumes") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise VerificationError(f"{path.name} is not a readable volume list ({exc})") from None
+    if len(raw) > MAX_LIST_FILE:
+        raise VerificationError(f"{path.name} is larger than {MAX_LIST_FILE >> 20} MiB; "
+                                f"a volume list is a few KB", hint="copy the list again from the original media")
+    return raw
+
+
+def parse_volume_list(raw: bytes, name: str) -> VolumeSet:
+    """The volume list in *raw* (unsigned bytes), its shape checked; every problem is named."""
+    path = Path(name)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise VerificationError(f"{path.name} is not a readable volume list ({reason})") from None
     problems = []
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise VerificationError(f"{path.name} is not a wheelferry volume list")
     if data.get("format-version") != FORMAT_VERSION:
-        problems.append(f"format-version is {data.get('format-version')!r}")
+        problems.append(f"format-version is {repr(data.get('format-version'))[:40]}")
     bundle = data.get("bundle")
     if not isinstance(bundle, str) or "/" in bundle or not _TAR.search(bundle):
         problems.append("bundle is not a plain NAME.tar file name")
     volumes = []
-    for i, v in enumerate(data.get("volumes") or []):
+    listed = data.get("volumes")
+    if not isinstance(listed, list) or len(listed) > MAX_VOLUMES:
+        problems.append(f"volumes is not a list of at most {MAX_VOLUMES} volumes")
+        listed = []
+    for i, v in enumerate(listed):
         m = _VOLUME.match(v.get("name") or "") if isinstance(v, dict) and isinstance(v.get("name"), str) else None
-        ok = (m is not None and m.group("tar") == bundle and int(m.group("n")) == i
-              and isinstance(v.get("size"), int) and v["size"] >= 0
+        # Compared as text: int() of a 5,000-digit number is refused by Python itself.
+        ok = (m is not None and m.group("tar") == bundle and m.group("n").lstrip("0") == str(i).lstrip("0")
+              and _count(v.get("size"))
               and isinstance(v.get("sha256"), str) and _SHA256.match(v["sha256"]))
         if not ok:
-            problems.append(f"volumes[{i}] is not {{name: {bundle}.{i:03d}, size, sha256}}")
+            problems.append(f"volumes[{i}] is not {{name: {str(bundle)[:100]}.{i:03d}, size, sha256}}")
+            if len(problems) > 5:
+                break
             continue
         volumes.append(Volume(v["name"], v["size"], v["sha256"]))
     if not volumes:
         problems.append("volumes is empty")
     for key in ("size", "volume-size"):
-        if not isinstance(data.get(key), int) or data[key] < 0:
+        if not _count(data.get(key)):
             problems.append(f"{key} is not a non-negative integer")
     if not isinstance(data.get("sha256"), str) or not _SHA256.match(data["sha256"]):
         problems.append("sha256 is not 64 lowercase hex digits")
@@ -204,31 +235,53 @@ def load_volume_list(path: Path) -> VolumeSet:
     return VolumeSet(str(bundle), data["size"], data["sha256"], data["volume-size"], tuple(volumes))
 
 
-def _check_list_signature(list_path: Path, keyring: Path | None, trusted: Iterable[str]) -> None:
-    from wheelferry.offline.gpg import verify_signature
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_list_signature(list_path: Path, raw: bytes, keyring: Path | None, trusted: Iterable[str]) -> None:
+    """Check the list's signature over *raw*, the very bytes that are then parsed."""
+    from wheelferry.offline.gpg import signature_check
 
     if keyring is None:
         raise UsageError("a signature check needs --keyring KEYS.asc and --trusted-key FPR",
                          hint="or pass --allow-unsigned for a lab")
-    verify_signature(list_path, list_path.with_name(list_path.name + ".asc"), Path(keyring), trusted)
+    with signature_check(list_path.with_name(list_path.name + ".asc"), Path(keyring), trusted) as check:
+        check.feed(raw)
+        check.result()
+
+
+def _where(vset: VolumeSet, i: int) -> str:
+    return f"volume {vset.volumes[i].name} ({i + 1} of {len(vset.volumes)})"
+
+
+def _check_present(directory: Path, vset: VolumeSet) -> None:
+    """Every volume is there with its listed size, before a byte of any is copied."""
+    missing = [(i, v) for i, v in enumerate(vset.volumes) if not (directory / v.name).is_file()]
+    if missing:
+        i, v = missing[0]
+        others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise VerificationError(f"{_where(vset, i)} is missing{others}",
+                                hint=f"copy every volume of {vset.bundle} into {directory}")
+    for i, v in enumerate(vset.volumes):
+        size = (directory / v.name).stat().st_size
+        if size != v.size:
+            raise VerificationError(f"{_where(vset, i)} is {size} bytes, the list says {v.size} "
+                                    f"(altered or damaged)", hint="copy that volume again from the original media")
 
 
 def _join(directory: Path, vset: VolumeSet, out: Path) -> None:
     """Copy the volumes in order into *out*, checking each one's size and sha256 on the way."""
     listed = {v.sha256: v.name for v in vset.volumes}
-    missing = [(i, v) for i, v in enumerate(vset.volumes) if not (directory / v.name).is_file()]
-    if missing:
-        i, v = missing[0]
-        others = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise VerificationError(f"volume {v.name} ({i + 1} of {len(vset.volumes)}) is missing{others}",
-                                hint=f"copy every volume of {vset.bundle} into {directory}")
+    _check_present(directory, vset)
     whole = hashlib.sha256()
     with open(out, "wb") as dst:
         for i, v in enumerate(vset.volumes):
             digest = hashlib.sha256()
             size = 0
             with open(directory / v.name, "rb") as src:
-                for chunk in iter(lambda: src.read(CHUNK), b""):
+                # One byte past the listed size is enough to know a volume grew since it was measured.
+                for chunk in _pieces(src, v.size + 1):
                     digest.update(chunk)
                     whole.update(chunk)
                     size += len(chunk)
@@ -236,7 +289,7 @@ def _join(directory: Path, vset: VolumeSet, out: Path) -> None:
             got = digest.hexdigest()
             if got == v.sha256 and size == v.size:
                 continue
-            where = f"volume {v.name} ({i + 1} of {len(vset.volumes)})"
+            where = _where(vset, i)
             if got in listed:
                 raise VerificationError(f"{where} holds the data of {listed[got]}: the volumes were "
                                         f"swapped or renamed", hint="restore each volume's own file name")
@@ -258,16 +311,18 @@ def joined_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
         return
     list_path = _list_of(path)
     trusted = list(trusted)
+    raw = _read_list(list_path)
     if not allow_unsigned:
-        _check_list_signature(list_path, keyring, trusted)
-    vset = load_volume_list(list_path)
+        _check_list_signature(list_path, raw, keyring, trusted)
+    vset = parse_volume_list(raw, list_path.name)
     work = Path(tempfile.mkdtemp(prefix="wheelferry-join-"))
     try:
         joined = work / vset.bundle
         _join(list_path.parent, vset, joined)
         asc = list_path.parent / f"{vset.bundle}.asc"
         if asc.is_file():
-            shutil.copyfile(asc, work / asc.name)
+            with open(asc, "rb") as src:  # capped: the tar's check refuses a bigger one by its size
+                (work / asc.name).write_bytes(src.read(MAX_SIGNATURE_FILE + 1))
         yield joined
     finally:
         shutil.rmtree(work, ignore_errors=True)
