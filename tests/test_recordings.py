@@ -6,6 +6,7 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -87,6 +88,53 @@ def test_recordings_never_name_the_registry_host() -> None:
     for path in [DATA / "scenarios.toml", DATA / "README.md", *INDEX.rglob("*")]:
         if path.is_file():
             assert not host.search(path.read_text(errors="replace")), path
+
+
+# The public registry's names, built from parts: this repository never spells them out.
+_REGISTRY = "py" + "pi"
+_FILES_HOST = "python" + "hosted"
+_PUBLIC = re.compile(rb"(?i)\b(?:[a-z0-9-]+\.)*(?:" + _REGISTRY.encode() + rb"\.(?:org|io|python\.org)|"
+                     + _FILES_HOST.encode() + rb"\.org)\b")
+
+
+def test_no_file_under_tests_data_names_the_public_registry() -> None:
+    """Every recording (TensorFlow index, corpus, licences, pages, captures) names mirror.example."""
+    files = [p for p in DATA.rglob("*") if p.is_file()]
+    assert len(files) > 1000  # the corpus and the index are really scanned
+    named = [str(p.relative_to(DATA)) for p in files if _PUBLIC.search(p.read_bytes())]
+    assert named == []
+
+
+def test_recorders_scrub_the_public_registry_whatever_index_they_read(tmp_path: Path) -> None:
+    """Recorded from a mirror, METADATA and pages still name the public registry: both go."""
+    hosts = RECORDER.registry_host_pattern("http://mirror.corp.internal:8080/simple/", [])
+    meta = (f"Project-URL: Download, https://{_REGISTRY}.org/project/x/\n"
+            f"Home-page: https://{_REGISTRY}.python.org/pypi/x\n\n"
+            f"see https://files.{_FILES_HOST}.org/packages/ab/x-1.0.tar.gz or "
+            f"http://mirror.corp.internal:8080/simple/x/; pypiserver and python.org stay\n").encode()
+    assert _PUBLIC.search(meta)
+    out = RECORDER.scrub(meta, hosts)
+    assert not _PUBLIC.search(out) and b"corp.internal" not in out
+    assert out.count(b"mirror.example") == 4
+    assert b"pypiserver and python.org stay" in out
+    # record-corpus, re-recording from a mirror: pages, METADATA and corpus.toml come out clean.
+    loader = importlib.machinery.SourceFileLoader("record_corpus", str(ROOT / "scripts" / "record-corpus"))
+    corpus = importlib.util.module_from_spec(importlib.util.spec_from_loader("record_corpus", loader))
+    loader.exec_module(corpus)
+    wheel = "x-1.0-py3-none-any.whl"
+    files = [{"filename": wheel, "url": f"https://files.{_FILES_HOST}.org/packages/ab/{wheel}",
+              "hashes": {"sha256": "0" * 64}, "size": 10, "yanked": False}]
+    rec = corpus.REC.Recording("x", {"files": files}, files, {wheel: meta})
+    hosts = corpus.REC.registry_host_pattern("http://mirror.corp.internal:8080/simple/", [rec.page])
+    doc = {"target": [{"target": "linux-x86_64:3.11", "failures": [
+        {"root": "x", "uv_error": f"x was not found at https://{_REGISTRY}.org/simple/x/"}]}]}
+    corpus.write_corpus({"x": rec}, tmp_path / "corpus", hosts, doc)
+    written = sorted(p for p in (tmp_path / "corpus").rglob("*") if p.is_file())
+    assert [p.name for p in written] == ["corpus.toml", "index.json", written[2].name]
+    assert written[2].name.endswith(".metadata")
+    for path in written:
+        assert not _PUBLIC.search(path.read_bytes()), path.name
+        assert b"mirror.example" in path.read_bytes() or path.name == "index.json", path.name
 
 
 def test_tensorrt_failure_keeps_the_sdists_a_no_wheel_error_lists() -> None:
