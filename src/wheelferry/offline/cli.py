@@ -74,7 +74,8 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     with joined_bundle(args.bundle, keyring=trust["keyring"], trusted=trust["trusted"],
                        allow_unsigned=trust["allow_unsigned"]) as tar:
         report = install_bundle(tar, venv=args.venv, python=args.python, target_id=args.target,
-                                allow_downgrade=args.allow_downgrade, **trust)
+                                allow_downgrade=args.allow_downgrade, compile=not args.no_compile,
+                                **trust)
     where = report.venv or report.python
     say(f"installed {len(report.packages)} packages for target {report.target} into {where} "
         f"({human_size(report.bytes)}, {report.seconds:.1f} s)")
@@ -274,6 +275,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                                                   "that matches the interpreter)")
     p.add_argument("--allow-downgrade", action="store_true",
                    help="install even if a package would go to an older version than installed")
+    p.add_argument("--no-compile", action="store_true",
+                   help="do not compile bytecode (--venv; Python compiles on first import if it may write)")
     p.set_defaults(handler=cmd_install)
     p = sub.add_parser("probe", help="capture this interpreter exactly, for lock --target @FILE")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the capture here (default: stdout)")

@@ -1,18 +1,20 @@
-"""Install a verified bundle on the isolated host: the matching lock target, pip with no index.
+"""Install a verified bundle on the isolated host: the matching lock target, with no index.
 
-Standard library only; pip runs as ``python -m pip`` isolated from local config.
+Standard library plus the kit's vendored libraries.
 
 ``--venv DIR`` replaces the environment atomically (offline/txn.py): the new
-venv is built beside DIR, installed, checked (``pip check``) and smoke-tested
-there, then switched in by one rename; on any failure or signal before the
-switch DIR is untouched.  ``--python PY`` installs into that
+venv is made without pip beside DIR, the wheels are installed by the kit's own
+engine (offline/engine.py: pypa/installer, parallel unpack and bytecode
+compile), the requirements of the installed set checked with packaging (what
+``pip check`` does) and smoke-tested there, then switched in by one rename; on
+any failure or signal before the switch DIR is untouched.  Host pip is never
+used for it.  ``--python PY`` installs into that
 interpreter's environment; on failure what pip added is uninstalled and
 replaced versions are reinstalled from the bundle when it holds them.
 
-Speed without skipping a check: the interpreter is probed, and a DIR that does
-not exist yet gets its empty venv, while the bundle is being verified; into a
-new venv the wheels go through one pip process per CPU (pip unpacks on a single
-core), wheels that would write the same file always in the same process.
+Speed without skipping a check: the interpreter is probed, and the new venv's
+empty shell made, while the bundle is being verified.  ``--python PY`` still
+installs with that interpreter's pip.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from wheelferry.clikit import warn
 from wheelferry.errors import InstallError, UsageError
 from wheelferry.lockfile import Lock, LockedTarget
 from wheelferry.manifest import WHEELS_DIR
+from wheelferry.offline.engine import check_requirements, install_wheels, venv_scheme
 from wheelferry.offline.envchanges import (
     Changes,
     check_downgrades,
@@ -45,9 +48,9 @@ from wheelferry.offline.envchanges import (
 )
 from wheelferry.offline.hostmatch import Host, capture_drift, choose_target, probe_host
 from wheelferry.offline.state import default_state_dir, record_accepted
-from wheelferry.offline.txn import VenvTransaction, checkpoint, venv_transaction
+from wheelferry.offline.txn import VenvTransaction, venv_transaction
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
-from wheelferry.offline.wheelcheck import check_wheel_zip, plan_groups
+from wheelferry.offline.wheelcheck import check_wheel_zip
 
 Runner = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -143,45 +146,27 @@ def pip_install(python: str, requirements: Path, wheels_dir: Path, run: Runner =
                            hint="the environment was left as it was")
 
 
-def pip_install_groups(python: str, groups: Sequence[Sequence[str]], target: LockedTarget, lock: Lock,
-                       wheels_dir: Path, work: Path, run: Runner = subprocess.run) -> None:
-    """One ``pip install`` per group, side by side (a fresh venv only): pip unpacks on one core each."""
-    argvs = [_pip_install_argv(python, write_requirements(target, lock, work / f"requirements.{n}.txt",
-                                                          only=group), wheels_dir)
-             for n, group in enumerate(groups)]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(argvs))) as pool:
-        procs = list(pool.map(lambda argv: _call(run, argv), argvs))
-    failed = [p for p in procs if p.returncode != 0]
-    if failed:
-        raise InstallError(f"pip could not install the bundle: {_last_lines(failed[0])}",
-                           hint="the environment was left as it was")
-
-
-def install_jobs() -> int:
-    """How many pip processes may run at once: the CPUs this process may use, at most four."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, 4))
-
-
 def pip_check(python: str, target: LockedTarget, run: Runner = subprocess.run) -> list[str]:
     """Run ``pip check``; problems the lock trimmed on purpose come back as notes, others raise."""
     proc = _call(run, [python, "-m", "pip", "--isolated", "check", "--disable-pip-version-check"])
     if proc.returncode == 0:
         return []
+    return judge_check(proc.stdout.splitlines(), target, "pip check", _last_lines(proc))
+
+
+def judge_check(lines: Iterable[str], target: LockedTarget, who: str, why: str = "") -> list[str]:
+    """Split ``pip check``-style *lines*: edges the lock trimmed on purpose are notes, others raise."""
     excluded = {(_canon(t.parent or ""), _canon(re.split(r"[^A-Za-z0-9._-]", t.requirement.strip())[0]))
                 for t in target.trimmed if t.reason == "excluded"}
     notes, problems = [], []
-    for line in proc.stdout.splitlines():
+    for line in lines:
         m = re.match(r"^(\S+) \S+ (?:requires|has requirement) ([A-Za-z0-9._-]+)", line)
         if m and (_canon(m.group(1)), _canon(m.group(2))) in excluded:
             notes.append(line.strip())
         elif line.strip():
             problems.append(line.strip())
-    if problems or not notes:
-        raise InstallError(f"pip check found broken requirements: {'; '.join(problems[:5]) or _last_lines(proc)}",
+    if problems or (why and not notes):
+        raise InstallError(f"{who} found broken requirements: {'; '.join(problems[:5]) or why}",
                            hint="the lock does not fit this environment; the environment was restored")
     return notes
 
@@ -215,32 +200,33 @@ def _venv_python(venv: Path) -> str:
 
 
 def _create_venv(venv: Path, base_python: str, run: Runner) -> None:
-    proc = _call(run, [base_python, "-m", "venv", str(venv)])
+    """A venv without pip (the engine installs; pip goes in only when the lock holds it)."""
+    proc = _call(run, [base_python, "-m", "venv", "--without-pip", str(venv)])
     if proc.returncode != 0:
         raise InstallError(f"could not create a virtual environment: {_last_lines(proc)}")
 
 
-def _create_staging_venv(staging: Path, host: concurrent.futures.Future[Host], run: Runner) -> None:
+def _create_staging_venv(staging: Path, host: concurrent.futures.Future[Host], run: Runner) -> dict[str, str]:
     _create_venv(staging, host.result().executable, run)
+    return venv_scheme(_venv_python(staging), run)
 
 
-def install_venv(staging: Path, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
-                 requirements: Path, run: Runner = subprocess.run, *,
-                 groups: Sequence[Sequence[str]] | None = None) -> tuple[list[str], list[str]]:
-    """Install the target's wheels into the fresh venv at *staging*, check and smoke-test it.
+def install_venv(txn: VenvTransaction, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
+                 scheme: dict[str, str], host: Host, run: Runner = subprocess.run, *,
+                 compile: bool = True) -> tuple[list[str], list[str]]:
+    """Install the target's wheels into the fresh venv at ``txn.staging``, check and smoke-test it.
 
-    *groups* are installed side by side (see plan_groups).  Returns the
-    trimmed-edge notes of ``pip check`` and the smoke commands' results; the
-    transaction around it switches it in or removes it.
+    Scripts and bytecode are made for ``txn.prefix`` (where the venv lives once
+    switched in).  Returns the trimmed-edge notes of the requirements check and
+    the smoke commands' results; the transaction switches it in or removes it.
     """
-    python = _venv_python(staging)
-    if groups is not None and len(groups) > 1:
-        pip_install_groups(python, groups, target, bundle.lock, wheels_dir, requirements.parent, run)
-    else:
-        pip_install(python, requirements, wheels_dir, run)
-    checkpoint("unpack")
-    notes = pip_check(python, target, run)
-    smoke = run_smoke(bundle.lock.spec.smoke, _bin_dir(staging), run)
+    wheels = [wheels_dir / bundle.lock.wheels[p.wheel].filename for p in target.packages]
+    install_wheels(wheels, scheme, _venv_python(txn.staging), shebang=_venv_python(txn.prefix),
+                   moved=(txn.staging, txn.prefix), compile=compile, tags=host.tags,
+                   cancelled=lambda: txn.guard.cancelled)
+    problems = check_requirements([Path(scheme["purelib"]), Path(scheme["platlib"])], host.markers)
+    notes = judge_check(problems, target, "the requirements check") if problems else []
+    smoke = run_smoke(bundle.lock.spec.smoke, _bin_dir(txn.staging), run)
     return notes, smoke
 
 
@@ -298,7 +284,7 @@ def _restore(python: str, before: dict[str, str], bundle: VerifiedBundle, wheels
 def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
                    allow_unsigned: bool = False, venv: Path | None = None, python: str | None = None,
                    target_id: str | None = None, state_dir: Path | None = None,
-                   force_older: bool = False, allow_downgrade: bool = False,
+                   force_older: bool = False, allow_downgrade: bool = False, compile: bool = True,
                    run: Runner = subprocess.run, now: Any = None) -> InstallReport:
     """Verify *tar_path*, extract it privately, install the fitting target, record the sequence."""
     if (venv is None) == (python is None):
@@ -309,16 +295,17 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
     if venv is None:
         return _install(tar_path, None, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
                         python=python, target_id=target_id, state_dir=state_dir, force_older=force_older,
-                        allow_downgrade=allow_downgrade, run=run, now=now)
+                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now)
     with venv_transaction(Path(venv), state_dir, label=tar_path.name) as txn:
         return _install(tar_path, txn, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
                         python=None, target_id=target_id, state_dir=state_dir, force_older=force_older,
-                        allow_downgrade=allow_downgrade, run=run, now=now)
+                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now)
 
 
 def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | None, trusted: Iterable[str],
              allow_unsigned: bool, python: str | None, target_id: str | None, state_dir: Path,
-             force_older: bool, allow_downgrade: bool, run: Runner, now: Any) -> InstallReport:
+             force_older: bool, allow_downgrade: bool, compile: bool, run: Runner,
+             now: Any) -> InstallReport:
     started = time.monotonic()
     interpreter = python or sys.executable
     work = Path(tempfile.mkdtemp(prefix="wheelferry-install-"))
@@ -338,23 +325,19 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
         for drift in capture_drift(target, host):
             warn(f"this host drifted from the capture the bundle was locked for: {drift}")
         wheels_dir = work / "bundle" / WHEELS_DIR
-        claims = []
         for p in target.packages:
-            wheel = bundle.lock.wheels[p.wheel]
-            path = wheels_dir / wheel.filename
-            claims.append((wheel.filename, path.stat().st_size, check_wheel_zip(path)))
-        requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
+            check_wheel_zip(wheels_dir / bundle.lock.wheels[p.wheel].filename)
         m = bundle.manifest
         if txn is not None:
             assert venv_job is not None
-            venv_job.result()
-            notes, smoke = install_venv(txn.staging, bundle, target, wheels_dir, requirements, run,
-                                        groups=plan_groups(claims, install_jobs()))
+            notes, smoke = install_venv(txn, bundle, target, wheels_dir, venv_job.result(), host, run,
+                                        compile=compile)
             changes = compare_sets(txn.before, installed_versions(txn.staging))
             if bundle.signature is not None:  # only a verified signature moves the replay mark
                 txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256)
-            txn.commit()
+            txn.commit(bytecode=False)
         else:
+            requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
             notes, smoke, changes = install_python(interpreter, bundle, target, wheels_dir, requirements,
                                                    run, allow_downgrade=allow_downgrade)
             if bundle.signature is not None:

@@ -1,4 +1,4 @@
-"""Wheel checks before pip sees a wheel: no path outside the install, no links, no zip bombs.
+"""Wheel checks before a wheel is installed: no path outside the install, no links, no zip bombs.
 
 Also plans which wheels may be installed side by side (they write no file in common).
 Standard library only.
@@ -49,7 +49,7 @@ def check_wheel_zip(path: Path) -> frozenset[str]:
         parts = name.replace("\\", "/").split("/")
         if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\\" in name:
             raise InstallError(f"{path.name} holds {name!r}, a path outside the install; refused "
-                               f"before pip saw it", hint="the wheel is hostile or broken; do not install it")
+                               f"before anything was written", hint="the wheel is hostile or broken; do not install it")
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             raise InstallError(f"{path.name} holds a symbolic link {name!r}; refused",
                                hint="wheels never contain links")
