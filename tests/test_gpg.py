@@ -161,8 +161,10 @@ def test_streamed_check_matches_whole_file_check(gpg_keys: GpgKeys, tmp_path: Pa
 
 def test_streamed_check_survives_gpg_quitting_early(gpg_keys: GpgKeys, tmp_path: Path) -> None:
     from wheelferry.offline.gpg import signature_check
+    from wheelferry.offline.openpgp import armor
     junk = tmp_path / "junk.asc"
-    junk.write_text("-----BEGIN PGP SIGNATURE-----\n\nnot base64 at all\n-----END PGP SIGNATURE-----\n")
+    # A truncated version 3 signature packet of class 0x00: it passes the shape check, gpg gives up on it.
+    junk.write_bytes(armor(bytes([0xC2, 7, 3, 5, 0, 0, 0, 0, 0])))
     ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
     with signature_check(junk, ring, [gpg_keys.fpr["good"]]) as check:
         for _ in range(64):  # far more than a pipe buffer, written after gpg may have exited

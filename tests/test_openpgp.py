@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -12,13 +13,14 @@ from hypothesis import strategies as st
 
 from tests.support.gpgkeys import GpgKeys
 from wheelferry.errors import VerificationError
-from wheelferry.offline.gpg import signature_check, verify_signature
+from wheelferry.offline.gpg import parse_status, signature_check, verify_signature
 from wheelferry.offline.openpgp import (
     PIECE_BITS,
     LiteralFramer,
     PacketScanner,
     armor,
     dearmor,
+    signature_packet,
     single_signature,
 )
 
@@ -139,16 +141,77 @@ def test_framed_check_agrees_with_gpg(gpg_keys: GpgKeys, tmp_path: Path, size: i
                 check.result()
 
 
-def test_text_mode_signature_is_checked_by_gpg_itself(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+def test_text_mode_signature_is_refused_before_gpg(gpg_keys: GpgKeys, tmp_path: Path) -> None:
     path = tmp_path / "bundle.tar"
     path.write_bytes(b"line one\nline two\n" * 50)
     sig = gpg_keys.sign("good", path, extra=("--textmode",))
     ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
-    info = verify_signature(path, sig, ring, [gpg_keys.fpr["good"]])
-    assert info.fingerprint == gpg_keys.fpr["good"]
-    path.write_bytes(b"line one\nline 2!\n" * 50)
-    with pytest.raises(VerificationError, match="does not match the data"):
+    with pytest.raises(VerificationError, match=r"bundle.tar.asc is a text-mode signature \(class 0x01\)"):
         verify_signature(path, sig, ring, [gpg_keys.fpr["good"]])
+    # gpg itself calls it good; its status line names the class, which is refused as well.
+    status = subprocess.run(["gpg", "--homedir", str(gpg_keys.home), "--batch", "--status-fd", "1",
+                             "--verify", str(sig), str(path)], capture_output=True, text=True, check=True)
+    assert "[GNUPG:] GOODSIG" in status.stdout
+    with pytest.raises(VerificationError, match="class 0x01"):
+        parse_status(status.stdout, [gpg_keys.fpr["good"]])
+
+
+def test_signature_file_holds_one_signature_packet_only(gpg_keys: GpgKeys, tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.write_bytes(b"q" * 10)
+    good = gpg_keys.sign("good", data, tmp_path / "good.asc").read_bytes()
+    packet = dearmor(good)
+    assert packet is not None and signature_packet(good, "good.asc") == packet
+    assert signature_packet(packet, "good.sig") == packet
+    compressed = _packet(8, b"\x01" + b"\x00" * 50, "new")  # compressed data, ZIP
+    marker = _packet(10, b"PGP", "new")
+    for raw, match in [(armor(compressed), "holds a compressed data packet"),
+                       (armor(marker + packet), "holds a marker packet"),
+                       (armor(packet + packet), "holds two signatures; exactly one expected"),
+                       (armor(packet[:-3]), "damaged: no whole OpenPGP packet at byte 0"),
+                       (armor(packet + b"\xff"), f"no whole OpenPGP packet at byte {len(packet)}"),
+                       (b"Comment: " + b"x" * (64 << 10), "larger than 64 KiB"),
+                       (b"hello", "not an ASCII-armoured OpenPGP signature")]:
+        with pytest.raises(VerificationError, match=match):
+            signature_packet(raw, "x.asc")
+
+
+def test_compressed_packets_never_reach_gpg(gpg_keys: GpgKeys, tmp_path: Path, capsys: Any) -> None:
+    from tests.support.bundles import make_bundle
+    from tests.support.wheels import build_wheel
+    from wheelferry.offline.cli import main
+    tar = make_bundle(tmp_path, [build_wheel(tmp_path / "built", "alpha", "1.0")])
+    # Nested compressed packets, each a few bytes: gpg spends seconds unpacking such a file.
+    inner = _packet(10, b"PGP", "new")
+    for _ in range(200):
+        inner = _packet(8, b"\x00" + inner, "new")
+    tar.with_name(tar.name + ".asc").write_bytes(armor(inner))
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    code = main(["verify", str(tar), "--keyring", str(ring), "--trusted-key", gpg_keys.fpr["good"],
+                 "--state-dir", str(tmp_path / "state")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.splitlines()[0] == ("error: demo.tar.asc holds a compressed data packet; "
+                                                 "a signature file holds one signature and nothing else"), err
+    assert "Traceback" not in err
+
+
+@given(st.one_of(st.binary(max_size=600),
+                 st.lists(st.tuples(st.integers(0, 63), st.binary(max_size=40),
+                                    st.sampled_from(["old", "new", "two"])), max_size=4)
+                 .map(lambda ps: armor(b"".join(_packet(t, b, k) for t, b, k in ps))),
+                 st.binary(max_size=40).map(lambda b: armor(_packet(2, b, "new")))))
+def test_fuzz_signature_file(raw: bytes) -> None:
+    try:
+        packet = signature_packet(raw, "x.asc")
+    except VerificationError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("x.asc ")
+    else:
+        assert packet[0] & 0x80 and len(packet) <= len(raw)
+        if packet[0] & 0x40:  # new format: one, two or five length octets
+            body = packet[2 if packet[1] < 192 else 3 if packet[1] < 224 else 6:]
+        else:
+            body = packet[1 + (1 << (packet[0] & 3)):]
+        assert (body[2] if body[0] == 3 else body[1]) == 0
 
 
 def _packet(tag: int, body: bytes, style: str) -> bytes:

@@ -27,7 +27,12 @@ from pathlib import Path
 from typing import IO
 
 from wheelferry.errors import UsageError, VerificationError
-from wheelferry.offline.openpgp import MAX_SIGNATURE_FILE, LiteralFramer, single_signature
+from wheelferry.offline.openpgp import (
+    MAX_SIGNATURE_FILE,
+    LiteralFramer,
+    signature_packet,
+    single_signature,
+)
 
 _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 # Status keywords that mean the signature must not be accepted, whatever else was said.
@@ -184,9 +189,15 @@ class SignatureCheck:
     def __init__(self, gpg: str, home: Path, sig_path: Path, keyring_name: str,
                  trusted: list[str]) -> None:
         with open(sig_path, "rb") as f:
-            # One byte past the cap is enough for single_signature to refuse a larger file.
-            signature = single_signature(f.read(MAX_SIGNATURE_FILE + 1))
-        args = ["--verify"] if signature is not None else ["--verify", str(sig_path), "-"]
+            # One byte past the cap is enough to refuse a larger file.
+            packet = signature_packet(f.read(MAX_SIGNATURE_FILE + 1), Path(sig_path).name)
+        signature = single_signature(packet)
+        if signature is None:  # one checked signature packet, of another version: gpg's detached path
+            copy = home / "signature.sig"
+            copy.write_bytes(packet)
+            args = ["--verify", str(copy), "-"]
+        else:
+            args = ["--verify"]
         cmd, env = _command(gpg, home, args)
         self._trusted = trusted
         self._keyring_name = keyring_name
@@ -319,6 +330,10 @@ def parse_status(status: str, trusted: Iterable[str], keyring_name: str = "the k
     if valid is None or "GOODSIG" not in kinds:
         raise VerificationError("gpg did not report a good signature",
                                 hint="check the .asc belongs to this bundle")
+    sig_class = valid[9] if len(valid) > 9 else ""
+    if sig_class != "00":  # what gpg itself saw, whatever the file looked like to signature_packet
+        raise VerificationError(f"the signature is of class 0x{sig_class or '??'}, not over a binary "
+                                f"document (0x00) as build makes", hint="check the .asc belongs to this bundle")
     pinned = {normalize_fingerprint(t) for t in trusted}
     if primary.upper() not in pinned:
         raise VerificationError(f"signed by key {who}, which is not one you trust",

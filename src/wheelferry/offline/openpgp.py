@@ -20,6 +20,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from wheelferry.errors import VerificationError
+
 _ARMOR_BEGIN = "-----BEGIN PGP SIGNATURE-----"
 _ARMOR_END = "-----END PGP SIGNATURE-----"
 _ARMOR_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*: ")
@@ -118,6 +120,72 @@ def _subpackets(area: bytes) -> Iterator[tuple[int, bytes]]:
             return
         yield area[i] & 0x7F, area[i + 1:i + size]
         i += size
+
+
+_PACKET_KINDS = {1: "encrypted session key", 3: "symmetric session key", 4: "one-pass signature",
+                 5: "secret key", 6: "public key", 7: "secret subkey", 8: "compressed data",
+                 9: "encrypted data", 10: "marker", 11: "literal data", 12: "trust", 13: "user id",
+                 14: "public subkey", 17: "user attribute", 18: "encrypted data", 19: "modification code"}
+_COUNT_WORDS = {2: "two", 3: "three"}
+
+
+def signature_packet(raw: bytes, name: str) -> bytes:
+    """The one signature packet of the signature file *name* (armoured or binary), else a one-line refusal.
+
+    The file is unsigned: what gpg is later handed is this packet alone, at
+    most 64 KiB, of signature class 0x00 (a binary document, which is what
+    build makes).  Compressed, marker or any other packets never reach gpg.
+    """
+    if len(raw) > MAX_SIGNATURE_FILE:
+        raise VerificationError(f"{name} is larger than {MAX_SIGNATURE_FILE >> 10} KiB; a signature file "
+                                f"holds one signature (under 1 KiB)", hint=_HINT)
+    data = raw if raw[:1] and raw[0] & 0x80 else _dearmor_blocks(raw)
+    if data is None:
+        raise VerificationError(f"{name} is not an ASCII-armoured OpenPGP signature", hint=_HINT)
+    packets: list[bytes] = []
+    at = 0
+    while at < len(data):
+        try:
+            head = _header(data[at:at + 6])
+        except ValueError:
+            head = None
+        if head is None or head[3] or at + head[1] + head[2] > len(data):
+            raise VerificationError(f"{name} is damaged: no whole OpenPGP packet at byte {at}", hint=_HINT)
+        if head[0] != _TAG_SIGNATURE:
+            kind = _PACKET_KINDS.get(head[0], f"tag {head[0]}")
+            raise VerificationError(f"{name} holds a {kind} packet; a signature file holds one "
+                                    f"signature and nothing else", hint=_HINT)
+        packets.append(data[at:at + head[1] + head[2]])
+        at += head[1] + head[2]
+    if len(packets) != 1:
+        count = _COUNT_WORDS.get(len(packets), str(len(packets)))
+        raise VerificationError(f"{name} holds {count} signatures; exactly one expected",
+                                hint="re-sign the bundle with a single key")
+    packet = packets[0]
+    body = packet[_header(packet[:6])[1]:]  # type: ignore[index]
+    # RFC 4880 5.2.2: a version 3 signature has its class after a length octet; 5.2.3 (and
+    # RFC 9580's version 6) right after the version.
+    sig_class = body[2] if body[:1] == b"\x03" and len(body) > 2 else body[1] if len(body) > 1 else None
+    if sig_class == 0x01:
+        raise VerificationError(f"{name} is a text-mode signature (class 0x01); wheelferry build makes "
+                                f"binary ones (class 0x00), so it was not made by build", hint=_HINT)
+    if sig_class != 0x00:
+        what = "no class" if sig_class is None else f"class 0x{sig_class:02x}"
+        raise VerificationError(f"{name} is a signature of {what}, not one over a binary document (0x00)",
+                                hint=_HINT)
+    return packet
+
+
+def _dearmor_blocks(raw: bytes) -> bytes | None:
+    """The packets of one or more armoured signature blocks with nothing but blank lines around them."""
+    blocks = re.split(rb"(?<=" + _ARMOR_END.encode() + rb")", raw)
+    if blocks and not blocks[-1].strip():
+        blocks.pop()
+    out = [dearmor(block) for block in blocks]
+    return None if not out or any(b is None for b in out) else b"".join(b for b in out if b is not None)
+
+
+_HINT = "it must be the detached .asc made by `wheelferry build` for this bundle"
 
 
 def single_signature(raw: bytes) -> Signature | None:
