@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,3 +238,52 @@ def test_a_find_links_page_is_read_once_per_run(mirror_wheels: tuple[Path, ...],
     assert code == 0, (res, err)
     assert request_log.page_reads() == {"/files/": 1}
     assert all(request_log.whole_downloads(w.name) == 1 for w in mirror_wheels)
+
+
+@pytest.mark.parametrize("algo", [None, "md5"])
+def test_a_second_lock_and_build_on_a_no_hash_index_download_nothing(
+        algo: str | None, mirror_wheels: tuple[Path, ...], tmp_path: Path, request_log: RequestLog,
+        capsys: Any) -> None:
+    """No sha256 on the links, no Range: the sha256 lock learnt from its downloads is kept in
+    the cache, so a later lock (and its build) fetch no wheel again; a file gone from the
+    cache, or a page that now describes another file, is fetched again."""
+    tree = write_static_tree(tmp_path / "tree", mirror_wheels, hash_algo=algo)
+    cache = tmp_path / "cache"
+
+    def lock(out: str) -> dict[str, Any]:
+        code, res, err = _run(capsys, "lock", "-r", "app", "--target", TARGET, "--index-url", url,
+                              "--cache", str(cache), "-o", str(tmp_path / out))
+        assert code == 0, (res, err)
+        return json.loads((tmp_path / out / "wheelferry.lock.json").read_text())
+
+    with http_server(tree) as url:
+        first = lock("one")
+        assert all(request_log.whole_downloads(w.name) == 1 for w in mirror_wheels), request_log.entries
+        request_log.clear()
+        second = lock("two")
+        assert [e for e in request_log.entries if e[1].endswith(".whl")] == []
+        assert second["wheels"] == first["wheels"]  # the same sha256 and sizes
+        code, res, err = _run(capsys, "build", "--lock", str(tmp_path / "two"), "--no-sign", "--cache",
+                              str(cache), "-o", str(tmp_path / "out"))
+        assert code == 0, (res, err)
+        assert res["fetch"]["downloaded"] == 0 and res["fetch"]["from_cache"] == 3
+        assert [e for e in request_log.entries if e[1].endswith(".whl")] == []
+        records = list((cache / "wheels" / "urls").rglob("*.json"))
+        assert len(records) == 3 and not any(b"127.0.0.1" in r.read_bytes() for r in records)
+
+        # A wheel no longer in the cache is fetched again (once), whatever was learnt.
+        util = mirror_wheels[2]
+        shutil.rmtree(cache / "wheels" / "sha256" / first["wheels"][util.name]["sha256"][:2])
+        lock("three")
+        assert request_log.whole_downloads(util.name) == 1
+        # The file behind the URL changed: with md5 the page says so, and the new file is read.
+        if algo == "md5":
+            request_log.clear()
+            changed = build_wheel(tmp_path / "new", "util", "1.0", padding=91_000)
+            write_static_tree(tmp_path / "tree", [*mirror_wheels[:2], changed], hash_algo=algo)
+            page = tree / "simple" / "util" / "index.html"
+            later = page.stat().st_mtime + 10  # Last-Modified has whole seconds: make it newer
+            os.utime(page, (later, later))
+            new = lock("four")
+            assert request_log.whole_downloads(util.name) == 1
+            assert new["wheels"][util.name]["sha256"] != first["wheels"][util.name]["sha256"]

@@ -5,6 +5,9 @@ Layout under the cache root::
     sha256/ab/abcdef.../NAME.whl   complete entries; only hashed files ever get here
     partial/abcdef....part         resumable downloads in progress
     locks/abcdef....lock           one lock per entry, shared by threads and processes
+    urls/12/1234....json           what a whole download of a URL hashed to (an index that
+                                   gives no sha256): the URL's own sha256 names the file,
+                                   which holds the file name, sha256 and size, no URL
 
 An entry becomes visible with a single ``os.replace`` of a file that already
 hashed right, so a reader sees either nothing or the whole file.
@@ -13,6 +16,7 @@ hashed right, so a reader sees either nothing or the whole file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
 import re
@@ -32,7 +36,7 @@ from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import FetchError, UsageError
 from wheelferry.files import hash_file
 from wheelferry.pages import looks_like_html as looks_like_html  # re-exported for fetch
-from wheelferry.urls import redact_url
+from wheelferry.urls import redact_url, strip_credentials
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -153,6 +157,36 @@ class WheelCache:
             return Stored(sha, digests.size, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _url_record(self, url: str) -> Path:
+        key = hashlib.sha256(strip_credentials(url).encode()).hexdigest()
+        return self.root / "urls" / key[:2] / f"{key}.json"
+
+    def remember_url(self, url: str, sha256: str, size: int, filename: str) -> None:
+        """Keep what a whole download of *url* hashed to, for later runs (best effort)."""
+        path = self._url_record(url)
+        data = json.dumps({"filename": filename, "sha256": _check_sha(sha256), "size": size})
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            return  # a read-only or full cache only costs a download next time
+
+    def known_url(self, url: str, filename: str) -> tuple[str, int, Path] | None:
+        """``(sha256, size, path)`` of *url*'s file when an earlier run downloaded it whole and
+        the file is still in the cache under that sha256; None otherwise."""
+        try:
+            rec = json.loads(self._url_record(url).read_text(encoding="utf-8"))
+            sha, size = _check_sha(str(rec["sha256"])), int(rec["size"])
+        except (OSError, ValueError, KeyError, TypeError, UsageError):
+            return None
+        if rec.get("filename") != filename:
+            return None
+        path = self.path(sha, size)
+        return None if path is None else (sha, size, path)
 
     def evict(self, sha256: str) -> None:
         """Remove the entry for *sha256* (e.g. a file damaged on disk after it was cached)."""

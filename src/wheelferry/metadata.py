@@ -328,8 +328,7 @@ class MetadataSource:
                 raise contradiction_error(dist.filename, dist.url, wrong, dist.source or None)
             return digests.hexdigest(), digests.size
         with self._url_lock(dist.url):
-            with self._lock:
-                known = self._facts.get(dist.url)
+            known = self._known(dist)
             if known is None:
                 response = self._fetcher.get(dist.url, stream=True)
                 try:
@@ -352,10 +351,38 @@ class MetadataSource:
         with self._lock:
             return self._url_locks.setdefault(url, threading.Lock())
 
-    def _cached_wheel(self, dist: DistFile) -> Path | None:
-        """The whole wheel, when an earlier download put it in the wheel cache."""
+    def _known(self, dist: DistFile) -> tuple[str, int] | None:
+        """sha256 and size of a file with no advertised sha256 that was downloaded whole, in
+        this run or (kept in the wheel cache) an earlier one.  An earlier run's answer holds
+        only while the file is cached and agrees with the size and hashes the index gives now."""
         with self._lock:
             known = self._facts.get(dist.url)
+        if known is not None or self.wheels is None:
+            return known
+        found = self.wheels.known_url(dist.url, dist.filename)
+        if found is None:
+            return None
+        sha, size, path = found
+        if dist.size is not None and dist.size != size:
+            return None
+        if dist.hashes:
+            digests = Digests(dist.hashes)
+            try:
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(NET_CHUNK), b""):
+                        digests.update(chunk)
+            except OSError:
+                return None
+            if digests.contradictions():
+                return None  # the index now describes another file: fetch it again
+        with self._lock:
+            self._facts[dist.url] = (sha, size)
+            self._sizes.setdefault(dist.url, size)
+        return sha, size
+
+    def _cached_wheel(self, dist: DistFile) -> Path | None:
+        """The whole wheel, when an earlier download put it in the wheel cache."""
+        known = None if dist.sha256 else self._known(dist)
         sha = dist.sha256 or (known[0] if known else None)
         if self.wheels is None or sha is None:
             return None
@@ -470,6 +497,8 @@ class MetadataSource:
             stored = self.wheels.store(chunks(), dist.filename, dist.url, dist.hashes,
                                        dist.source or None)
             sha, size, path = stored.sha256, stored.size, stored.path
+            if not dist.sha256:  # what the index does not say, a later run need not fetch again
+                self.wheels.remember_url(dist.url, sha, size, dist.filename)
         else:
             digests = Digests(dist.hashes)
             for chunk in chunks():
