@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                                       synthetic._sha256(tree / "files" / p.filename))  # noqa: SLF001
                               for p in synthetic.resolved_files(pkgs, requirement)]
             run_stages()
+        if "install" in wanted:
+            results.append(_install_many(args, py, index_root, work, reps))
     if "scale" in wanted:
         _log("stage scale")
         sizes, chain = ((10, 100, 300), 100) if args.quick else ((10, 100, 1000), 200)
@@ -130,6 +132,32 @@ def main(argv: list[str] | None = None) -> int:
     md, js = write_results(HERE, facts, run, merged)
     _log(f"wrote {md} and {js} in {run['seconds']} s")
     return 0
+
+
+def _install_many(args: argparse.Namespace, py: tuple[int, int], index_root: Path, work: Path,
+                  reps: int) -> dict[str, object]:
+    """The install stage again on many small wheels and one big one (synthetic.install_set)."""
+    requirement, pkgs = synthetic.install_set(py, quick=args.quick)
+    files = synthetic.resolved_files(pkgs, requirement)
+    total = sum(p.size for p in files)
+    text = (f"synthetic loopback index, `{requirement}` -> {len(files)} wheels "
+            f"({sum(p.modules for p in files)} modules), {total / 1e6:.0f} MB unpacked payload")
+    _log(f"stage install-many: generating the index ({text})")
+    tree = synthetic.build_index(index_root / f"index-many{'-quick' if args.quick else ''}", pkgs)
+    with synthetic.serve(tree, repo_python=args.root / ".venv" / "bin" / "python") as served:
+        s = Setup(root=args.root, tools=args.tools, work=work / "install-many",
+                  target=f"linux-x86_64:{py[0]}.{py[1]}", requirement=requirement,
+                  index_url=served.url, reps=reps, host_target=True, log=_log)
+        s.artifacts["files_dir"] = tree / "files"
+        base = served.url.rsplit("/simple", 1)[0]
+        s.expected = [FileRef(p.filename, f"{base}/files/{p.filename}",
+                              synthetic._sha256(tree / "files" / p.filename))
+                      for p in files]
+        os.sync()
+        out = install_stage(s, stage="install-many",
+                            title="install (offline, fresh venv): many small wheels + one big one")
+    out["input"] = text + f", served by {served.server}"
+    return out
 
 
 _REMOTE_ORIGIN = re.compile(r"https?://(?!127\.0\.0\.1[:/])[^/\s`'\"]+")
@@ -169,7 +197,7 @@ def _merge_previous(path: Path, results: list[dict[str, object]], args: argparse
     kept = [st for st in old.get("stages", []) if st.get("stage") not in fresh
             and (args.only or str(st.get("stage", "")).startswith("live-") != bool(kind))]
     order = {s: i for i, s in enumerate(("lock-cold", "lock-warm", "fetch", "pack", "verify",
-                                         "install", "scale"))}
+                                         "install", "install-many", "scale"))}
     return sorted([*kept, *results], key=lambda st: (str(st["stage"]).startswith("live-"),
                                                      order.get(str(st["stage"]).removeprefix("live-"), 99)))
 

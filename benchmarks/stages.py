@@ -380,8 +380,17 @@ def _unshare() -> list[str]:
     return ["unshare", "-rn"] if ok else []
 
 
-def install_stage(s: Setup) -> dict[str, object]:
-    """wheelferry install vs pip --no-index --require-hashes vs uv pip install --offline."""
+def find_uv(s: Setup) -> str | None:
+    """uv: the pinned one beside the peers, else the repo's .venv, else PATH."""
+    for cand in (s.tools / "uv", s.root / ".venv" / "bin" / "uv"):
+        if os.access(cand, os.X_OK):
+            return str(cand)
+    return shutil.which("uv")
+
+
+def install_stage(s: Setup, stage: str = "install",
+                  title: str = "install (offline, fresh venv)") -> dict[str, object]:
+    """wheelferry install vs pip --no-index vs uv pip install --offline, with and without .pyc."""
     keys = ensure_keys(s)
     wf_tar, _ = ensure_bundles(s)
     wheels = ensure_wheels(s)
@@ -390,34 +399,50 @@ def install_stage(s: Setup) -> dict[str, object]:
                            for f in file_list(s)))
     pre = tuple(_unshare())
     base_py = getattr(sys, "_base_executable", sys.executable)
+    uv_bin = find_uv(s)
 
     def wf(i: int) -> list[Step]:
-        d = s.rundir("install", "wheelferry", i)
+        d = s.rundir(stage, "wheelferry", i)
         return [Step((*pre, s.wf, "install", str(wf_tar), "--keyring", keys["asc"], "--trusted-key",
                       keys["fpr"], "--venv", str(d / "venv"), "--state-dir", str(d / "state"),
                       "--json"))]
 
     def pip(i: int) -> list[Step]:
-        d = s.rundir("install", "pip", i)
+        d = s.rundir(stage, "pip", i)
         return [Step((*pre, base_py, "-m", "venv", str(d / "venv"))),
                 Step((*pre, str(d / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet",
                       "--no-index", "--find-links", str(wheels), "--require-hashes", "-r", str(req)))]
 
-    def uv(i: int) -> list[Step]:
-        d = s.rundir("install", "uv", i)
-        return [Step((*pre, s.uv, "venv", "--quiet", "--python", base_py, str(d / "venv"))),
-                Step((*pre, s.uv, "pip", "install", "--quiet", "--offline", "--no-index",
-                      "--find-links", str(wheels), "--require-hashes", "-r", str(req), "--python",
-                      str(d / "venv" / "bin" / "python"), "--cache-dir", str(d / "cache")))]
+    def uv(compile_: bool) -> Callable[[int], list[Step]]:
+        def steps(i: int) -> list[Step]:
+            d = s.rundir(stage, "uv-pyc" if compile_ else "uv", i)
+            assert uv_bin is not None
+            return [Step((*pre, uv_bin, "venv", "--quiet", "--python", base_py, str(d / "venv"))),
+                    Step((*pre, uv_bin, "pip", "install", "--quiet", "--offline", "--no-index",
+                          "--find-links", str(wheels), "--require-hashes", "-r", str(req), "--python",
+                          str(d / "venv" / "bin" / "python"), "--cache-dir", str(d / "cache"),
+                          *(["--compile-bytecode"] if compile_ else [])))]
+        return steps
 
     cs = [Contender("wheelferry", wf, is_product=True) if wf_tar
           else _not_yet("wheelferry", "needs `wheelferry build`"),
-          Contender("pip", pip), Contender("uv", uv)]
+          Contender("pip", pip)]
+    for compile_, name in ((True, "uv --compile-bytecode"), (False, "uv (no .pyc)")):
+        c = Contender(name, uv(compile_))
+        if uv_bin is None:
+            c.status = "skipped: no uv (benchmarks/.venv, .venv or PATH)"
+        cs.append(c)
     alternate(cs, s.reps, s.env(), s.log)
-    notes = ["each run installs into a fresh venv; venv creation is counted for every tool."]
+    files = file_list(s)
+    total = _total(s)
+    notes = [f"{len(files)} wheels, {total / 1e6:.0f} MB; each run installs into a fresh venv; "
+             "venv creation is counted for every tool (`python -m venv` brings pip, `uv venv` does not).",
+             "wheelferry also checks the bundle's signature and every hash first; pip and uv get the "
+             "extracted wheels. wheelferry and pip write bytecode: `uv --compile-bytecode` is the "
+             "like-for-like peer, `uv (no .pyc)` the floor."]
     notes.append("run under `unshare -rn` (no network)." if pre else
                  "`unshare -rn` is not permitted here: run with the network present.")
-    return _result("install", "install (offline, fresh venv)", cs, notes=notes)
+    return _result(stage, title, cs, notes=notes)
 
 
 def _name_version(filename: str) -> str:

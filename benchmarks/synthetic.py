@@ -37,6 +37,9 @@ class SynthPackage:
     requires: tuple[str, ...] = ()
     size: int = 4_000
     tag: str = "py3-none-any"
+    modules: int = 0  # generated Python modules (bytecode to compile), beside __init__.py
+    members: int = 1  # files the padding is split into (what an installer unpacks one by one)
+    script: bool = False  # a console script entry point (a launcher to write)
 
     @property
     def filename(self) -> str:
@@ -99,6 +102,54 @@ def tf_like_set(python: tuple[int, int], *, quick: bool, gpu: bool) -> tuple[str
     return "ferrytf==2.20.0", out
 
 
+def install_set(python: tuple[int, int], *, quick: bool) -> tuple[str, list[SynthPackage]]:
+    """Many small pure-Python wheels and one big native one: what an installer spends its time on.
+
+    150 (quick: 60) wheels of 6-40 generated modules each, every fourth with a console
+    script, and one 250 MB (quick: 25 MB) wheel of 2,000 (quick: 400) members, 600
+    (quick: 150) of them modules.  Its payload compresses about 2:1, like a native library.
+    """
+    rng = random.Random(2613)
+    cp = f"cp{python[0]}{python[1]}"
+    n_small, big_mb, big_members, big_modules = (60, 25, 400, 150) if quick else (150, 250, 2_000, 600)
+    pkgs = [SynthPackage("ferry-big", "3.1.0", size=big_mb * MB, tag=f"{cp}-{cp}-manylinux_2_17_x86_64",
+                         modules=big_modules, members=big_members, script=True)]
+    for i in range(n_small):
+        modules = int(math.exp(rng.uniform(math.log(6), math.log(40))))
+        pkgs.append(SynthPackage(f"ferry-small{i:03d}", f"1.{rng.randint(0, 30)}.0", size=20_000,
+                                 modules=modules, script=i % 4 == 0))
+    root = SynthPackage("ferrymany", "1.0.0", tuple(f"{p.name}=={p.version}" for p in pkgs), size=2_000)
+    return "ferrymany==1.0.0", [*pkgs, root]
+
+
+def _module_source(seed: str, k: int) -> bytes:
+    """A few KB of ordinary Python (functions, a class, constants): something to compile."""
+    rng = random.Random(f"{seed}-{k}")
+    out = [f'"""Generated module {k} of {seed}."""', "", "import math", ""]
+    for f in range(rng.randint(4, 16)):
+        out += [f"def func_{f}(x, y={rng.randint(0, 99)}):",
+                "    total = 0",
+                "    for i in range(x):",
+                f"        if i % {rng.randint(2, 9)} == 0:",
+                f"            total += math.sqrt(i + y) * {rng.random():.6f}",
+                "        else:",
+                f"            total -= i ^ {rng.randint(0, 4096)}",
+                f"    return {{'name': 'func_{f}', 'total': total, 'k': {k}}}", ""]
+    out += [f"class Thing{k}:", "    def __init__(self, value):", "        self.value = value", "",
+            "    def __repr__(self):", f"        return f'Thing{k}({{self.value!r}})'", "",
+            f"TABLE = {[rng.randint(0, 10**6) for _ in range(rng.randint(10, 60))]!r}", ""]
+    return "\n".join(out).encode()
+
+
+def _payload_chunk(rng: random.Random, n: int) -> bytes:
+    """*n* bytes that deflate about 2:1: random halves and runs of a repeated word, alternating."""
+    out = bytearray()
+    while len(out) < n:
+        out += rng.randbytes(2048)
+        out += rng.randbytes(8) * 256
+    return bytes(out[:n])
+
+
 def scale_set(n: int, *, chain: bool = False) -> tuple[str, list[SynthPackage]]:
     """*n* tiny packages: a random DAG of fan-out <= 3, or (chain) p0 -> p1 -> ... -> p(n-1)."""
     rng = random.Random(n)
@@ -143,6 +194,11 @@ def write_wheel(directory: Path, p: SynthPackage) -> Path:
         f"{info_dir}/WHEEL": (f"Wheel-Version: 1.0\nGenerator: wheelferry-bench\nRoot-Is-Purelib: "
                               f"{'true' if p.tag.endswith('-any') else 'false'}\nTag: {p.tag}\n").encode(),
     }
+    for k in range(p.modules):
+        small[f"{dist}/mod{k:04d}.py"] = _module_source(p.name, k)
+    if p.script:
+        small[f"{dist}/__init__.py"] += b"\n\ndef main():\n    print(__version__)\n"
+        small[f"{info_dir}/entry_points.txt"] = f"[console_scripts]\n{p.name}-cli = {dist}:main\n".encode()
     path = directory / p.filename
     tmp = path.with_suffix(".part")
     rng = random.Random(f"{p.name}-{p.version}")
@@ -154,17 +210,25 @@ def write_wheel(directory: Path, p: SynthPackage) -> Path:
             zi.external_attr = 0o644 << 16
             zi.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(zi, data)
-        zi = zipfile.ZipInfo(pad_name, date_time=FIXED_DATE)
-        zi.external_attr = 0o644 << 16
-        h, left = hashlib.sha256(), max(p.size - 1_500, 0)
-        with zf.open(zi, "w", force_zip64=left > 2**31) as out:
-            while left:
-                chunk = rng.randbytes(min(left, 4 << 20))
-                h.update(chunk)
-                out.write(chunk)
-                left -= len(chunk)
-        digest = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
-        record.append(f"{pad_name},sha256={digest},{max(p.size - 1_500, 0)}")
+        pad_total = max(p.size - 1_500 - sum(len(v) for k, v in small.items() if "/mod" in k), 0)
+        if p.members <= 1:
+            parts = [(pad_name, pad_total)]
+        else:
+            parts = [(f"{dist}/_lib/part{k:05d}.so", pad_total // p.members) for k in range(p.members)]
+        for member, left in parts:
+            zi = zipfile.ZipInfo(member, date_time=FIXED_DATE)
+            zi.external_attr = 0o644 << 16
+            zi.compress_type = zipfile.ZIP_DEFLATED if p.members > 1 else zipfile.ZIP_STORED
+            h, size = hashlib.sha256(), left
+            with zf.open(zi, "w", force_zip64=left > 2**31) as out:
+                while left:
+                    n = min(left, 4 << 20)
+                    chunk = rng.randbytes(n) if p.members <= 1 else _payload_chunk(rng, n)
+                    h.update(chunk)
+                    out.write(chunk)
+                    left -= len(chunk)
+            digest = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+            record.append(f"{member},sha256={digest},{size}")
         record.append(f"{info_dir}/RECORD,,")
         zi = zipfile.ZipInfo(f"{info_dir}/RECORD", date_time=FIXED_DATE)
         zi.external_attr = 0o644 << 16
@@ -184,7 +248,8 @@ def _sha256(path: Path) -> str:
 def build_index(root: Path, packages: Sequence[SynthPackage]) -> Path:
     """Generate (or reuse) wheels and a PEP 503 + PEP 658 tree under *root*; return it."""
     stamp = root / "stamp.json"
-    want = json.dumps([[p.name, p.version, list(p.requires), p.size, p.tag] for p in packages])
+    want = json.dumps([[p.name, p.version, list(p.requires), p.size, p.tag, p.modules, p.members,
+                        p.script] for p in packages])
     if stamp.is_file() and stamp.read_text() == want:
         return root
     if root.exists():
