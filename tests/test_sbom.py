@@ -108,7 +108,7 @@ def test_a_licence_found_in_a_file_is_concluded_with_its_path(make_wheel: Callab
     _valid(dumps(doc))
     (comp,) = doc["components"]
     assert comp["licenses"] == [{"expression": "MIT", "acknowledgement": "concluded"}]
-    assert ("wheelferry:license-evidence", "LICENSE: the text of MIT") in {
+    assert ("wheelferry:license-evidence", "LICENSE: the text of MIT (its distinguishing phrases)") in {
         (p["name"], p["value"]) for p in comp["properties"]}
 
 

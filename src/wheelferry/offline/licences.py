@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelferry.coremetadata import read_core_metadata
+from wheelferry.offline.licencetext import licence_of_texts, match_texts
 from wheelferry.offline.policy import canonical_spdx
 
 # Trove classifiers that name exactly one SPDX licence ("BSD License" does not: the licence file decides).
@@ -128,7 +129,8 @@ def licence_of(metadata: bytes) -> Licence:
     return Licence("UNKNOWN", None, "none")
 
 
-# Phrases of the SPDX licence texts that tell them apart, each list in its text's own order.
+# Phrases of licence texts that tell them apart, each list in its text's own order, for files
+# that hold no whole reference text (a notice, a shortened or a less common licence).
 # An earlier licence in a file wins: a project's own licence comes before the bundled ones.
 _LICENCE_TEXTS = (
     ("Apache-2.0", ("apache license", "version 2.0", "terms and conditions for use, reproduction")),
@@ -152,9 +154,7 @@ _LICENCE_TEXTS = (
 )
 
 
-def licence_in_text(text: str) -> str | None:
-    """The SPDX id of the first licence whose distinguishing phrases all appear in *text*."""
-    flat = " ".join(text.lower().replace("\u2019", "'").split())
+def _phrases_in_text(flat: str) -> str | None:
     best: tuple[int, str] | None = None
     for spdx, needles in _LICENCE_TEXTS:
         at = [flat.find(n) for n in needles]
@@ -164,6 +164,37 @@ def licence_in_text(text: str) -> str | None:
             if best is None or at[0] < best[0]:
                 best = (at[0], spdx)
     return best[1] if best else None
+
+
+@dataclass(frozen=True)
+class _Found:
+    spdx: str
+    how: str  # what of the text matched, for the evidence
+
+
+def _recognise(text: str) -> list[_Found]:
+    """The licences of one text, first the governing one: by whole text, else by distinguishing phrases."""
+    matches = match_texts(text)
+    if matches:
+        first = matches[0]
+        # Unrecognised terms longer than the first licence found come first: that one is bundled.
+        if first.start > max(120, (first.end - first.start) // 2):
+            return []
+        chosen = licence_of_texts(matches)
+        out = [_Found(m.spdx, f"{m.cover:.0%} of its reference text") for m in matches]
+        return sorted(out, key=lambda f: f.spdx != (chosen.spdx if chosen else ""))
+    phrase = _phrases_in_text(" ".join(text.lower().replace("\u2019", "'").split()))
+    return [_Found(phrase, "its distinguishing phrases")] if phrase else []
+
+
+def licence_in_text(text: str) -> str | None:
+    """The SPDX id of the licence *text* grants: a reference licence's whole text, else its phrases.
+
+    A file holding several licences grants the first (the rest are bundled), the GNU
+    LGPL 3.0 beside the GPL 3.0 it supplements grants the LGPL.
+    """
+    found = _recognise(text)
+    return found[0].spdx if found else None
 
 
 def _licence_members(names: list[str], declared: list[str]) -> list[str]:
@@ -176,20 +207,37 @@ def _licence_members(names: list[str], declared: list[str]) -> list[str]:
                   n.rsplit("/", 1)[-1].upper().startswith(("LICEN", "COPYING")))
 
 
+_MAX_LICENCE_FILES = 32
+_ONLY_NOTE = "; the text alone grants no later version"
+
+
 def licence_from_files(wheel: Path, metadata: bytes) -> Licence | None:
-    """The licence recognised in the wheel's licence files (declared by ``License-File``, or found in .dist-info)."""
+    """The licence recognised in the wheel's licence files (declared by ``License-File``, or found in .dist-info).
+
+    The first file holding a recognised licence decides, except that a GNU LGPL 3.0
+    text in any of the files, beside the GNU GPL 3.0 it supplements, makes it the LGPL.
+    """
     declared = list(read_core_metadata(metadata).license_files)
+    found: list[tuple[str, _Found]] = []
     try:
         with zipfile.ZipFile(wheel) as zf:
-            for member in _licence_members(zf.namelist(), declared):
-                found = licence_in_text(zf.read(member)[:200000].decode("utf-8", errors="replace"))
-                if found:
-                    path = member.split(".dist-info/", 1)[1]
-                    return Licence(f"{found} (recognised in {path})", found, "License-File",
-                                   evidence=f"{path}: the text of {found}")
+            for member in _licence_members(zf.namelist(), declared)[:_MAX_LICENCE_FILES]:
+                text = zf.read(member)[:200000].decode("utf-8", errors="replace")
+                path = member.split(".dist-info/", 1)[1]
+                found += [(path, f) for f in _recognise(text)]
     except (zipfile.BadZipFile, OSError):
         return None
-    return None
+    if not found:
+        return None
+    path, first = found[0]
+    gpl3 = next((p for p, f in found if f.spdx == "GPL-3.0-only"), None)
+    lesser = next(((p, f) for p, f in found if f.spdx == "LGPL-3.0-only"), None)
+    beside = ""
+    if first.spdx == "GPL-3.0-only" and lesser is not None:
+        (path, first), beside = lesser, f", beside {gpl3}: the GPL-3.0 it supplements"
+    note = _ONLY_NOTE if first.spdx.endswith("-only") else ""
+    return Licence(f"{first.spdx} (recognised in {path})", first.spdx, "License-File",
+                   evidence=f"{path}: the text of {first.spdx} ({first.how}{note}){beside}")
 
 
 def licence_of_wheel(wheel: Path, metadata: bytes) -> Licence:
