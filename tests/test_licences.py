@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from packaging.licenses import canonicalize_license_expression
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import PolicyFileError
 from wheelferry.offline.audit import read_metadata
 from wheelferry.offline.licences import licence_of, licence_of_wheel
@@ -132,6 +134,75 @@ def test_a_policy_denying_the_nvidia_id_flags_every_nvidia_wheel() -> None:
     nvidia = {f.file for f in facts if f.name.startswith(("nvidia_", "tensorrt"))}
     assert len(nvidia) > 30 and flagged == nvidia
     assert {v.rule for v in report.violations} == {"licence-denied"}
+
+
+# --- the recorded corpus of popular projects (tests/data/corpus: 343 projects' METADATA) --------------
+
+CORPUS = DATA / "corpus" / "metadata"
+
+# Popular projects and the licence each one is known to be under (its repository's licence
+# file), independently of what this code makes of their METADATA.
+POPULAR: dict[str, str] = {
+    "requests": "Apache-2.0", "urllib3": "MIT", "flask": "BSD-3-Clause", "django": "BSD-3-Clause",
+    "fastapi": "MIT", "starlette": "BSD-3-Clause", "uvicorn": "BSD-3-Clause", "gunicorn": "MIT",
+    "werkzeug": "BSD-3-Clause", "pydantic": "MIT", "celery": "BSD-3-Clause", "redis": "MIT",
+    "boto3": "Apache-2.0", "botocore": "Apache-2.0", "grpcio": "Apache-2.0", "protobuf": "BSD-3-Clause",
+    "websockets": "BSD-3-Clause", "tornado": "Apache-2.0", "httpx": "BSD-3-Clause", "pandas": "BSD-3-Clause",
+    "scipy": "BSD-3-Clause", "scikit-learn": "BSD-3-Clause", "pyyaml": "MIT", "attrs": "MIT",
+    "click": "BSD-3-Clause", "pytest": "MIT", "black": "MIT", "mypy": "MIT", "ruff": "MIT", "setuptools": "MIT",
+    "pip": "MIT", "wheel": "MIT", "packaging": "Apache-2.0 OR BSD-2-Clause", "certifi": "MPL-2.0",
+    "idna": "BSD-3-Clause", "charset-normalizer": "MIT", "cryptography": "Apache-2.0 OR BSD-3-Clause",
+    "pyopenssl": "Apache-2.0", "pynacl": "Apache-2.0", "bcrypt": "Apache-2.0", "psycopg": "LGPL-3.0-only",
+    "sqlalchemy": "MIT", "alembic": "MIT", "mako": "MIT", "lxml": "BSD-3-Clause", "beautifulsoup4": "MIT",
+    "pillow": "MIT-CMU", "six": "MIT", "pytz": "MIT", "tzdata": "Apache-2.0", "rich": "MIT", "typer": "MIT",
+    "tqdm": "MPL-2.0 AND MIT", "networkx": "BSD-3-Clause", "transformers": "Apache-2.0",
+    "huggingface-hub": "Apache-2.0", "tokenizers": "Apache-2.0", "safetensors": "Apache-2.0", "jax": "Apache-2.0",
+    "xgboost": "Apache-2.0", "lightgbm": "MIT", "onnx": "Apache-2.0", "pyarrow": "Apache-2.0", "polars": "MIT",
+    "duckdb": "MIT", "dask": "BSD-3-Clause", "pylint": "GPL-2.0-or-later", "astroid": "LGPL-2.1-or-later",
+    "pyinstaller": "GPL-2.0-or-later WITH Bootloader-exception", "zope-interface": "ZPL-2.1",
+    "typing-extensions": "PSF-2.0", "pexpect": "ISC", "ptyprocess": "ISC", "pygments": "BSD-2-Clause",
+    "sphinx": "BSD-2-Clause", "patsy": "BSD-2-Clause", "cpufeature": "CC0-1.0",
+}
+# Projects whose METADATA names no single licence (so their licence file decides), by what it says.
+CORPUS_UNDECIDED: dict[str, set[str]] = {
+    "License: BSD (2 or 3 clauses?)": {
+        "amqp", "astunparse", "billiard", "mpmath", "nodeenv", "numba", "nvidia-ml-py", "partd",
+        "pyasn1-modules", "pyreadline3", "s3fs", "sympy", "torchvision", "vine", "xlrd"},
+    "Classifier: BSD License (2 or 3 clauses?)": {
+        "alabaster", "colorama", "itsdangerous", "jinja2", "prompt-toolkit", "seaborn", "sphinxcontrib-applehelp",
+        "sphinxcontrib-devhelp", "sphinxcontrib-htmlhelp", "sphinxcontrib-jsmath", "sphinxcontrib-qthelp",
+        "sphinxcontrib-serializinghtml", "sqlparse"},
+    "License: Dual License": {"python-dateutil"},
+    "License: LGPL with exceptions (which LGPL, which exception?)": {"psycopg2", "psycopg2-binary"},
+    "Classifiers of two licences, AND or OR unsaid": {"docutils", "pyinstaller-hooks-contrib"},
+    "no licence field at all": {"cuda-toolkit", "llvmlite", "namex"},
+}
+
+
+def _corpus() -> dict[str, set[str | None]]:
+    got: dict[str, set[str | None]] = {}
+    for path in sorted(CORPUS.glob("*.metadata")):
+        data = path.read_bytes()
+        name = re.sub(r"[-_.]+", "-", read_core_metadata(data).name or "").lower()
+        got.setdefault(name, set()).add(licence_of(data).spdx)
+    return got
+
+
+def test_popular_projects_get_their_known_licence() -> None:
+    got = _corpus()
+    assert len(got) >= 300 and len(POPULAR) >= 50
+    assert {name: got.get(name) for name in POPULAR} == {name: {spdx} for name, spdx in POPULAR.items()}
+
+
+def test_every_corpus_wheel_is_a_valid_spdx_result_or_undecided_for_a_stated_reason() -> None:
+    got = _corpus()
+    for name, results in got.items():
+        for spdx in results - {None}:
+            assert spdx is not None and canonical_spdx(spdx) == spdx, name
+    undecided = {name for name, results in got.items() if None in results}
+    assert undecided == set().union(*CORPUS_UNDECIDED.values())
+    nvidia = {name for name in got if name.startswith("nvidia-") and name != "nvidia-ml-py"}
+    assert len(nvidia) >= 15 and all(got[name] == {NVIDIA} for name in nvidia)
 
 
 # --- generated input: agree with packaging, never a traceback --------------------------------------
