@@ -31,6 +31,12 @@ os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
 os.environ.pop("SOURCE_DATE_EPOCH", None)
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with no --state-dir keeps its replay marks in the test's own folder, never the host's."""
+    monkeypatch.setenv("WHEELFERRY_STATE_DIR", str(tmp_path_factory.mktemp("default-state")))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("WHEELFERRY_LIVE") == "1":
         return

@@ -107,3 +107,20 @@ def test_an_unverifiable_bundle_stops_the_diff(pair: dict[str, Any], capsys: Any
     Path(str(pair["new"]) + ".asc").unlink()
     code, out, err = _run(capsys, "diff", str(pair["old"]), str(pair["new"]), *pair["keys"])
     assert code == 1 and out == "" and "no signature file" in err
+
+
+def test_diff_names_the_higher_sequence_and_what_goes_backwards(pair: dict[str, Any], tmp_path: Path,
+                                                                gpg_keys: GpgKeys, capsys: Any) -> None:
+    # The newer content built under a lower sequence: OLD (2.0 of "down") carries #7.
+    a = tmp_path / "a7"
+    old = _bundle(tmp_path, gpg_keys, "old7", [build_wheel(a, "down", "2.0")], sequence=7)
+    new = _bundle(tmp_path, gpg_keys, "new3", [build_wheel(tmp_path / "b3", "down", "1.9")], sequence=3)
+    code, out, err = _run(capsys, "diff", str(old), str(new), *pair["keys"], "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["old-sequence"], doc["new-sequence"]) == (7, 3)
+    assert doc["backwards"] == ["demo #7 carries the higher sequence (7 > 3): demo #3 is the older bundle",
+                                f"demo #3 goes backwards for 1 package: down 2.0 -> 1.9 ({LINUX})"]
+    assert [f"warning: {n}" for n in doc["backwards"]] == err.splitlines()
+    code, out, err = _run(capsys, "diff", str(pair["old"]), str(pair["new"]), *pair["keys"])
+    assert "higher sequence" not in err and "demo #2 goes backwards for 1 package: down 2.0 -> 1.9" in err

@@ -232,15 +232,6 @@ def test_same_sequence_different_contents(tmp_path: Path, wheels: list[Path]) ->
         verify_bundle(b, **_unsigned(tmp_path))
 
 
-def test_state_dir_defaults_to_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from wheelferry.offline.state import default_state_dir
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    assert default_state_dir() == tmp_path / "xdg" / "wheelferry"
-    monkeypatch.delenv("XDG_STATE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_state_dir() == tmp_path / "home" / ".local" / "state" / "wheelferry"
-
-
 @pytest.mark.parametrize("compress", [None, "gzip"])
 def test_bundle_from_the_real_writer(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
                                      trust: dict[str, Any], compress: str | None) -> None:

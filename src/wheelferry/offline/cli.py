@@ -21,7 +21,8 @@ def _trust_arguments(p: argparse.ArgumentParser) -> None:
     """KEYS, the replay state and --json: what every command that accepts a bundle takes."""
     add_key_arguments(p)
     p.add_argument("--state-dir", type=Path, metavar="DIR",
-                   help="where accepted sequence numbers are kept (default: the user state dir)")
+                   help="where accepted sequence numbers are kept (default: $WHEELFERRY_STATE_DIR, "
+                        "/var/lib/wheelferry as root, else the user state dir)")
     p.add_argument("--force-older", action="store_true",
                    help="accept a bundle older than one already accepted (a deliberate rollback)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
@@ -50,7 +51,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
         bundle = verify_bundle(tar, **trust)
     if bundle.signature is not None:  # only a verified signature moves the replay mark
         record_accepted(args.state_dir or default_state_dir(), bundle.manifest.name,
-                        bundle.manifest.sequence, bundle.manifest_sha256)
+                        bundle.manifest.sequence, bundle.manifest_sha256, args.force_older)
     m = bundle.manifest
     signer = (f"signed by {bundle.signature.fingerprint} ({bundle.signature.uid})"
               if bundle.signature else "NOT signature-checked")
@@ -178,7 +179,7 @@ def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
     """`diff`: verify both bundles, then per target what was added, removed, up- or downgraded."""
     from wheelferry.errors import VerificationError
     from wheelferry.offline.audit import checked_bundle
-    from wheelferry.offline.diff import diff_locks, render_diff
+    from wheelferry.offline.diff import backwards, diff_locks, render_diff
 
     keys = _keys(args, args.old, args.new)
     with checked_bundle(args.old, **keys) as old:
@@ -187,12 +188,16 @@ def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
         pass
     d = diff_locks(old.lock, new.lock, f"{old.manifest.name} #{old.manifest.sequence}",
                    f"{new.manifest.name} #{new.manifest.sequence}")
-    result = d.to_json()
+    notes = backwards(d, old.manifest.sequence, new.manifest.sequence)
+    result = {**d.to_json(), "old-sequence": old.manifest.sequence, "new-sequence": new.manifest.sequence,
+              "backwards": notes}
     if not getattr(args, "json", False):
         if args.format == "json":
             _print_json(result)
         else:
             say(render_diff(d))
+    for note in notes:
+        warn(note)
     if d.republished:
         files = ", ".join(r.file for r in d.republished)
         raise VerificationError(f"ALARM: {files} appear in both bundles with different sha256 "
@@ -215,7 +220,8 @@ def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
         assert bundle.extracted is not None
         report = export_index(bundle, bundle.extracted, args.dir)
     if bundle.signature is not None:  # only a verified signature moves the replay mark
-        record_accepted(state, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256)
+        record_accepted(state, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256,
+                        args.force_older)
     say(f"{args.dir}: {len(report.added)} wheels added, {len(report.kept)} already there, "
         f"projects {', '.join(report.projects)}")
     say(f"serve it with a static web server; pip install --index-url <URL of {args.dir}/simple/> ...")

@@ -152,3 +152,16 @@ def render_diff(d: BundleDiff) -> str:
             lines.append(f"  {_MARK[c.kind]} {c.name} {what}")
     lines.append(f"total wheel size {_signed(d.new_size - d.old_size)} ({d.old} -> {d.new})")
     return "\n".join(lines)
+
+
+def backwards(d: BundleDiff, old_sequence: int, new_sequence: int) -> list[str]:
+    """Lines saying where the pair goes backwards: the sequence order, and each package downgrade."""
+    lines = []
+    if old_sequence > new_sequence:
+        lines.append(f"{d.old} carries the higher sequence ({old_sequence} > {new_sequence}): "
+                     f"{d.new} is the older bundle")
+    down = [f"{c.name} {c.old} -> {c.new} ({t.target})" for t in d.targets for c in t.of("downgraded")]
+    if down:
+        shown = ", ".join(down[:5]) + (f" and {len(down) - 5} more" if len(down) > 5 else "")
+        lines.append(f"{d.new} goes backwards for {len(down)} package{'s' if len(down) > 1 else ''}: {shown}")
+    return lines

@@ -334,14 +334,14 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
                                         compile=compile)
             changes = compare_sets(txn.before, installed_versions(txn.staging))
             if bundle.signature is not None:  # only a verified signature moves the replay mark
-                txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256)
+                txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256, force_older)
             txn.commit(bytecode=False)
         else:
             requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
             notes, smoke, changes = install_python(interpreter, bundle, target, wheels_dir, requirements,
                                                    run, allow_downgrade=allow_downgrade)
             if bundle.signature is not None:
-                record_accepted(state_dir, m.name, m.sequence, bundle.manifest_sha256)
+                record_accepted(state_dir, m.name, m.sequence, bundle.manifest_sha256, force_older)
     finally:
         # Workers finish before the transaction removes what they write into.
         with txn.guard.held() if txn is not None else contextlib.nullcontext():

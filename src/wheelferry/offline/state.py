@@ -1,16 +1,20 @@
 """Replay protection: the highest bundle sequence accepted per bundle name, kept on the isolated host.
 
 Standard library only.  One small JSON file per bundle name in the state
-directory (``--state-dir``; default ``$XDG_STATE_HOME/wheelferry`` or
-``~/.local/state/wheelferry``), always replaced atomically.
+directory (``--state-dir``, else ``$WHEELFERRY_STATE_DIR``, else
+``/var/lib/wheelferry`` when run as root, else ``$XDG_STATE_HOME/wheelferry``
+or ``~/.local/state/wheelferry``), always replaced atomically under a lock
+file, so two runs at once never lose the higher mark.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +36,40 @@ class Accepted:
                 "manifest-sha256": self.manifest_sha256, "accepted": self.accepted}
 
 
+SYSTEM_STATE_DIR = Path("/var/lib/wheelferry")
+STATE_DIR_ENV = "WHEELFERRY_STATE_DIR"
+
+
 def default_state_dir() -> Path:
-    """``$XDG_STATE_HOME/wheelferry``, else ``~/.local/state/wheelferry`` (XDG base directories)."""
+    """``$WHEELFERRY_STATE_DIR``; ``/var/lib/wheelferry`` as root; else the XDG user state dir."""
+    env = os.environ.get(STATE_DIR_ENV)
+    if env:
+        return Path(env)
+    # Root (sudo included, whose environment may still name a user's XDG_STATE_HOME) shares
+    # one system-wide mark: a replay must not pass just because another account runs it.
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return SYSTEM_STATE_DIR
     base = os.environ.get("XDG_STATE_HOME")
     if base and os.path.isabs(base):
         return Path(base) / "wheelferry"
     return Path.home() / ".local" / "state" / "wheelferry"
+
+
+@contextlib.contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """Hold the state directory's lock file (blocking): one read-compare-write at a time."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.name == "nt":
+            import msvcrt
+            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
+        else:
+            import fcntl
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _state_file(state_dir: Path, name: str) -> Path:
@@ -80,21 +112,29 @@ def check_sequence(state_dir: Path, name: str, sequence: int, manifest_sha256: s
                                           "on purpose")
 
 
-def record_accepted(state_dir: Path, name: str, sequence: int, manifest_sha256: str) -> Accepted:
-    """Remember *sequence* for *name* (atomically); a forced rollback lowers the mark."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    entry = Accepted(name, sequence, manifest_sha256, now)
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entry.to_json(), f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, _state_file(state_dir, name))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def record_accepted(state_dir: Path, name: str, sequence: int, manifest_sha256: str,
+                    force_older: bool = False) -> Accepted:
+    """Remember *sequence* for *name* (atomically, under the lock); only a forced rollback lowers it.
+
+    Another run may have accepted a higher sequence since this one's check:
+    then that mark stays and is returned.
+    """
+    with _locked(state_dir):
+        last = load_accepted(state_dir, name)
+        if last is not None and last.sequence > sequence and not force_older:
+            return last
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        entry = Accepted(name, sequence, manifest_sha256, now)
+        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(entry.to_json(), f, indent=2, sort_keys=True)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, _state_file(state_dir, name))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return entry

@@ -339,7 +339,8 @@ def _apply_accept(data: Mapping[str, Any], state_dir: Path) -> None:
     acc = data.get("accept")
     if acc:
         from wheelferry.offline.state import record_accepted
-        record_accepted(state_dir, acc["name"], int(acc["sequence"]), acc["manifest_sha256"])
+        record_accepted(state_dir, acc["name"], int(acc["sequence"]), acc["manifest_sha256"],
+                        bool(acc.get("force_older")))
 
 
 def recover(final: Path, state_dir: Path, journal: Journal) -> str | None:
@@ -431,9 +432,11 @@ class VenvTransaction:
         check_downgrades(self.changes, allow_downgrade)
         return self.changes
 
-    def accept_on_commit(self, name: str, sequence: int, manifest_sha256: str) -> None:
+    def accept_on_commit(self, name: str, sequence: int, manifest_sha256: str,
+                         force_older: bool = False) -> None:
         """Record the bundle's sequence in the same step as the switch (recovery redoes it)."""
-        self.journal.write(accept={"name": name, "sequence": sequence, "manifest_sha256": manifest_sha256})
+        self.journal.write(accept={"name": name, "sequence": sequence, "manifest_sha256": manifest_sha256,
+                                   "force_older": force_older})
 
     def commit(self, *, bytecode: bool = True) -> None:
         """Switch the environment built at :attr:`staging` in, then remove the old one and leftovers."""
