@@ -12,11 +12,14 @@ configured index.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import io
 import json
 import sys
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,29 +109,85 @@ def test_the_corpus_is_large_and_spans_every_field() -> None:
     assert size < 4_000_000, f"tests/data/corpus holds {size} bytes"
 
 
-@pytest.mark.parametrize("target", sorted(TARGETS))
-def test_one_lock_of_every_root_equals_uv_and_builds_verifies_audits(
-        target: str, corpus_index: IndexServer, tmp_path: Path, gpg_keys: Any, capsys: Any) -> None:
-    case = TARGETS[target]
-    reqs = [a for r in case["roots"] for a in ("-r", r)]
-    code, res = _run("lock", *reqs, "--target", target, "--index-url", corpus_index.url, "--cache",
-                     str(tmp_path / "c"), "-o", str(tmp_path / "lock"), capsys=capsys)
+# sys_platform of each target: a root uv locks on some targets only is asked for with a marker,
+# so that one lock of all three targets asks, for each, exactly the roots uv locked there.
+_PLATFORM = {"linux": "linux", "windows": "win32", "macos": "darwin"}
+
+
+def _joint_requirements() -> list[str]:
+    roots = sorted({r for t in TARGETS.values() for r in t["roots"]})
+    out = []
+    for root in roots:
+        where = [t for t, case in sorted(TARGETS.items()) if root in case["roots"]]
+        if len(where) == len(TARGETS):
+            out.append(root)
+        else:
+            out.append(root + "; " + " or ".join(
+                f"sys_platform == '{_PLATFORM[t.split('-')[0]]}'" for t in where))
+    return out
+
+
+@dataclass(frozen=True)
+class CorpusLock:
+    directory: Path
+    cache: Path
+    targets: dict[str, dict[str, str]]  # target -> name -> version, as lock reported them
+
+
+@pytest.fixture(scope="module")
+def corpus_lock(corpus_index: IndexServer, tmp_path_factory: pytest.TempPathFactory) -> CorpusLock:
+    """One lock of every root for all three targets (pages and shared metadata read once)."""
+    tmp = tmp_path_factory.mktemp("corpus-lock")
+    reqs = [a for r in _joint_requirements() for a in ("-r", r)]
+    targets = [a for t in sorted(TARGETS) for a in ("--target", t)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["lock", *reqs, *targets, "--index-url", corpus_index.url, "--cache", str(tmp / "c"),
+                     "-o", str(tmp / "lock"), "--json"])
+    res = json.loads(out.getvalue())
     assert code == 0, res
-    got = {str(canonicalize_name(k)): v for k, v in res["targets"][0]["packages"].items()}
-    assert got == _pins(case["expect"])
+    got = {t: {str(canonicalize_name(k)): v for k, v in r["packages"].items()}
+           for t, r in zip(sorted(TARGETS), res["targets"])}
+    return CorpusLock(tmp / "lock", tmp / "c", got)
+
+
+def test_the_joint_requirements_ask_each_target_for_the_roots_uv_locked_there() -> None:
+    from packaging.requirements import Requirement
+
+    from wheelferry.target import marker_environment, parse_target
+
+    for target, case in TARGETS.items():
+        env = marker_environment(parse_target(target))
+        asked = [r for r in map(Requirement, _joint_requirements())
+                 if r.marker is None or r.marker.evaluate(env)]
+        assert all(r.marker is None for r in map(Requirement, case["roots"]))
+        assert sorted(str(Requirement(r)) for r in case["roots"]) == sorted(
+            str(r).split(";")[0] for r in asked), target
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_one_lock_of_every_root_equals_uv(target: str, corpus_lock: CorpusLock) -> None:
+    assert corpus_lock.targets[target] == _pins(TARGETS[target]["expect"])
+
+
+def test_the_corpus_lock_builds_verifies_audits(corpus_lock: CorpusLock, tmp_path: Path, gpg_keys: Any,
+                                                capsys: Any) -> None:
+    lock = json.loads((corpus_lock.directory / "wheelferry.lock.json").read_text())
     fpr = gpg_keys.fpr["good"]
-    code, built = _run("build", "--lock", str(tmp_path / "lock"), "--sign-key", fpr, "--gnupghome",
-                       str(gpg_keys.home), "--cache", str(tmp_path / "c"), "-o", str(tmp_path / "out"),
+    code, built = _run("build", "--lock", str(corpus_lock.directory), "--sign-key", fpr, "--gnupghome",
+                       str(gpg_keys.home), "--cache", str(corpus_lock.cache), "-o", str(tmp_path / "out"),
                        capsys=capsys)
     assert code == 0, built
-    assert built["wheels"] == len(got)
+    assert built["wheels"] == len(lock["wheels"])
+    per_target = {t["id"]: len(t["packages"]) for t in lock["targets"]}
+    assert sorted(per_target.values()) == sorted(len(t) for t in corpus_lock.targets.values())
     keys = ("--keyring", str(gpg_keys.export("good", path=tmp_path / "k.asc")), "--trusted-key", fpr)
     code, verified = _run("verify", built["bundle"], *keys, capsys=capsys)
     assert code == 0, verified
     code, audit = _run("audit", built["bundle"], *keys, "--format", "json", capsys=capsys)
     assert code == 0, audit
     text = json.dumps(audit)
-    assert all(f'"{name}"' in text for name in got)
+    assert all(f'"{name}"' in text for got in corpus_lock.targets.values() for name in got)
 
 
 @pytest.mark.parametrize("target,root,blamed", FAILURES, ids=[f"{r}@{t}" for t, r, _ in FAILURES])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,12 +174,25 @@ def test_streamed_check_survives_gpg_quitting_early(gpg_keys: GpgKeys, tmp_path:
             check.result()
 
 
-def test_aborted_check_leaves_no_private_home(gpg_keys: GpgKeys, tmp_path: Path, data: Path) -> None:
+def test_aborted_check_leaves_no_private_home(gpg_keys: GpgKeys, tmp_path: Path, data: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
     from wheelferry.offline.gpg import signature_check
     sig = gpg_keys.sign("good", data, tmp_path / "good.asc")
     ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
-    before = set(Path("/tmp").glob("wfgpg*"))
+    # The homes this check makes, by name (other runs on the machine make their own in /tmp).
+    made: list[Path] = []
+    real = tempfile.mkdtemp
+
+    def recording(*args: Any, **kwargs: Any) -> str:
+        path = real(*args, **kwargs)
+        made.append(Path(path))
+        return path
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recording)
     with pytest.raises(KeyboardInterrupt), signature_check(sig, ring, [gpg_keys.fpr["good"]]) as check:
         check.feed(b"x" * 100_000)
         raise KeyboardInterrupt
-    assert set(Path("/tmp").glob("wfgpg*")) <= before
+    assert any(p.name.startswith("wfgpg") for p in made), made
+    assert [p for p in made if p.exists()] == []
