@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
-from tests.support.indexserver import IndexServer, serve_index
+from tests.support.indexserver import serve_index_process
 from wheelferry.cli import main
 
 if sys.version_info >= (3, 11):
@@ -70,8 +70,9 @@ def _pages() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def corpus_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServer]:
-    """The recording served on loopback, with a small wheel for every recorded wheel file."""
+def corpus_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The recording served on loopback (by a process of its own), with a small wheel for every
+    recorded wheel file; the index URL."""
     files = tmp_path_factory.mktemp("corpus-files")
     requires_python, yanked = {}, {}
     for page in _pages().values():
@@ -86,8 +87,8 @@ def corpus_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IndexServ
                 requires_python[name] = f["requires-python"]
             if f.get("yanked"):
                 yanked[name] = f["yanked"] if isinstance(f["yanked"], str) else ""
-    with serve_index(files, requires_python=requires_python, yanked=yanked) as server:
-        yield server
+    with serve_index_process(files, requires_python=requires_python, yanked=yanked) as url:
+        yield url
 
 
 def _run(*argv: str, capsys: Any) -> tuple[int, dict[str, Any]]:
@@ -135,14 +136,14 @@ class CorpusLock:
 
 
 @pytest.fixture(scope="module")
-def corpus_lock(corpus_index: IndexServer, tmp_path_factory: pytest.TempPathFactory) -> CorpusLock:
+def corpus_lock(corpus_index: str, tmp_path_factory: pytest.TempPathFactory) -> CorpusLock:
     """One lock of every root for all three targets (pages and shared metadata read once)."""
     tmp = tmp_path_factory.mktemp("corpus-lock")
     reqs = [a for r in _joint_requirements() for a in ("-r", r)]
     targets = [a for t in sorted(TARGETS) for a in ("--target", t)]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        code = main(["lock", *reqs, *targets, "--index-url", corpus_index.url, "--cache", str(tmp / "c"),
+        code = main(["lock", *reqs, *targets, "--index-url", corpus_index, "--cache", str(tmp / "c"),
                      "-o", str(tmp / "lock"), "--json"])
     res = json.loads(out.getvalue())
     assert code == 0, res
@@ -192,8 +193,8 @@ def test_the_corpus_lock_builds_verifies_audits(corpus_lock: CorpusLock, tmp_pat
 
 @pytest.mark.parametrize("target,root,blamed", FAILURES, ids=[f"{r}@{t}" for t, r, _ in FAILURES])
 def test_a_root_without_wheels_fails_naming_it_and_the_target(
-        target: str, root: str, blamed: str, corpus_index: IndexServer, tmp_path: Path, capsys: Any) -> None:
-    code, res = _run("lock", "-r", root, "--target", target, "--index-url", corpus_index.url, "--cache",
+        target: str, root: str, blamed: str, corpus_index: str, tmp_path: Path, capsys: Any) -> None:
+    code, res = _run("lock", "-r", root, "--target", target, "--index-url", corpus_index, "--cache",
                      str(tmp_path / "c"), "-o", str(tmp_path / "lock"), capsys=capsys)
     assert code == 1, res
     message = json.dumps(res).lower()

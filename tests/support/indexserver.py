@@ -429,6 +429,32 @@ def serve_index(wheel_dir: Path | str, **switches: Any) -> Iterator[IndexServer]
         server.close()
 
 
+@contextlib.contextmanager
+def serve_index_process(wheel_dir: Path | str, **switches: Any) -> Iterator[str]:
+    """Like ``serve_index`` (JSON-able switches only), but in a process of its own, so a big
+    replay does not share the interpreter lock with the client under test; yields the URL."""
+    import subprocess
+
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.indexserver", str(wheel_dir)],
+                            cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(json.dumps(switches) + "\n")
+        proc.stdin.flush()
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"the index server process did not start (exit {proc.poll()})")
+        yield url
+    finally:
+        proc.stdin.close()  # the server stops when its stdin ends
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture
 def index_server() -> Iterator[Callable[..., IndexServer]]:
     """Factory: ``index_server(wheel_dir, **switches)`` starts a server, stopped at teardown."""
@@ -444,4 +470,10 @@ def index_server() -> Iterator[Callable[..., IndexServer]]:
         server.close()
 
 
-__all__ = ["HTML_V1", "JSON_V1", "IndexServer", "index_server", "serve_index"]
+__all__ = ["HTML_V1", "JSON_V1", "IndexServer", "index_server", "serve_index", "serve_index_process"]
+
+
+if __name__ == "__main__":  # serve_index_process: switches as one JSON line on stdin
+    with serve_index(sys.argv[1], **json.loads(sys.stdin.readline())) as _server:
+        print(_server.url, flush=True)
+        sys.stdin.read()
