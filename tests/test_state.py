@@ -37,6 +37,12 @@ def test_state_dir_is_system_wide_as_root_and_per_user_otherwise(tmp_path: Path)
     user = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"] if os.geteuid() == 0 else []
     if user and shutil.which("setpriv") is None:
         pytest.skip("as root, needs setpriv to run as another user")
+    if user:  # e.g. a pyenv Python under /root whose libpython that user cannot read
+        probe = subprocess.run([*user, sys.executable, "-c", "pass"], capture_output=True, text=True,
+                               check=False, cwd="/")
+        if probe.returncode != 0:
+            pytest.skip(f"{sys.executable} cannot run as uid 65534: "
+                        + (probe.stderr.strip().splitlines() or ["no output"])[-1])
     assert _default_dir(user, XDG_STATE_HOME=str(tmp_path / "xdg")) == str(tmp_path / "xdg" / "wheelferry")
     assert _default_dir(user, HOME=str(tmp_path / "home")) == str(tmp_path / "home/.local/state/wheelferry")
     assert _default_dir(root, WHEELFERRY_STATE_DIR=str(tmp_path / "own")) == str(tmp_path / "own")
