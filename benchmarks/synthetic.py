@@ -173,6 +173,36 @@ def scale_set(n: int, *, chain: bool = False) -> tuple[str, list[SynthPackage]]:
     return f"{root}==1.0.0", pkgs
 
 
+def backtrack_set(n: int) -> tuple[str, list[SynthPackage], dict[str, str]]:
+    """About *n* packages in groups of ten whose newest releases fail deep in the tree.
+
+    Group k: ``scale-bt{k}-a`` 1.0-3.0 (release v needs ``-b>=v`` and a chain of seven
+    ``-c1``..``-c7``), ``-b`` 1.0-3.0, and the chain's end ``-z``, which needs ``-b<2``.
+    A resolver that takes the newest releases first pins ``a`` 3.0 and ``b`` 3.0 and only
+    learns seven levels down that ``b`` must stay below 2: it has to go back twice per
+    group, to ``a`` 1.0 and ``b`` 1.0.  Returns the root requirement, the wheels, and the
+    versions every correct resolution picks.
+    """
+    groups = max(1, n // 10)
+    pkgs: list[SynthPackage] = []
+    expect: dict[str, str] = {}
+    for k in range(groups):
+        g = f"scale-bt{k:03d}"
+        chain = [f"{g}-c{i}" for i in range(1, 8)]
+        for v in (1, 2, 3):
+            pkgs.append(SynthPackage(f"{g}-a", f"{v}.0.0", (f"{g}-b>={v}", f"{chain[0]}>=1"), size=1_000))
+            pkgs.append(SynthPackage(f"{g}-b", f"{v}.0.0", size=1_000))
+        for here, nxt in zip(chain, chain[1:] + [f"{g}-z"]):
+            pkgs.append(SynthPackage(here, "1.0.0", (f"{nxt}>=1",), size=1_000))
+        pkgs.append(SynthPackage(f"{g}-z", "1.0.0", (f"{g}-b<2",), size=1_000))
+        expect.update({_norm(f"{g}-a"): "1.0.0", _norm(f"{g}-b"): "1.0.0", _norm(f"{g}-z"): "1.0.0"})
+        expect.update({_norm(c): "1.0.0" for c in chain})
+    pkgs.append(SynthPackage("scale-backtrack", "1.0.0",
+                             tuple(f"scale-bt{k:03d}-a>=1" for k in range(groups)), size=1_000))
+    expect["scale-backtrack"] = "1.0.0"
+    return "scale-backtrack==1.0.0", pkgs, expect
+
+
 def _metadata(p: SynthPackage) -> bytes:
     lines = ["Metadata-Version: 2.1", f"Name: {p.name}", f"Version: {p.version}",
              "Requires-Python: >=3.9", "License: Apache-2.0"]

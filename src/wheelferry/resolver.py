@@ -9,6 +9,7 @@ is never chosen, built or run.
 from __future__ import annotations
 
 import threading
+from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
 from resolvelib.resolvers import resolution as _resolution
+from resolvelib.structs import State
 
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import MetadataError, ResolutionError
 from wheelferry.lockfile import Edge, TrimmedEdge
 from wheelferry.pages import DistFile, version_or_none
+from wheelferry.statestack import StateStack
 from wheelferry.target import Target, evaluation_environment, tag_ladder
 
 PYTHON = "<python>"
@@ -381,14 +384,36 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
 
 class _Resolution(_resolution.Resolution):  # type: ignore[type-arg]
-    """resolvelib's resolution, remembering which pins satisfy which criteria.
+    """resolvelib's resolution, with its per-round work and memory bounded by what changed.
 
     Each round resolvelib asks, for every criterion, whether the current pin satisfies
     all of its requirements: on a tree of n packages that is n criteria times their
     requirements per round, n rounds.  A criterion never changes (resolvelib replaces
     it), so the answer is kept on it for the pin it was computed for, and each round
     costs one lookup per criterion instead of a walk through its requirements.
+
+    The states kept for backtracking are change logs (statestack.StateStack), not a
+    copy of every pin and criterion per round, and a pin's new criteria are gathered
+    on their own rather than in a copy of all criteria.
     """
+
+    def _push_new_state(self) -> None:
+        states: Any = self._states
+        if not isinstance(states, StateStack):
+            states = self._states = StateStack(State, states[-1])  # type: ignore[assignment]  # the root state
+        states.push()
+
+    def _save_state(self) -> None:
+        if self._save_states is None:
+            states: Any = self._states
+            self._save_states = states.clone()
+
+    def _get_updated_criteria(self, candidate: Any) -> Any:
+        changed: dict[str, Any] = {}
+        view = ChainMap(changed, self.state.criteria)  # reads fall through, writes stay in *changed*
+        for requirement in self._p.get_dependencies(candidate=candidate):
+            self._add_to_criteria(view, requirement, parent=candidate)  # type: ignore[arg-type]
+        return changed
 
     def _is_current_pin_satisfying(self, name: Any, criterion: Any) -> bool:
         pin = self.state.mapping.get(name)
