@@ -304,3 +304,44 @@ def test_pipless_python39_installs_manylinux_bundle_from_the_pyz_offline(gpg_key
     tool = subprocess.run([str(env39 / "bin" / "alpha-tool")], capture_output=True, text=True, check=True)
     assert tool.stdout.strip() == "tool ok"
     assert not list(env39.glob("lib/python3.9/site-packages/pip*"))  # the venv has no pip either
+
+
+def _lying_wheel(directory: Path) -> Path:
+    """alpha 10.0 whose RECORD gives another hash for its module than the module has."""
+    good = build_wheel(directory / "good", "alpha", "10.0")
+    bad = directory / good.name
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for info in src.infolist():
+            data = src.read(info)
+            out.writestr(info, b"__version__ = 'evil'\n" if info.filename == "alpha/__init__.py" else data)
+    return bad
+
+
+def test_cli_refuses_a_wheel_whose_record_lies(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    tar = site.bundle([_lying_wheel(site.root / "w10"), build_wheel(site.root / "w10", "beta", "10.0")], 10)
+    keys = ["--keyring", str(site.keyring), "--trusted-key", site.keys.fpr["good"], "--state-dir", str(site.state)]
+    before = _imports(site.venv / "bin" / "python", "import alpha, beta; print(alpha.__version__, beta.__version__)")
+    assert main(["install", str(tar), *keys, "--venv", str(site.venv)]) == 1
+    err = capsys.readouterr().err
+    first = err.strip().splitlines()[0]
+    assert first.startswith("error: alpha-10.0-py3-none-any.whl: its RECORD lies about alpha/__init__.py"), err
+    assert "Traceback" not in err
+    after = _imports(site.venv / "bin" / "python", "import alpha, beta; print(alpha.__version__, beta.__version__)")
+    assert after == before
+    assert sorted(p.name for p in site.root.iterdir() if p.name.startswith("env")) == ["env"]
+
+
+def test_no_compile_installs_without_bytecode(site: Site) -> None:
+    w = site.root / "w11"
+    fresh = site.root / "nocompile"
+    report = install_bundle(site.bundle([build_wheel(w, "alpha", "11.0")], 11), **site.trust(), venv=fresh,
+                            compile=False)
+    assert report.packages == ("alpha==11.0",)
+    assert _imports(fresh / "bin" / "python", "import alpha; print(alpha.__version__)") == "11.0"
+    site_dir = next(fresh.glob("lib/python*/site-packages"))
+    assert not list(site_dir.rglob("*.pyc"))
+    record = next(site_dir.glob("alpha-11.0.dist-info/RECORD")).read_text()
+    assert ".pyc" not in record and "alpha-11.0.dist-info/INSTALLER" in record
+    with_pyc = site.root / "compiled"
+    install_bundle(site.bundle([build_wheel(site.root / "w12", "alpha", "12.0")], 12), **site.trust(), venv=with_pyc)
+    assert ".pyc" in next(with_pyc.glob("lib/python*/site-packages/alpha-12.0.dist-info/RECORD")).read_text()

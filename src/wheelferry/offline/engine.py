@@ -487,6 +487,8 @@ def install_wheels(wheels: Sequence[Path], scheme: Mapping[str, str], python: st
     workers = workers or default_workers()
     tagset = frozenset(tags) if tags is not None else None
     scheme = {k: os.path.abspath(scheme[k]) for k in SCHEMES}
+    if os.path.realpath(scheme["platlib"]) == os.path.realpath(scheme["purelib"]):
+        scheme["platlib"] = scheme["purelib"]  # lib64 -> lib in a venv: one directory, one name
     plans = [_plan(Path(w), scheme, shebang or python, launcher, tagset, requested) for w in wheels]
     _conflicts(plans, replace)
     dirs = sorted({os.path.dirname(d) for w in plans for d in [*(m.dest for m in w.members), *w.generated]})

@@ -221,9 +221,16 @@ def install_venv(txn: VenvTransaction, bundle: VerifiedBundle, target: LockedTar
     the smoke commands' results; the transaction switches it in or removes it.
     """
     wheels = [wheels_dir / bundle.lock.wheels[p.wheel].filename for p in target.packages]
-    install_wheels(wheels, scheme, _venv_python(txn.staging), shebang=_venv_python(txn.prefix),
-                   moved=(txn.staging, txn.prefix), compile=compile, tags=host.tags,
-                   cancelled=lambda: txn.guard.cancelled)
+    # A signal is held back while the engine's threads and processes run: they see it
+    # (txn.guard.cancelled), stop and remove what they wrote; it is raised when they are done.
+    with txn.guard.held():
+        try:
+            install_wheels(wheels, scheme, _venv_python(txn.staging), shebang=_venv_python(txn.prefix),
+                           moved=(txn.staging, txn.prefix), compile=compile, tags=host.tags,
+                           cancelled=lambda: txn.guard.cancelled)
+        except InstallError:
+            if not txn.guard.cancelled:
+                raise
     problems = check_requirements([Path(scheme["purelib"]), Path(scheme["platlib"])], host.markers)
     notes = judge_check(problems, target, "the requirements check") if problems else []
     smoke = run_smoke(bundle.lock.spec.smoke, _bin_dir(txn.staging), run)
