@@ -341,6 +341,9 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     if args.lock and (args.spec or args.requirement):
         raise UsageError("give either --lock DIR or a spec, not both")
     policy, split_size = _policy_and_split(args)
+    offline_cli.needs_advisories(policy, args.advisories)
+    if args.advisories is not None and not args.advisories.exists():
+        raise UsageError(f"advisory database {args.advisories} does not exist")
     check_compression(args.compress)
     signer = None
     if args.sign_key:
@@ -371,8 +374,11 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     else:
         lock, net = do_lock(read_spec(args), args)
         session, cache_root = net.session, net.cache_root
+    found: list[Any] = []
+    if args.advisories is not None:
+        found = _lock_advisories(args.advisories, lock)
     if policy is not None:
-        _check_lock_policy(policy, lock)
+        _check_lock_policy(policy, lock, found)
     opts = BuildOptions(out_dir=args.output or Path("wheelhouse"), name=lock.spec.name, jobs=args.jobs,
                         sequence=args.sequence, expires_days=args.expires, compress=args.compress,
                         split_size=split_size, export_key=args.export_key, progress=progress_enabled(),
@@ -408,11 +414,29 @@ def _policy_and_split(args: argparse.Namespace) -> tuple[Any, int | None]:
     return policy, parse_size(args.split_size) if args.split_size else None
 
 
-def _check_lock_policy(policy: Any, lock: Any) -> None:
-    """Judge the lock by the policy before any download; licences are judged once the wheels are fetched."""
-    from wheelferry.offline.policy import evaluate, facts_from_lock
+def _lock_advisories(db: Path, lock: Any) -> list[Any]:
+    """The known vulnerabilities of the lock's packages, printed with the database's identity."""
+    from wheelferry.offline.advisories import render_table, summary_lines
 
-    report = evaluate(policy, facts_from_lock(lock), licences=False)
+    packages = sorted({(p.name, p.version) for t in lock.targets for p in t.packages})
+    scan, found = offline_cli.advisory_findings(db, packages)
+    if found:
+        say(render_table(found, None))
+    for line in summary_lines(scan, found):
+        say(line)
+    return found
+
+
+def _check_lock_policy(policy: Any, lock: Any, found: list[Any]) -> None:
+    """Judge the lock by the policy before any download; licences are judged once the wheels are fetched."""
+    from wheelferry.offline.osv import canonical_name
+    from wheelferry.offline.policy import evaluate, facts_from_lock, with_advisories
+
+    facts = facts_from_lock(lock)
+    files = {(canonical_name(f.name), f.version): f.file for f in facts}
+    report = with_advisories(evaluate(policy, facts, licences=False), policy, found, files)
+    for note in report.ignored:
+        say(f"policy: {note}")
     for w in report.warnings:
         warn(f"policy: {w}")
     report.raise_if_failed()
@@ -452,6 +476,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--policy", type=Path, metavar="POLICY.toml",
                    help="refuse (exit 1) what breaks the policy: package and age rules before "
                         "downloading, licence rules on the fetched wheels, all before anything is signed")
+    p.add_argument("--advisories", type=Path, metavar="DB",
+                   help="report the lock's known vulnerabilities from an OSV database before downloading; "
+                        "with --policy, refuse what its [advisories] rules deny")
     p.add_argument("--split-size", metavar="SIZE",
                    help="write NAME.tar.000, .001, ... of at most SIZE (4G, 700M, 100K) and a signed list")
     p.set_defaults(handler=cmd_build)

@@ -129,50 +129,110 @@ def _print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2, sort_keys=True))
 
 
+def advisory_findings(db: Path, packages: list[tuple[str, str]]) -> tuple[Any, list[Any]]:
+    """Read *db* for these (name, version) pairs: the scan and the alias-merged findings."""
+    from wheelferry.offline.advisories import findings
+    from wheelferry.offline.osv import canonical_name, scan
+
+    result = scan(db, frozenset(canonical_name(n) for n, _ in packages))
+    return result, findings(result, packages)
+
+
+def needs_advisories(policy: Any, db: Path | None) -> None:
+    """A policy with ``[advisories]`` cannot be judged without a database: usage error (exit 2)."""
+    if policy is not None and policy.advisories is not None and db is None:
+        raise UsageError(f"policy {policy.source} has [advisories] rules: pass --advisories DB",
+                         hint="DB: osv.dev's PyPI all.zip, a directory of OSV files or an advisory-database checkout")
+
+
 def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
-    """`audit`: verify, then report every wheel (licence, why, trims), an SBOM and the policy."""
+    """`audit`: verify, then report every wheel (licence, why, trims), an SBOM, advisories and the policy."""
     import shutil
     import sys
 
     from wheelferry.errors import VerificationError
+    from wheelferry.offline import advisories as adv
     from wheelferry.offline import audit
-    from wheelferry.offline.policy import evaluate, load_policy
+    from wheelferry.offline.osv import canonical_name
+    from wheelferry.offline.policy import evaluate, load_policy, with_advisories
 
     policy = load_policy(args.policy) if args.policy else None
+    needs_advisories(policy, args.advisories)
     with audit.checked_bundle(args.bundle, **_keys(args, args.bundle), extract=True) as bundle:
         assert bundle.extracted is not None
         rows = audit.audit_rows(bundle, bundle.extracted)
         sbom_problems = audit.check_sbom(audit.sbom_bytes(bundle.extracted), rows)
     result = audit.audit_json(bundle, rows)
+    scan, found = advisory_findings(args.advisories, [(r.name, r.version) for r in rows]) \
+        if args.advisories else (None, [])
+    if scan is not None:
+        result["advisories"] = adv.report_json(scan, found)
     result["sbom-problems"] = sbom_problems
-    report = evaluate(policy, [r.facts() for r in rows]) if policy is not None else None
-    if report is not None:
+    report = None
+    if policy is not None:
+        files = {(canonical_name(r.name), r.version): r.file for r in rows}
+        report = with_advisories(evaluate(policy, [r.facts() for r in rows]), policy, found, files)
         result["policy"] = report.to_json()
     if args.format == "cyclonedx":
         result["cyclonedx"] = audit.cyclonedx(bundle, rows)
+        if scan is not None:
+            refs: dict[tuple[str, str], list[str]] = {}
+            for c in result["cyclonedx"]["components"]:
+                refs.setdefault((canonical_name(c["name"]), c["version"]), []).append(c["bom-ref"])
+            result["cyclonedx"]["vulnerabilities"] = adv.cyclonedx_vulnerabilities(found, refs, scan)
+            result["cyclonedx"]["metadata"]["properties"] += [
+                {"name": f"wheelferry:advisories:{k}", "value": str(v)}
+                for k, v in scan.identity.to_json().items() if v is not None]
     if not getattr(args, "json", False):
+        # A terminal gets a table that fits it; a file or pipe gets every cell whole.
+        width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else None
         if args.format == "table":
-            # A terminal gets a table that fits it; a file or pipe gets every cell whole.
-            width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else None
             say(audit.render_table(rows, width))
             for line in audit.trim_lines(result["trimmed"], verbose=args.verbose):
                 say(line)
+            if scan is not None:
+                say()
+                say(adv.render_table(found, width) if found else "no known vulnerabilities")
+                for line in adv.summary_lines(scan, found):
+                    say(line)
         elif args.format == "html":
             from wheelferry.offline.htmlreport import render_html
 
             sys.stdout.write(render_html(result))
         else:
             _print_json(result["cyclonedx"] if args.format == "cyclonedx" else result)
+        if scan is not None and args.format != "table":
+            for line in adv.summary_lines(scan, found):
+                sys.stderr.write(line + "\n")
     if sbom_problems:
         raise VerificationError(f"the bundle's SBOM does not match its wheels: {'; '.join(sbom_problems)}",
                                 hint="the SBOM was edited or the bundle was repacked; do not rely on it")
     if policy is not None and report is not None:
         for w in report.warnings:
             warn(f"policy: {w}")
+        for note in report.ignored:
+            say(f"policy: {note}")
         report.raise_if_failed()
         if args.format == "table":
             say(f"policy {policy.source}: passed ({len(rows)} wheels)")
     return result
+
+
+def cmd_advisories(args: argparse.Namespace) -> dict[str, Any]:
+    """`advisories DB`: read every record; print the identity and what was skipped (bad DB: exit 1)."""
+    from wheelferry.offline.osv import scan
+
+    result = scan(args.db)
+    live = len(result.advisories)
+    names = {n for a in result.advisories for n in a.names()}
+    say(result.identity.line())
+    say(f"{live} live records about {len(names)} PyPI packages, {len(result.withdrawn)} withdrawn, "
+        f"{len(result.malformed)} malformed (skipped)")
+    for src, why in result.malformed:
+        say(f"skipped malformed record {src}: {why}")
+    return {"database": result.identity.to_json(), "live": live, "packages": len(names),
+            "withdrawn": list(result.withdrawn),
+            "malformed": [{"record": s, "problem": w} for s, w in result.malformed]}
 
 
 def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
@@ -237,6 +297,9 @@ _POLICY_HELP = """policy file (TOML; every key optional, unknown keys are an err
   deny = ["leftpad", "urllib3<1.26.18"]           # ==, !=, <, <=, >, >=, ~=
   [releases]
   max-age-days = 730
+  [advisories]                                    # needs --advisories DB
+  deny = "any"                                    # or "low", "medium", "high", "critical"
+  ignore = [{ id = "PYSEC-2023-62", reason = "why it is accepted", until = 2027-01-01 }]
 """
 
 
@@ -250,8 +313,15 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         "HTML report")
     p.add_argument("--policy", type=Path, metavar="POLICY.toml", help="fail (exit 1) on any violation")
     p.add_argument("--verbose", action="store_true", help="list every trimmed optional extra, not only their count")
+    p.add_argument("--advisories", type=Path, metavar="DB",
+                   help="report known vulnerabilities from an OSV database: osv.dev's all.zip, a directory "
+                        "of OSV JSON/YAML files or an advisory-database checkout")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.set_defaults(handler=cmd_audit)
+    p = sub.add_parser("advisories", help="read an OSV advisory database: its sha256, records, newest change")
+    p.add_argument("db", type=Path, metavar="DB", help="osv.dev's all.zip, a directory of OSV files or a checkout")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.set_defaults(handler=cmd_advisories)
     p = sub.add_parser("diff", help="verify two bundles and show what changed per target")
     p.add_argument("old", type=Path, metavar="OLD.tar")
     p.add_argument("new", type=Path, metavar="NEW.tar")

@@ -15,6 +15,10 @@ and an unknown one is an error, so a typo never silently weakens a policy::
     [releases]
     max-age-days = 730                              # by the wheel's upload time in the lock
 
+    [advisories]                                    # judged with --advisories DB (an OSV database)
+    deny = "any"                                    # or a floor: "low", "medium", "high", "critical"
+    ignore = [{ id = "PYSEC-2023-62", reason = "not behind a caching proxy", until = 2027-01-01 }]
+
 Python 3.11+ reads it with ``tomllib``; older Pythons with the vendored ``tomli``.
 Version ranges are PEP 440 specifier sets judged by ``packaging`` (pre-releases
 included); licence ids and expressions are checked against the SPDX licence list
@@ -36,6 +40,7 @@ from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.version import Version
 
 from wheelferry.errors import PolicyFileError, PolicyViolation, UsageError
+from wheelferry.offline.advisories import AdvisoryRules, Finding, judge, parse_rules
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -68,6 +73,7 @@ class Policy:
     unknown: str = "fail"
     packages: tuple[DeniedPackage, ...] = ()
     max_age_days: int | None = None
+    advisories: AdvisoryRules | None = None  # [advisories]: needs an advisory database to judge
 
 
 @dataclass(frozen=True)
@@ -110,11 +116,13 @@ class PolicyReport:
     violations: tuple[Violation, ...]
     warnings: tuple[Violation, ...] = field(default=())
     skipped: tuple[str, ...] = field(default=())  # rules that could not be judged here
+    ignored: tuple[str, ...] = field(default=())  # advisories accepted by an ignore, with its reason
 
     def to_json(self) -> dict[str, Any]:
         return {"policy": self.policy, "ok": not self.violations,
                 "violations": [v.to_json() for v in self.violations],
-                "warnings": [v.to_json() for v in self.warnings], "skipped": list(self.skipped)}
+                "warnings": [v.to_json() for v in self.warnings], "skipped": list(self.skipped),
+                "ignored": list(self.ignored)}
 
     def raise_if_failed(self) -> None:
         """A PolicyViolation (exit 1) listing every violation, if there is any."""
@@ -291,6 +299,18 @@ def evaluate(policy: Policy, packages: Iterable[PackageFacts], *, licences: bool
     return PolicyReport(policy.source, tuple(bad), tuple(warned), skipped)
 
 
+def with_advisories(report: PolicyReport, policy: Policy, found: Iterable[Finding],
+                    files: Mapping[tuple[str, str], str], today: dt.date | None = None) -> PolicyReport:
+    """*report* with the ``[advisories]`` rules judged on *found* (files: (name, version) -> wheel)."""
+    if policy.advisories is None:
+        return report
+    bad, notes = judge(policy.advisories, found, today)
+    extra = tuple(Violation(f.name, f.version, files.get((canonical_name(f.name), f.version), ""), rule, detail,
+                            f"{', '.join(f.records)} (modified {f.modified})") for f, rule, detail in bad)
+    return PolicyReport(report.policy, report.violations + extra, report.warnings, report.skipped,
+                        report.ignored + tuple(notes))
+
+
 def facts_from_lock(lock: Any) -> list[PackageFacts]:
     """Name, version, file and upload time of every wheel a lock pins (no licences yet)."""
     out = {}
@@ -327,9 +347,14 @@ def policy_from_text(text: str, source: str) -> Policy:
 def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
     """Check the shape of parsed policy TOML and build a :class:`Policy`; every problem is named."""
     problems: list[str] = []
+    rules = None
     for table, value in data.items():
+        if table == "advisories" and isinstance(value, dict):
+            rules, found = parse_rules(value, source)
+            problems += found
+            continue
         if table not in _SCHEMA or not isinstance(value, dict):
-            problems.append(f"[{table}] is not a policy table ({', '.join(_SCHEMA)})")
+            problems.append(f"[{table}] is not a policy table ({', '.join((*_SCHEMA, 'advisories'))})")
             continue
         for key, v in value.items():
             want: Any = _SCHEMA[table].get(key)
@@ -359,4 +384,4 @@ def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
             raise PolicyFileError(f"{source}: licence {t!r} is an expression; list one SPDX id per entry")
     return Policy(source, frozenset(x.lower() for x in lic.get("allow", [])),
                   frozenset(x.lower() for x in lic.get("deny", [])), str(unknown), denied,
-                  age if isinstance(age, int) else None)
+                  age if isinstance(age, int) else None, rules)
