@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -220,3 +224,55 @@ def test_bundle_contents_check_with_sha256sum(index_server: Callable[..., Any], 
     proc = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=tmp_path / "x" / top,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _build_argv(lock_dir: Path, tmp_path: Path) -> list[str]:
+    return [sys.executable, "-m", "wheelferry", "build", "--lock", str(lock_dir), "--no-sign",
+            "--cache", str(tmp_path / "c"), "-o", str(tmp_path / "out")]
+
+
+def _paused_build(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
+                  capsys: Any) -> tuple[subprocess.Popen[str], Path]:
+    """A `build` in a child process, paused with one wheel in its half-written tar."""
+    server = index_server(repo)
+    lock_dir = tmp_path / "lock"
+    assert run("lock", "-r", "app", "--target", LINUX, "--index-url", server.url, "--cache",
+               str(tmp_path / "c"), "-o", str(lock_dir), capsys=capsys)[0] == 0
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen(_build_argv(lock_dir, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "WHEELFERRY_TEST_PAUSE": f"pack:{ready}"})
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    half = list((tmp_path / "out").glob(".app.tar.*.tmp")) if (tmp_path / "out").is_dir() else []
+    assert len(half) == 1 and half[0].stat().st_size > 10_000, list((tmp_path / "out").rglob("*"))
+    return proc, lock_dir
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_build_interrupted_by_a_signal_leaves_nothing(index_server: Callable[..., Any], repo: Path,
+                                                    tmp_path: Path, capsys: Any, signame: str) -> None:
+    proc, _ = _paused_build(index_server, repo, tmp_path, capsys)
+    signo = getattr(signal, signame)
+    proc.send_signal(signo)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signo, err
+    lines = [line for line in err.splitlines() if not line.startswith("warning: ")]
+    assert lines == [f"error: interrupted by {signame}; nothing half-written was left in place"], err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # made by this run, so removed with what was in it
+    assert [p.name for p in (tmp_path / "c").rglob("*.tmp")] == []
+
+
+def test_stale_temporary_of_a_killed_build_is_removed_and_named(index_server: Callable[..., Any], repo: Path,
+                                                               tmp_path: Path, capsys: Any) -> None:
+    proc, lock_dir = _paused_build(index_server, repo, tmp_path, capsys)
+    proc.kill()  # SIGKILL: no cleanup can run
+    proc.communicate(timeout=60)
+    (stale,) = (tmp_path / "out").glob(".app.tar.*.tmp")
+    done = subprocess.run(_build_argv(lock_dir, tmp_path), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"warning: removed {stale}, left by an interrupted run" in done.stderr.splitlines()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")) == []

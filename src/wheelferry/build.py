@@ -19,7 +19,7 @@ from wheelferry.cache import WheelCache
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import LockFileError, MetadataError
 from wheelferry.fetch import fetch_summary, fetch_wheels
-from wheelferry.files import atomic_write
+from wheelferry.files import atomic_write, clean_stale_temporaries
 from wheelferry.lock import render_lock_files
 from wheelferry.lockfile import Lock
 from wheelferry.metadata import read_wheel_metadata
@@ -171,6 +171,7 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     extra = sources or {}
     wheels = [replace(w, urls=tuple(dict.fromkeys(extra.get(w.filename, ()) + w.urls)))
               for w in lock.wheels.values()]
+    clean_stale_temporaries(cache_root / "wheels" / "partial")
     results = fetch_wheels(wheels, WheelCache(cache_root / "wheels"), session,
                            jobs=opts.jobs, progress=opts.progress)
     fetch_seconds = time.monotonic() - started
@@ -207,6 +208,7 @@ def _output_dir(out_dir: Path) -> Iterator[None]:
     """Make *out_dir*; if it was made here and the build fails, remove it while still empty."""
     made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    clean_stale_temporaries(out_dir)
     try:
         yield
     except BaseException:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from wheelferry.errors import BundleError, UsageError
+from wheelferry.files import temp_prefix
 from wheelferry.lockfile import Lock
 from wheelferry.manifest import (
     LOCK_DIR,
@@ -45,6 +46,7 @@ from wheelferry.manifest import (
 )
 from wheelferry.offline import cyclonedx
 from wheelferry.offline.licences import Licence
+from wheelferry.offline.txn import checkpoint
 
 # Each chunk is read, hashed, written and handed to gpg while it is still in the CPU's cache:
 # 695 MB signed bundle, 1 MiB chunks 1.96 s, 256 KiB 1.75 s (and a third less system time).
@@ -274,6 +276,7 @@ def _write_tar(out: IO[bytes], top: str, manifest_bytes: bytes, members: list[_M
             else:
                 assert m.source is not None
                 _add_wheel(tar, top, m, mtime, tick)
+                checkpoint("pack")  # a test pauses here, the tar half-written
 
 
 def _add_wheel(tar: tarfile.TarFile, top: str, m: _Member, mtime: int, tick: Callable[[int], Any]) -> None:
@@ -321,7 +324,7 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
     out_dir = Path(out_dir)
     final = out_dir / f"{name}{COMPRESSIONS[compress]}"
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=out_dir)
+        fd, tmp_name = tempfile.mkstemp(prefix=temp_prefix(final.name), suffix=".tmp", dir=out_dir)
     except OSError as exc:
         raise BundleError(f"cannot write into {out_dir}: {exc.strerror}",
                           hint="choose a writable output directory with -o") from None

@@ -34,7 +34,7 @@ import platformdirs
 
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import FetchError, UsageError
-from wheelferry.files import hash_file
+from wheelferry.files import hash_file, temp_prefix
 from wheelferry.pages import looks_like_html as looks_like_html  # re-exported for fetch
 from wheelferry.urls import redact_url, strip_credentials
 
@@ -137,7 +137,7 @@ class WheelCache:
         digests = Digests(advertised)
         part_dir = self.root / "partial"
         part_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=part_dir, prefix=".download-", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=part_dir, prefix=temp_prefix("download"), suffix=".tmp")
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:

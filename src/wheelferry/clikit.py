@@ -8,11 +8,12 @@ warnings and errors).  ``--json`` prints the result object on stdout instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable
 
 from wheelferry.errors import UsageError, WheelferryError
@@ -79,7 +80,8 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     as_json = bool(getattr(args, "json", False))
     _quiet = as_json
     try:
-        result = handler(args)
+        with _signals_interrupt():
+            result = handler(args)
     except WheelferryError as exc:
         return _fail(exc.exit_code, str(exc), exc.hint, as_json, type(exc).__name__, exc.details)
     except KeyboardInterrupt as exc:  # SIGINT, or a signal turned into one (offline/txn.py)
@@ -94,6 +96,43 @@ def run(handler: Handler, args: argparse.Namespace) -> int:
     if as_json:
         print(json.dumps({"ok": True, **result}, indent=2, sort_keys=True, default=str))
     return 0
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP end a run the way SIGINT does: by an exception, so every cleanup runs.
+
+    The first signal raises; one more during the cleanup is held back (the
+    cleanup finishes) and puts the default handlers back, so a third ends the
+    process at once.
+    """
+    import signal
+
+    from wheelferry.offline.txn import Interrupted
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    signals = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    saved = {s: signal.getsignal(s) for s in signals}
+    fired: list[int] = []
+
+    def handle(signo: int, frame: object) -> None:
+        if fired:
+            for s in signals:
+                signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
+            return
+        fired.append(signo)
+        raise Interrupted(signo)
+
+    for s in signals:
+        signal.signal(s, handle)
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
 
 def _fail(code: int, message: str, hint: str | None, as_json: bool, kind: str,

@@ -8,12 +8,67 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 CHUNK = 4 << 20
+# ".NAME.PID-XXXXXXXX.tmp": a temporary file or folder and the process that made it.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
+
+
+def temp_prefix(name: str) -> str:
+    """The ``mkstemp`` prefix for a temporary *name*: ``.NAME.PID-`` (suffix ``.tmp``)."""
+    return f".{name}.{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, as another user
+    return True
+
+
+def remove_stale_temporaries(directory: Path) -> list[str]:
+    """Remove the temporary files and folders in *directory* whose process is gone; return their names.
+
+    A run killed outright (SIGKILL, power loss) cannot clean up after itself;
+    the next run in the same folder does.  A temporary of a live process is kept.
+    """
+    if os.name == "nt":  # os.kill(pid, 0) would end the process there
+        return []
+    removed = []
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return []
+    for entry in entries:
+        m = _TEMPORARY.match(entry.name)
+        if m is None or int(m["pid"]) == os.getpid() or _alive(int(m["pid"])):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+        removed.append(entry.name)
+    return removed
+
+
+def clean_stale_temporaries(directory: Path) -> list[str]:
+    """:func:`remove_stale_temporaries`, each removal named in a warning."""
+    from wheelferry.clikit import warn
+
+    removed = remove_stale_temporaries(directory)
+    for name in removed:
+        warn(f"removed {Path(directory) / name}, left by an interrupted run")
+    return removed
 
 
 @contextlib.contextmanager
@@ -24,7 +79,7 @@ def atomic_path(path: Path, mode: int | None = None) -> Iterator[Path]:
     directory never takes it for the real file.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
     try:

@@ -26,6 +26,7 @@ from packaging.version import Version
 
 from wheelferry import __version__
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
+from wheelferry.files import clean_stale_temporaries, temp_prefix
 from wheelferry.lockfile import (
     LOCK_FILENAME,
     Lock,
@@ -281,7 +282,8 @@ def write_lock_dir(out_dir: Path, files: Mapping[str, bytes]) -> None:
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / LOCK_FILENAME).exists():
         raise UsageError(f"{out_dir} exists and is not a lock directory; choose another -o")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    clean_stale_temporaries(out_dir.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir.name), suffix=".tmp", dir=out_dir.parent))
     try:
         for name, data in sorted(files.items()):
             (tmp / name).write_bytes(data)

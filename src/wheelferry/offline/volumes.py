@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.files import temp_prefix
 from wheelferry.offline.openpgp import MAX_SIGNATURE_FILE
 
 FORMAT = "wheelferry-volumes"
@@ -89,7 +90,7 @@ def list_path_for(tar_name: str, directory: Path) -> Path:
 
 
 def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
