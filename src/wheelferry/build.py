@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from wheelferry import __version__
 from wheelferry.bundle import COMPRESSIONS, BundleResult, source_date_epoch, write_bundle
@@ -126,11 +126,11 @@ def check_wheel_identity(filename: str, metadata: bytes) -> None:
                             hint="run `wheelferry lock` again to write the lock directory anew")
 
 
-def wheel_metadata(path: Path) -> bytes:
-    """The METADATA member of a wheel on disk (its central directory is read, not every member)."""
+def wheel_metadata(path: Path, filename: str) -> bytes:
+    """The METADATA member of the wheel *filename*, stored at *path* (only its central directory is read)."""
     try:
-        return read_wheel_metadata(path, canonicalize_name(Path(path).name.split("-", 1)[0]))
-    except MetadataError:
+        return read_wheel_metadata(path, parse_wheel_filename(filename)[0])
+    except (MetadataError, InvalidWheelFilename):
         return b""
 
 
@@ -177,7 +177,7 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
     fetch_seconds = time.monotonic() - started
     paths = {r.wheel.filename: r.path for r in results}
     created = created_epoch(lock)
-    metadata = {name: wheel_metadata(path) for name, path in paths.items()}
+    metadata = {name: wheel_metadata(path, name) for name, path in paths.items()}
     for name, meta in metadata.items():
         check_wheel_identity(name, meta)
     licences = wheel_licences(paths, metadata)  # one resolution for the policy and the SBOM

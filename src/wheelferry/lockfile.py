@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from wheelferry.errors import LockFileError
 
 LOCK_FILENAME = "wheelferry.lock.json"
@@ -289,7 +291,9 @@ def parse_lock(data: Any, source: str = LOCK_FILENAME) -> Lock:
         if not isinstance(sha, str) or not _SHA256.match(sha):
             p.add(f"{where}.sha256", "missing or not 64 lowercase hex digits")
             continue
-        if not fname.endswith(".whl"):
+        try:
+            parse_wheel_filename(fname)
+        except InvalidWheelFilename:
             p.add(where, "is not a wheel file name")
         size = w.get("size")
         if size is not None and (not isinstance(size, int) or size < 0):

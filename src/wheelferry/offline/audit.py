@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import VerificationError
 from wheelferry.manifest import SBOM_NAME, WHEELS_DIR
@@ -109,8 +111,12 @@ def checked_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
 
 
 def _tags(filename: str) -> str:
-    parts = filename[:-len(".whl")].split("-")
-    return "-".join(parts[-3:]) if len(parts) >= 5 else ""
+    """The ``interpreter-abi-platform`` triple of a wheel file name as written ("" if it is not one)."""
+    try:
+        parse_wheel_filename(filename)  # name, version and build are packaging's to check
+    except InvalidWheelFilename:
+        return ""
+    return "-".join(filename[:-len(".whl")].split("-")[-3:])
 
 
 def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
@@ -125,7 +131,7 @@ def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
         wheel = lock.wheels[filename]
         metadata = read_metadata(extracted / WHEELS_DIR / filename)
         users = used.get(filename, [])
-        name, version = (users[0][1].name, users[0][1].version) if users else (filename.split("-")[0], "")
+        name, version = (users[0][1].name, users[0][1].version) if users else (parse_wheel_filename(filename)[0], "")
         why = tuple({"target": t.id, "parent": e.parent, "requirement": e.requirement}
                     for t, p in users for e in p.required_by)
         trimmed = tuple({"target": t.id, "requirement": e.requirement, "reason": e.reason}

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from packaging.utils import parse_wheel_filename
+
 from wheelferry import __version__
 from wheelferry.lockfile import Lock
 from wheelferry.manifest import SBOM_NAME
@@ -58,7 +60,7 @@ def _owners(lock: Lock) -> dict[str, tuple[str, str, list[str]]]:
         for pkg in target.packages:
             owners.setdefault(pkg.wheel, (pkg.name, pkg.version, []))[2].append(target.id)
     for filename in lock.wheels:
-        owners.setdefault(filename, (filename.split("-")[0], "", []))
+        owners.setdefault(filename, (parse_wheel_filename(filename)[0], "", []))
     return owners
 
 

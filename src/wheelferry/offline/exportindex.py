@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.files import hash_file
 from wheelferry.manifest import WHEELS_DIR
@@ -119,7 +121,10 @@ def _entry(filename: str, sha256: str, size: int, requires_python: str | None,
 
 
 def _version_of(filename: str) -> str:
-    return filename.split("-")[1] if filename.count("-") >= 4 else ""
+    try:
+        return str(parse_wheel_filename(filename)[1])
+    except InvalidWheelFilename:
+        return ""
 
 
 def _sorted_versions(files: list[dict[str, Any]]) -> list[str]:
@@ -189,7 +194,7 @@ def export_index(bundle: VerifiedBundle, extracted: Path, out: Path) -> ExportRe
     # Check everything that could refuse before the first byte is written.
     kept, fresh, pages = [], [], {}
     for filename in sorted(lock.wheels):
-        project = canonical_name(project_of.get(filename, filename.split("-")[0]))
+        project = canonical_name(project_of.get(filename, parse_wheel_filename(filename)[0]))
         if project not in pages:
             pages[project] = _existing_files(simple / project / "index.json", project)
         dst = files_dir / filename
@@ -211,7 +216,7 @@ def export_index(bundle: VerifiedBundle, extracted: Path, out: Path) -> ExportRe
         meta_path = files_dir / f"{filename}.metadata"
         if not meta_path.is_file() or meta_path.read_bytes() != metadata:
             _write(meta_path, metadata)
-        project = canonical_name(project_of.get(filename, filename.split("-")[0]))
+        project = canonical_name(project_of.get(filename, parse_wheel_filename(filename)[0]))
         pages[project][filename] = _entry(filename, wheel.sha256, bundle.files[f"{WHEELS_DIR}/{filename}"][1],
                                           wheel.requires_python or requires_python_of(metadata),
                                           _upload_time(wheel.upload_time),

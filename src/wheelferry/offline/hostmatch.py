@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable
 
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
 from wheelferry.errors import InstallError, UsageError, WheelferryError
 from wheelferry.lockfile import Lock, LockedTarget
 from wheelferry.offline.probe import describe_interpreter
@@ -72,11 +74,10 @@ def capture_drift(target: LockedTarget, host: Host) -> list[str]:
 
 def wheel_tags(filename: str) -> set[str]:
     """Expanded ``interpreter-abi-platform`` tags of a wheel file name (PEP 427, PEP 425)."""
-    parts = filename[:-4].split("-")
-    if len(parts) not in (5, 6):
+    try:
+        return {str(tag) for tag in parse_wheel_filename(filename)[3]}
+    except InvalidWheelFilename:
         return set()
-    py, abi, plat = parts[-3:]
-    return {f"{i}-{a}-{p}" for i in py.split(".") for a in abi.split(".") for p in plat.split(".")}
 
 
 def target_fits(target: LockedTarget, lock: Lock, host: Host) -> bool:
