@@ -349,6 +349,11 @@ def test_audit_reports_advisories_in_every_format(signed: tuple[Path, list[str]]
 
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out) is None
 
+    code, out, err = _audit(capsys, "audit", str(tar), *keys, "--advisories", str(db), "--format", "html")
+    assert code == 0 and "<h2>Known vulnerabilities</h2>" in out and "6 known vulnerabilities." in out
+    assert "PYSEC-TEST-1, GHSA-test-aaaa-bbbb, CVE-TEST-1" in out and "PYSEC-TEST-8.json" in out
+    assert doc["database"]["sha256"] in out
+
 
 def test_policy_deny_ignore_and_expired_ignore(signed: tuple[Path, list[str]], tmp_path: Path,
                                                capsys: Any) -> None:

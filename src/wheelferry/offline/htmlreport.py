@@ -184,8 +184,36 @@ def section_trims(report: Mapping[str, Any]) -> str:
     return "<h2>Left out on purpose</h2>" + table(("Target", "Required by", "Requirement", "Reason"), rows)
 
 
-SECTIONS: tuple[Section, ...] = (section_identity, section_policy, section_charts, section_packages,
-                                 section_trims)
+def section_advisories(report: Mapping[str, Any]) -> str:
+    """Known vulnerabilities (audit --advisories DB) and the identity of the database judged against."""
+    adv = report.get("advisories")
+    if not adv:
+        return ""
+    db = adv.get("database", {})
+    found = adv.get("findings", [])
+    items = [("Database", f'<code>{esc(db.get("path"))}</code> ({esc(db.get("format"))})'),
+             ("SHA-256", f'<code>{esc(db.get("sha256"))}</code>'), ("Records", esc(db.get("records"))),
+             ("Newest modified", esc(db.get("newest-modified") or "unknown")),
+             ("Read for this bundle", f"{esc(adv.get('examined'))} examined, {esc(adv.get('withdrawn'))} "
+                                      f"withdrawn (ignored), {esc(adv.get('malformed'))} malformed (skipped)")]
+    out = ["<h2>Known vulnerabilities</h2><dl class=\"id\">",
+           *(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items), "</dl>"]
+    verdict = (f'<p class="bad">{len(found)} known vulnerabilities.</p>' if found else
+               '<p class="ok">No known vulnerabilities in this database.</p>')
+    out.append(verdict)
+    if found:
+        out.append(table(("Package", "Version", "Ids", "Severity", "Fixed in", "Summary"),
+                         [(f.get("package"), f.get("version"), ", ".join(f.get("ids", [])), f.get("severity") or "",
+                           ", ".join(f.get("fixed-in", [])) or "-", f.get("summary")) for f in found]))
+    skipped = adv.get("malformed-records") or []
+    if skipped:
+        out.append("<h3>Skipped malformed records</h3>" + table(
+            ("Record", "Problem"), [(m.get("record"), m.get("problem")) for m in skipped]))
+    return "".join(out)
+
+
+SECTIONS: tuple[Section, ...] = (section_identity, section_policy, section_advisories, section_charts,
+                                 section_packages, section_trims)
 
 
 def render_html(report: Mapping[str, Any], sections: Sequence[Section] = SECTIONS) -> str:

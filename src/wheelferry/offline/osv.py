@@ -18,7 +18,7 @@ database does not parse: :class:`AdvisoryDBError` names it.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -292,11 +292,20 @@ def _dict(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def _version(text: str, where: str) -> Version:
+@functools.lru_cache(maxsize=65536)
+def _pep440(text: str) -> Version | None:
+    """*text* as a PEP 440 version, or None; cached, as the same strings recur across records."""
     try:
         return Version(text)
     except InvalidVersion:
-        raise Malformed(f"{where} {text!r} is not a PEP 440 version") from None
+        return None
+
+
+def _version(text: str, where: str) -> Version:
+    parsed = _pep440(text)
+    if parsed is None:
+        raise Malformed(f"{where} {text!r} is not a PEP 440 version")
+    return parsed
 
 
 def _severity(value: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -363,12 +372,9 @@ def parse_advisory(doc: Any, source: str) -> Advisory:
         severity = _severity(a.get("severity"), f"affected[{i}].severity")
         if ecosystem != "PyPI":
             continue
-        parsed = set()
-        for v in versions:
-            # A release string that is no PEP 440 version matches only as written.
-            with contextlib.suppress(InvalidVersion):
-                parsed.add(Version(v))
-        affected.append(Affected(canonical_name(name), ranges, frozenset(versions), frozenset(parsed), severity))
+        # A release string that is no PEP 440 version matches only as written.
+        parsed = frozenset(p for p in map(_pep440, versions) if p is not None)
+        affected.append(Affected(canonical_name(name), ranges, frozenset(versions), parsed, severity))
     specific = d.get("database_specific")
     label = specific.get("severity") if isinstance(specific, dict) else None
     return Advisory(rid, aliases, modified, withdrawn, _str(d.get("summary"), "summary", required=False),
