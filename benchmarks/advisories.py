@@ -8,7 +8,8 @@ GHSA records aliasing each other, ECOSYSTEM ranges and long `versions` lists, sp
 8,000 projects of which the bundle's 43 (a TensorFlow 2.x tree) have some.  Each case runs in a
 fresh interpreter: the build side (this venv, PyYAML with libyaml) and the offline kit on the
 oldest Python it supports (`python3.9 -I -S wheelferry-offline.pyz`, pure-Python PyYAML).
-`--pypa DIR` adds a checkout of the PyPA advisory database (OSV YAML).  osv-scanner's offline
+`--pypa DIR` adds a checkout of the PyPA advisory database (OSV YAML), read as it is and
+converted to a JSON zip (`wheelferry advisories DIR --write-zip`).  osv-scanner's offline
 mode is not measured: it is a Go program, and no Go toolchain or release binary is available
 on the build host (see README).
 """
@@ -102,7 +103,13 @@ def main() -> int:
         print(f"synthetic all.zip: {args.records} records, {db.stat().st_size / 1e6:.1f} MB zipped, "
               f"written in {time.perf_counter() - t:.1f} s")
         kit = write_offline_pyz(Path(tmp) / "wheelferry-offline.pyz")
-        cases = [("all.zip", db)] + ([("pypa-yaml", args.pypa)] if args.pypa else [])
+        cases = [("all.zip", db)]
+        if args.pypa:
+            from wheelferry.offline.osv import write_zip
+
+            converted = Path(tmp) / "pypa.zip"
+            write_zip(args.pypa, converted)  # `wheelferry advisories DIR --write-zip pypa.zip`
+            cases += [("pypa-yaml", args.pypa), ("pypa-zip", converted)]
         sides = [("build side", [sys.executable], str(ROOT / "src"))]
         if args.python39:
             sides.append(("offline kit, 3.9 -I -S", [args.python39, "-I", "-S"], str(kit)))

@@ -435,6 +435,15 @@ def test_advisories_command_summarises_or_names_the_bad_file(tmp_path: Path, cap
     assert code == 0, err
     assert "(osv-dir, sha256 " in out and "14 records, newest modified 2024-03-01T00:00:00Z" in out
     assert "9 live records about 4 PyPI packages, 1 withdrawn, 4 malformed (skipped)" in out
+    out = tmp_path / "converted.zip"
+    code, text, err = _audit(capsys, "advisories", str(tmp_path / "db"), "--write-zip", str(out))
+    assert code == 0 and "wrote 14 records as OSV JSON: advisories: " in text
+    first = out.read_bytes()
+    assert _audit(capsys, "advisories", str(tmp_path / "db"), "--write-zip", str(out))[0] == 0
+    assert out.read_bytes() == first  # deterministic
+    pins = frozenset(canonical_name(n) for n, _ in PINS)
+    assert {f.ids for f in findings(scan(out, pins), PINS)} == \
+        {f.ids for f in findings(scan(tmp_path / "db", pins), PINS)}
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "A.json").write_text('{"id": "A", "modified": "2024"}')

@@ -220,7 +220,7 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_advisories(args: argparse.Namespace) -> dict[str, Any]:
     """`advisories DB`: read every record; print the identity and what was skipped (bad DB: exit 1)."""
-    from wheelferry.offline.osv import scan
+    from wheelferry.offline.osv import scan, write_zip
 
     result = scan(args.db)
     live = len(result.advisories)
@@ -230,7 +230,13 @@ def cmd_advisories(args: argparse.Namespace) -> dict[str, Any]:
         f"{len(result.malformed)} malformed (skipped)")
     for src, why in result.malformed:
         say(f"skipped malformed record {src}: {why}")
+    written = None
+    if args.write_zip is not None:
+        count = write_zip(args.db, args.write_zip)
+        written = scan(args.write_zip).identity
+        say(f"wrote {count} records as OSV JSON: {written.line()}")
     return {"database": result.identity.to_json(), "live": live, "packages": len(names),
+            "written": written.to_json() if written else None,
             "withdrawn": list(result.withdrawn),
             "malformed": [{"record": s, "problem": w} for s, w in result.malformed]}
 
@@ -320,6 +326,8 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(handler=cmd_audit)
     p = sub.add_parser("advisories", help="read an OSV advisory database: its sha256, records, newest change")
     p.add_argument("db", type=Path, metavar="DB", help="osv.dev's all.zip, a directory of OSV files or a checkout")
+    p.add_argument("--write-zip", type=Path, metavar="OUT.zip",
+                   help="also write the records as a zip of OSV JSON (quicker to read offline than YAML)")
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.set_defaults(handler=cmd_advisories)
     p = sub.add_parser("diff", help="verify two bundles and show what changed per target")

@@ -455,3 +455,35 @@ def scan(path: Path, names: frozenset[str] | None = None) -> Scan:
             found.append(adv)
     identity = DBIdentity(str(path), fmt, digest, len(records), newest or None)
     return Scan(identity, tuple(found), examined, tuple(withdrawn), tuple(malformed))
+
+
+def write_zip(path: Path, out: Path) -> int:
+    """Write the database at *path* as an osv.dev-style zip of ``ID.json`` members; return the count.
+
+    A YAML checkout read this way once on the build side is read from JSON on the isolated
+    side, where the pure-Python YAML reader is slow.  The zip is deterministic (sorted
+    members, fixed times) and written under a temporary name, then renamed into place.
+    YAML scalars stay strings, as every OSV field this reader uses is.
+    """
+    _, _, records = read_database(path)
+    docs = {}
+    for raw in records:
+        doc = load_record(raw)
+        stem = raw.source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        name = f"{stem}.json"
+        if name in docs:
+            raise AdvisoryDBError(f"advisory database {path} holds two records named {stem}",
+                                  hint="one record per id; remove the duplicate")
+        docs[name] = json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name in sorted(docs):
+                info = zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, docs[name])
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise AdvisoryDBError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return len(docs)
