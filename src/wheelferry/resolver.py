@@ -408,6 +408,23 @@ class _Resolution(_resolution.Resolution):  # type: ignore[type-arg]
             states: Any = self._states
             self._save_states = states.clone()
 
+    def _patch_criteria(self, incompatibilities_from_broken: Any) -> bool:
+        # resolvelib joins the broken state's incompatibilities to the current ones, which
+        # already hold most of them: each backjump doubled the lists, and every later
+        # find_matches walked them.  Passing on only the new ones gives the same union.
+        criteria = self.state.criteria
+        fresh: list[tuple[Any, list[Any]]] = []
+        for key, incompatibilities in incompatibilities_from_broken:
+            criterion = criteria.get(key)
+            have = {id(c) for c in criterion.incompatibilities} if criterion is not None else set()
+            new = []
+            for c in incompatibilities:
+                if id(c) not in have:
+                    have.add(id(c))
+                    new.append(c)
+            fresh.append((key, new))
+        return bool(super()._patch_criteria(fresh))
+
     def _get_updated_criteria(self, candidate: Any) -> Any:
         changed: dict[str, Any] = {}
         view = ChainMap(changed, self.state.criteria)  # reads fall through, writes stay in *changed*
