@@ -18,10 +18,10 @@ sys.path.insert(0, str(HERE))
 import synthetic  # noqa: E402
 from report import machine_facts, write_results  # noqa: E402
 from scale import scale_stage  # noqa: E402
-from stages import (FileRef, Setup, fetch_stage, install_stage, lock_stage, pack_stage,  # noqa: E402
-                    verify_stage)
+from stages import (FileRef, Setup, airflow_stage, fetch_stage, install_stage, lock_stage,  # noqa: E402
+                    pack_stage, verify_stage)
 
-STAGES = ("lock", "fetch", "pack", "verify", "install", "scale")
+STAGES = ("lock", "fetch", "pack", "verify", "install", "scale", "airflow")
 LIVE_TARGET = "linux-x86_64:3.11"
 
 
@@ -84,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
         for name in wanted:
             if name == "scale":
                 continue
+            if name == "airflow":
+                if args.live:
+                    _log("stage airflow (live)")
+                    results.append(airflow_stage(setup, warm=False))
+                    results.append(airflow_stage(setup, warm=True))
+                elif args.only:
+                    _log("stage airflow: live only (add --live); skipped")
+                continue
             _log(f"stage {name}")
             # The gigabytes an earlier stage wrote go to disk now, not during this one's runs.
             os.sync()
@@ -97,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.live:
         run_stages()
-    elif any(n != "scale" for n in wanted):
+    elif any(n not in ("scale", "airflow") for n in wanted):
         _log(f"generating the synthetic index ({input_text})")
         tree = synthetic.build_index(index_root / f"index-tf{'-gpu' if args.gpu_set else ''}"
                                      f"{'-quick' if args.quick else ''}", pkgs)
@@ -116,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if "scale" in wanted:
         _log("stage scale")
         sizes, chain = ((10, 100, 300), 100) if args.quick else ((10, 100, 1000), 200)
-        results.append(scale_stage(setup, index_root, sizes, chain, reps=1 if args.quick else 2))
+        backtrack = (100, 300) if args.quick else (100, 1000)
+        results.append(scale_stage(setup, index_root, sizes, chain, reps=1 if args.quick else 2,
+                                   backtrack=backtrack))
     facts = machine_facts(args.root, args.tools)
     for r in results:
         if args.live and r["stage"] != "scale":  # the scale curve is always synthetic

@@ -85,8 +85,9 @@ def _stage_md(stage: Mapping[str, Any]) -> list[str]:
 def _scale_md(stage: Mapping[str, Any]) -> list[str]:
     tools = ("wheelferry lock", "uv pip compile", "wheelferry build --no-sign")
     out = [f"### {stage['title']}", "", _when(stage),
-           "| case | packages | " + " | ".join(f"{t} s (ms/pkg)" for t in tools) + " |",
-           "|---|---:|" + "---:|" * len(tools)]
+           "| case | packages | " + " | ".join(f"{t} s (ms/pkg)" for t in tools)
+           + " | lock ÷ uv | peak MiB | right versions |",
+           "|---|---:|" + "---:|" * len(tools) + "---:|---:|---:|"]
     for p in stage["points"]:
         cells = []
         for t in tools:
@@ -95,8 +96,15 @@ def _scale_md(stage: Mapping[str, Any]) -> list[str]:
                 cells.append(f"{r['median_s']:.2f} ({r['ms_per_package']:.1f})")
             else:
                 cells.append(str(r.get("status", "–")))
-        out.append(f"| {p['case']} | {p['packages']} | " + " | ".join(cells) + " |")
+        lk, uv = p.get("wheelferry lock") or {}, p.get("uv pip compile") or {}
+        ratio = f"{lk['median_s'] / uv['median_s']:.2f}×" if lk.get("median_s") and uv.get("median_s") else "–"
+        mem = " / ".join(f"{r['peak_mib']:.0f}" if r.get("peak_mib") else "–" for r in (lk, uv))
+        right = p.get("right versions") or {}
+        agree = " / ".join(str(right.get(t, "–")) for t in tools[:2]) if right else "–"
+        out.append(f"| {p['case']} | {p['packages']} | " + " | ".join(cells) + f" | {ratio} | {mem} | {agree} |")
     out.append("")
+    out.append("* lock ÷ uv: wheelferry lock's median over uv's; peak MiB: lock, wheelferry / uv; right "
+               "versions (backtracking trees, which have one correct answer): wheelferry / uv.")
     growth = stage.get("growth") or {}
     out += [f"* **{t}**: {g}" for t, g in growth.items()] or ["* growth: not enough points measured"]
     out.append("")
