@@ -17,6 +17,7 @@ import tarfile
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -246,3 +247,113 @@ def test_fuzz_volume_list(data: bytes) -> None:
         assert "\n" not in str(exc) and len(str(exc)) < 2000
     else:
         assert sum(v.size for v in vset.volumes) == vset.size
+
+
+def _lock_mutations() -> st.SearchStrategy[Any]:
+    """A path into a real lock document and the value put there (any JSON, or the key removed)."""
+    return st.tuples(st.lists(st.integers(0, 12), min_size=1, max_size=5),
+                     st.none() | _json_values | st.just("__remove__"))
+
+
+def _mutate(doc: Any, path: list[int], value: Any) -> Any:
+    node = doc
+    for step in path[:-1]:
+        keys = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+        if not keys or not isinstance(node[keys[step % len(keys)]], (dict, list)):
+            break
+        node = node[keys[step % len(keys)]]
+    keys = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+    if keys:
+        key = keys[path[-1] % len(keys)]
+        if value == "__remove__":
+            del node[key]
+        else:
+            node[key] = value
+    return doc
+
+
+def _one_line_refusal(exc: BaseException) -> None:
+    text = str(exc)
+    assert isinstance(exc, VerificationError) and exc.exit_code == 1, repr(exc)
+    assert text and "\n" not in text and len(text) < 4000, text
+
+
+@settings(max_examples=120,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=300).map(lambda b: ("raw", b)), _lock_mutations().map(lambda m: ("edit", m))))
+def test_fuzz_lock_in_a_hash_consistent_bundle(tmp_path_factory: pytest.TempPathFactory,
+                                               case: tuple[str, Any]) -> None:
+    tmp = tmp_path_factory.mktemp("fuzzlock")
+    members = bundle_members([build_wheel(tmp / "built", "alpha", "1.0")])
+    lock_m = next(m for m in members if m.name.endswith("wheelferry.lock.json"))
+    kind, value = case
+    data = value if kind == "raw" else json.dumps(_mutate(json.loads(lock_m.data), *value)).encode()
+    tar = write_tar(tmp / "demo.tar", _rehash(members, lock_m.name, data))
+    try:
+        verify_bundle(tar, keyring=None, trusted=[], allow_unsigned=True, state_dir=tmp / "state")
+    except Exception as exc:  # noqa: BLE001  (anything but one plain refusal fails the test)
+        _one_line_refusal(exc)
+
+
+@settings(max_examples=150)
+@given(st.one_of(st.binary(max_size=400),
+                 st.lists(st.tuples(st.sampled_from(["0" * 64, "f" * 63, "A" * 64, "0" * 64 + " "]),
+                                    st.sampled_from(["  ", " *", " ", "\t"]),
+                                    st.sampled_from(["wheels/a.whl", "../x", "/etc/passwd", "a//b", "", "x\x00"])
+                                    | st.text(max_size=12)),
+                          max_size=6).map(lambda rows: "".join(f"{h}{s}{p}\n" for h, s, p in rows).encode())))
+def test_fuzz_sha256sums(data: bytes) -> None:
+    from wheelferry.manifest import parse_sums
+    try:
+        sums = parse_sums(data.decode("utf-8", errors="replace"))
+    except Exception as exc:  # noqa: BLE001
+        _one_line_refusal(exc)
+    else:
+        assert all(len(h) == 64 and not p.startswith("/") and ".." not in p.split("/") for p, h in sums.items())
+
+
+_DIST_INFO_FILES = st.fixed_dictionaries({}, optional={
+    "RECORD": st.binary(max_size=200) | st.just(b"alpha/__init__.py,sha256=,\n") | st.just(b'"\n'),
+    "METADATA": st.binary(max_size=200) | st.just(b"Metadata-Version: 2.1\nName: \xff\n"),
+    "WHEEL": st.binary(max_size=120) | st.just(b"Wheel-Version: 9.0\nRoot-Is-Purelib: maybe\n"),
+    "entry_points.txt": st.binary(max_size=120) | st.just(b"[console_scripts]\n=x:\nb = :y\n"),
+})
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+@settings(max_examples=100,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
+@given(_DIST_INFO_FILES, st.lists(st.sampled_from(["../up.txt", "/abs", "C:/x", "a\\b", "alpha/x.py"]),
+                                  max_size=2), st.integers(0, 400), st.binary(min_size=1, max_size=8))
+def test_fuzz_wheel_zip(tmp_path_factory: pytest.TempPathFactory, dist_info: dict[str, bytes],
+                        extra: list[str], cut: int, junk: bytes) -> None:
+    """Hostile RECORD, METADATA, WHEEL, entry points, member names and a damaged zip directory."""
+    import zipfile
+
+    from wheelferry.errors import InstallError
+    from wheelferry.offline.engine import SCHEMES, install_wheels
+    from wheelferry.offline.wheelcheck import check_wheel_zip
+    tmp = tmp_path_factory.mktemp("fuzzwheel")
+    good = build_wheel(tmp / "built", "alpha", "1.0")
+    wheel = tmp / good.name
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(wheel, "w") as dst:
+        for info in src.infolist():
+            leaf = info.filename.rsplit("/", 1)[-1]
+            dst.writestr(info, dist_info.get(leaf, src.read(info)) if ".dist-info/" in info.filename
+                         else src.read(info))
+        for name in extra:
+            dst.writestr(name, b"x")
+    if cut:  # overwrite bytes inside the central directory at the end
+        raw = bytearray(wheel.read_bytes())
+        at = max(0, len(raw) - cut)
+        raw[at:at + len(junk)] = junk
+        wheel.write_bytes(bytes(raw))
+    scheme = {k: str(tmp / "env" / k) for k in SCHEMES}
+    for step in (lambda: check_wheel_zip(wheel),
+                 lambda: install_wheels([wheel], scheme, sys.executable, compile=False, workers=1)):
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001  (anything but one plain refusal fails the test)
+            assert isinstance(exc, InstallError) and exc.exit_code == 1, repr(exc)
+            assert "\n" not in str(exc) and str(exc), str(exc)
+            break

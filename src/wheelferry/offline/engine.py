@@ -33,12 +33,14 @@ import subprocess
 import sys
 import threading
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from wheelferry.errors import InstallError
+from wheelferry.offline.wheelcheck import ZIP_ERRORS
 
 INSTALLER_NAME = "wheelferry"
 SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")
@@ -132,7 +134,7 @@ def _plan(path: Path, scheme: Mapping[str, str], shebang_python: str, launcher: 
     _vendored()
     from installer._core import _determine_scheme, _process_WHEEL_file
     from installer.exceptions import InstallerError
-    from installer.records import parse_record_file
+    from installer.records import InvalidRecordEntry, parse_record_file
     from installer.scripts import Script
     from installer.sources import WheelFile
     from installer.utils import parse_entrypoints, parse_metadata_file
@@ -195,7 +197,7 @@ def _plan(path: Path, scheme: Mapping[str, str], shebang_python: str, launcher: 
                                              where == "scripts"))
     except InstallError:
         raise
-    except (InstallerError, ValueError, KeyError, UnicodeDecodeError, zipfile.BadZipFile, OSError) as exc:
+    except (InstallerError, InvalidRecordEntry, KeyError, UnicodeDecodeError, *ZIP_ERRORS) as exc:
         raise _refuse(path, _installer_text(exc)) from None
     try:
         for name, module, attr, section in parse_entrypoints(entry_points):
@@ -307,6 +309,12 @@ class _Unpacker:
             checkpoint("unpack")  # test hook: the biggest wheel is half unpacked
 
     def _write(self, wheel: _Wheel, zf: zipfile.ZipFile, m: _Member) -> None:
+        try:
+            self._unpack(wheel, zf, m)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as exc:
+            raise _refuse(wheel.path, f"its member {m.info.filename} cannot be read ({exc})") from None
+
+    def _unpack(self, wheel: _Wheel, zf: zipfile.ZipFile, m: _Member) -> None:
         check = hashlib.new(m.algo)
         mine = check if m.algo == "sha256" else hashlib.sha256()
         size = 0

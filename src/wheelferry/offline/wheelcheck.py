@@ -9,11 +9,16 @@ from __future__ import annotations
 import configparser
 import re
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 from wheelferry.errors import InstallError
 
+# What zipfile raises for a damaged or unusual archive: an unknown method or version and
+# encryption are NotImplementedError or RuntimeError, a short member EOFError or zlib.error.
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, NotImplementedError, RuntimeError,
+              EOFError, zlib.error, ValueError)
 # A zip bomb guard: refuse members that inflate more than this ratio past this size.
 MAX_RATIO = 200
 MAX_PLAIN = 100 * 1000 * 1000
@@ -40,7 +45,7 @@ def check_wheel_zip(path: Path) -> frozenset[str]:
             infos = zf.infolist()
             entry_points = [zf.read(i) for i in infos
                             if i.filename.endswith(".dist-info/entry_points.txt") and i.file_size < 1 << 20]
-    except (zipfile.BadZipFile, OSError) as exc:
+    except ZIP_ERRORS as exc:
         raise InstallError(f"{path.name} is not a readable zip ({exc})") from None
     plain = 0
     claimed = set()
