@@ -152,7 +152,10 @@ def test_matches_the_osv_rules_in_every_form(database: Path) -> None:
     assert merged.ids == ("PYSEC-TEST-1", "GHSA-test-aaaa-bbbb", "CVE-TEST-1")
     assert merged.fixed_in == ("9.0.0",) and merged.severity == "critical"
     assert merged.summary == "Synthetic decoder overflow" and merged.cvss[0].startswith("CVSS:3.1/")
+    assert merged.score == 9.8
     assert by_id["PYSEC-TEST-2"].fixed_in == ("8.1.2",)
+    # No label, only a CVSS vector: the cvss library rates it (4.3, medium).
+    assert (by_id["PYSEC-TEST-2"].severity, by_id["PYSEC-TEST-2"].score) == ("medium", 4.3)
     assert by_id["PYSEC-TEST-4"].fixed_in == ("0.12.3",) and by_id["PYSEC-TEST-4"].severity == "medium"
     assert by_id["PYSEC-TEST-5"].fixed_in == ()  # last_affected: no fixed version known
     assert result.withdrawn == ("PYSEC-TEST-3",)
@@ -203,8 +206,9 @@ def test_table_has_ids_summary_and_fix() -> None:
     found = findings(scan(DATA, frozenset({"pillow"})), [("pillow", "8.1.0")])
     table = render_table(found, None).splitlines()
     assert table[0].split() == ["PACKAGE", "VERSION", "IDS", "SEVERITY", "FIXED-IN", "SUMMARY"]
-    assert table[1].split()[:5] == ["pillow", "8.1.0", "PYSEC-TEST-1,GHSA-test-aaaa-bbbb,CVE-TEST-1",
-                                    "critical", "9.0.0"]
+    assert table[1].split()[:6] == ["pillow", "8.1.0", "PYSEC-TEST-1,GHSA-test-aaaa-bbbb,CVE-TEST-1",
+                                    "critical", "9.8", "9.0.0"]
+    assert table[2].split()[:6] == ["pillow", "8.1.0", "PYSEC-TEST-2", "medium", "4.3", "8.1.2"]
 
 
 # --- real records (opt-in) ------------------------------------------------------------------------------
@@ -275,6 +279,15 @@ def test_any_document_is_a_record_or_malformed(doc: Any) -> None:
         for a in adv.affected:
             for r in a.ranges:
                 r.includes(Version("1.0"))
+
+
+@settings(max_examples=200)
+@given(vector=st.one_of(st.text(max_size=60), st.sampled_from(["CVSS:3.1/AV:N", "CVSS:4.0/AV:X", "AV:N/AC:Q"])))
+def test_any_cvss_vector_is_rated_or_none(vector: str) -> None:
+    from wheelferry.offline.advisories import cvss_rating
+
+    rated = cvss_rating(vector)
+    assert rated is None or (0 <= rated[0] <= 10 and isinstance(rated[1], str))
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -348,6 +361,8 @@ def test_audit_reports_advisories_in_every_format(signed: tuple[Path, list[str]]
     from cyclonedx.validation.json import JsonStrictValidator
 
     assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(out) is None
+    assert {"method": "CVSSv31", "vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:U/C:L/I:N/A:N", "score": 4.3,
+            "severity": "medium"} in vulns["PYSEC-TEST-2"]["ratings"]
 
     code, out, err = _audit(capsys, "audit", str(tar), *keys, "--advisories", str(db), "--format", "html")
     assert code == 0 and "<h2>Known vulnerabilities</h2>" in out and "6 known vulnerabilities." in out
@@ -375,12 +390,13 @@ def test_policy_deny_ignore_and_expired_ignore(signed: tuple[Path, list[str]], t
     assert code == 1 and "1 policy violation(s)" in err
     assert "tensorflow 2.9.0: advisory-ignore-expired: PYSEC-TEST-6: the ignore of PYSEC-TEST-6 expired on " \
            "2020-01-01" in err
-    # A severity floor: only high and critical (and records that give no severity) are denied.
-    policy.write_text('[advisories]\ndeny = "high"\nignore = [{ id = "PYSEC-TEST-2", reason = "r" },'
-                      ' { id = "PYSEC-TEST-6", reason = "r" }]\n')
+    # A severity floor: only high and critical (and records that give no severity) are denied;
+    # PYSEC-TEST-2 is rated medium from its CVSS vector alone.
+    policy.write_text('[advisories]\ndeny = "high"\nignore = [{ id = "PYSEC-TEST-6", reason = "r" }]\n')
     code, _, err = _audit(capsys, "audit", str(tar), *keys, "--advisories", str(DATA), "--policy", str(policy))
     assert code == 1 and "2 policy violation(s)" in err
-    assert "PYSEC-TEST-1 /" in err and "GHSA-test-cccc-dddd" in err and "PYSEC-TEST-4" not in err
+    assert "PYSEC-TEST-1 /" in err and "GHSA-test-cccc-dddd" in err
+    assert "PYSEC-TEST-4" not in err and "PYSEC-TEST-2" not in err
 
 
 @pytest.mark.parametrize(("text", "problem"), [

@@ -2,7 +2,7 @@
 
 Runs on Python 3.9+ with only the standard library, gpg and the pinned
 pure-Python libraries vendored into the offline kit (``wheelferry/_vendor``:
-packaging, installer, tomli; see ``vendor.txt``; and the pure-Python modules of
+packaging, installer, tomli, cvss; see ``vendor.txt``; and the pure-Python modules of
 PyYAML, see ``vendor-purepy.txt``), which the kit carries at its
 root so they import by their own names.  It never imports the build half
 (requests, resolvelib, tqdm, msgspec, python-gnupg).  ``wheelferry-offline.pyz``
@@ -14,4 +14,4 @@ is this package, the vendored libraries and the stdlib-only modules
 # Modules of the top-level package that the air-gapped half may import.
 SHARED_MODULES = ("errors", "urls", "clikit", "files", "lockfile", "manifest", "coremetadata")
 # The vendored libraries (top-level import names) the air-gapped half may import.
-VENDORED = ("installer", "packaging", "tomli", "yaml")
+VENDORED = ("cvss", "installer", "packaging", "tomli", "yaml")

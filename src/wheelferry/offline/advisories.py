@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import cvss
 from packaging.version import InvalidVersion, Version
 
 from wheelferry.offline.osv import Advisory, Scan, canonical_name
@@ -33,7 +34,8 @@ class Finding:
     ids: tuple[str, ...]  # the first is the one shown first (PYSEC, GHSA, CVE, other)
     summary: str
     fixed_in: tuple[str, ...]
-    severity: str | None  # low, medium, high, critical (database_specific.severity), if any record says
+    severity: str | None  # low, medium, high, critical: the highest of the labels and CVSS ratings
+    score: float | None  # the highest CVSS base score of the records' vectors
     cvss: tuple[str, ...]  # CVSS vectors as the records give them
     records: tuple[str, ...]  # record files
     modified: str
@@ -41,6 +43,7 @@ class Finding:
     def to_json(self) -> dict[str, Any]:
         return {"package": self.name, "version": self.version, "ids": list(self.ids),
                 "summary": self.summary, "fixed-in": list(self.fixed_in), "severity": self.severity,
+                "cvss-score": self.score,
                 "cvss": list(self.cvss), "records": list(self.records), "modified": self.modified}
 
 
@@ -91,9 +94,30 @@ def _matches(adv: Advisory, name: str, version: str, parsed: Version) -> tuple[b
     return hit, fixed
 
 
-def _severity_of(group: list[Advisory]) -> str | None:
+def cvss_rating(vector: str) -> tuple[float, str] | None:
+    """(base score, severity) of a CVSS v2, v3.x or v4 vector by the ``cvss`` library; None if unreadable."""
+    try:
+        if vector.startswith("CVSS:4"):
+            c4 = cvss.CVSS4(vector)
+            score, name = float(c4.base_score), str(c4.severity)
+        elif vector.startswith("CVSS:3"):
+            c3 = cvss.CVSS3(vector)
+            score, name = float(c3.scores()[0]), str(c3.severities()[0])
+        else:  # CVSS v2 names no severity; NVD's v2 bands
+            score = float(cvss.CVSS2(vector).scores()[0])
+            name = "high" if score >= 7 else "medium" if score >= 4 else "low"
+    except (cvss.CVSSError, ValueError, KeyError, IndexError, TypeError, ArithmeticError):
+        return None
+    return score, name.lower()
+
+
+def _severity_of(group: list[Advisory], vectors: Iterable[str]) -> tuple[str | None, float | None]:
+    """The highest severity the records give (their label or their CVSS vectors) and the top score."""
     found = [_LABELS[a.label.lower()] for a in group if a.label and a.label.lower() in _LABELS]
-    return max(found, key=SEVERITIES.index) if found else None
+    scores = [r for r in map(cvss_rating, vectors) if r is not None]
+    found += [name for _, name in scores if name in SEVERITIES]
+    top = max((s for s, _ in scores), default=None)
+    return (max(found, key=SEVERITIES.index) if found else None), top
 
 
 def findings(scan: Scan, packages: Iterable[tuple[str, str]]) -> list[Finding]:
@@ -119,10 +143,11 @@ def findings(scan: Scan, packages: Iterable[tuple[str, str]]) -> list[Finding]:
             ids = sorted({i for a in group for i in (a.id, *a.aliases)}, key=_id_key)
             group.sort(key=lambda a: _id_key(a.id))
             fixes = sorted({f for a in group for f in fixed[a.id]}, key=Version)
-            cvss = sorted({score for a in group for t, score in (*a.severity, *(
+            vectors = sorted({score for a in group for t, score in (*a.severity, *(
                 s for x in a.affected for s in x.severity)) if t.startswith("CVSS")})
+            severity, score = _severity_of(group, vectors)
             out.append(Finding(name, version, tuple(ids), _summary(group),
-                               tuple(fixes), _severity_of(group), tuple(cvss),
+                               tuple(fixes), severity, score, tuple(vectors),
                                tuple(sorted(a.source for a in group)), max(a.modified for a in group)))
     return out
 
@@ -228,8 +253,9 @@ def judge(rules: AdvisoryRules, found: Iterable[Finding],
 def render_table(found: list[Finding], width: int | None = 120) -> str:
     """PACKAGE VERSION IDS SEVERITY FIXED-IN SUMMARY; long cells cut to *width* (None: whole)."""
     head = ("PACKAGE", "VERSION", "IDS", "SEVERITY", "FIXED-IN", "SUMMARY")
-    body = [(f.name, f.version, ",".join(f.ids), f.severity or "", ",".join(f.fixed_in) or "-", f.summary)
-            for f in found]
+    body = [(f.name, f.version, ",".join(f.ids),
+             " ".join(x for x in (f.severity or "", "" if f.score is None else f"{f.score:g}") if x),
+             ",".join(f.fixed_in) or "-", f.summary) for f in found]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     if width is not None:
         fixed = sum(widths[:-1]) + 2 * (len(head) - 1)
@@ -276,8 +302,16 @@ def cyclonedx_vulnerabilities(found: list[Finding], refs: Mapping[tuple[str, str
         }
         if f.fixed_in:
             v["recommendation"] = f"Upgrade {f.name} to {' or '.join(f.fixed_in)} or later"
-        ratings = [{"method": "CVSSv4" if s.startswith("CVSS:4") else "CVSSv31" if s.startswith("CVSS:3.1")
-                    else "CVSSv3" if s.startswith("CVSS:3") else "CVSSv2", "vector": s} for s in f.cvss]
+        ratings: list[dict[str, Any]] = []
+        for s in f.cvss:
+            rating: dict[str, Any] = {"method": "CVSSv4" if s.startswith("CVSS:4") else "CVSSv31" if
+                                      s.startswith("CVSS:3.1") else "CVSSv3" if s.startswith("CVSS:3") else
+                                      "CVSSv2", "vector": s}
+            scored = cvss_rating(s)
+            if scored is not None:
+                rating["score"] = scored[0]
+                rating["severity"] = scored[1] if scored[1] in (*SEVERITIES, "none") else "unknown"
+            ratings.append(rating)
         if f.severity:
             ratings.append({"severity": f.severity, "method": "other"})
         if ratings:
