@@ -202,7 +202,7 @@ def test_interruption_leaves_no_temp_file(tmp_path: Path, wheels: list[Path],
             raise KeyboardInterrupt
         return real_read(self, min(n, 100) if n > 0 else 100)
 
-    monkeypatch.setattr(bundle_mod, "CHUNK", 100)
+    monkeypatch.setattr(bundle_mod, "TAR_CHUNK", 100)
     monkeypatch.setattr(bundle_mod._HashingReader, "read", interrupted)
     out = tmp_path / "out"
     out.mkdir()

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from pathlib import Path
 
-import platformdirs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import wheelferry.cache
 from tests.support.wheels import build_wheel, sha256_file
-from wheelferry.cache import BackgroundHash, LockWaitCancelled, WheelCache, default_cache_dir
+from wheelferry.cache import BackgroundHash, LockWaitCancelled, WheelCache
+from wheelferry.cli import default_cache_root
 from wheelferry.errors import UsageError
 
 SHA = hashlib.sha256(b"x").hexdigest()
 
 
-def test_default_cache_dir_is_the_users_cache() -> None:
-    assert default_cache_dir().is_relative_to(Path(platformdirs.user_cache_dir("wheelferry")))
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_CACHE_HOME is the Linux convention")
+def test_default_cache_root_is_the_users_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_root() == tmp_path / "xdg" / "wheelferry"
 
 
 def test_empty_cache_has_nothing(tmp_path: Path) -> None:

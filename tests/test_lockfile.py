@@ -21,7 +21,7 @@ from wheelferry.lockfile import (
     loads_lock,
 )
 
-names = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)
+names = st.from_regex(r"[a-z][a-z0-9]{0,4}(-[a-z0-9]{1,4}){0,2}", fullmatch=True)  # valid project names
 versions = st.from_regex(r"[0-9]{1,2}\.[0-9]{1,2}(\.[0-9])?", fullmatch=True)
 shas = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import queue
-import re
 import shutil
 import tempfile
 import threading
@@ -30,25 +29,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import filelock
-import platformdirs
 
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import FetchError, UsageError
-from wheelferry.files import hash_file, temp_prefix
+from wheelferry.files import SHA256_HEX, hash_file, temp_prefix
 from wheelferry.pages import looks_like_html as looks_like_html  # re-exported for fetch
 from wheelferry.urls import redact_url, strip_credentials
 
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-CHUNK = 1 << 20
 # Downloads at least this big are hashed on a thread of their own (BackgroundHash); for
 # smaller ones a second thread costs more than it saves.
 BACKGROUND_HASH_MIN = 32 << 20
 HTML_PAGE = "got an HTML page instead of the wheel"
-
-
-def default_cache_dir() -> Path:
-    """The per-user wheel cache (``$XDG_CACHE_HOME/wheelferry/wheels`` on Linux)."""
-    return Path(platformdirs.user_cache_dir("wheelferry")) / "wheels"
 
 
 @dataclass(frozen=True)
@@ -345,6 +336,6 @@ class Partial:
 
 
 def _check_sha(sha256: str) -> str:
-    if not _SHA256.match(sha256):
+    if not SHA256_HEX.fullmatch(sha256):
         raise UsageError(f"not a sha256 hex digest: {sha256!r}")
     return sha256

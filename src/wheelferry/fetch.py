@@ -27,7 +27,6 @@ import requests
 import urllib3
 
 from wheelferry.cache import (
-    CHUNK,
     HTML_PAGE,
     LockWaitCancelled,
     Partial,
@@ -35,6 +34,7 @@ from wheelferry.cache import (
     looks_like_html,
 )
 from wheelferry.errors import FetchError
+from wheelferry.files import FILE_CHUNK
 from wheelferry.http import NET_CHUNK, describe_failure
 from wheelferry.lockfile import WheelFile
 from wheelferry.urls import redact_url
@@ -436,7 +436,7 @@ class _Fetcher:
     def _copy_local(self, wheel: WheelFile, url: str, part: Partial) -> int:
         """A ``file://`` URL (find-links on this host): copied, and hashed like a download."""
         with _open_local(url) as src:
-            written = self._write_body(wheel, url, iter(lambda: src.read(CHUNK), b""), part, 0)
+            written = self._write_body(wheel, url, iter(lambda: src.read(FILE_CHUNK), b""), part, 0)
         verdict = part.mismatch()
         if verdict is not None:
             part.discard()

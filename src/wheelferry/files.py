@@ -1,4 +1,4 @@
-"""File writing shared by both halves: nothing half-written is ever left in place.
+"""Files shared by both halves: nothing half-written is ever left in place; their sha256.
 
 Standard library only.
 """
@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-CHUNK = 4 << 20
+# Reads of a local file (hashing, copying, feeding gpg): big, so per-call overhead is negligible.
+FILE_CHUNK = 4 << 20
+# A sha256 as the lock, the manifest and the cache write it: 64 lowercase hex digits (use fullmatch).
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # ".NAME.PID-XXXXXXXX.tmp": a temporary file or folder and the process that made it.
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[^.]+\.tmp$")
 
@@ -102,6 +105,6 @@ def hash_file(path: Path) -> Any:
     """A sha256 object fed with the whole of *path* (to continue with more bytes, or digest)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
+        for chunk in iter(lambda: f.read(FILE_CHUNK), b""):
             h.update(chunk)
     return h

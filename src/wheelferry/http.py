@@ -367,11 +367,6 @@ def http_status_text(response: requests.Response) -> str:
     return reason
 
 
-def where(url: str) -> str:
-    """A URL fit to show a user: credentials redacted."""
-    return redact_url(url)
-
-
 # -- a private HTTP cache for index pages (RFC 9111) ------------------------
 
 _MAX_AGE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?", re.IGNORECASE)

@@ -8,7 +8,6 @@ newline), so writing the same lock twice gives byte-identical files.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +15,10 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from wheelferry.errors import LockFileError
+from wheelferry.files import SHA256_HEX
 
 LOCK_FILENAME = "wheelferry.lock.json"
 LOCK_VERSION = 1
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -288,7 +287,7 @@ def parse_lock(data: Any, source: str = LOCK_FILENAME) -> Lock:
             p.add(where, "not an object")
             continue
         sha = w.get("sha256")
-        if not isinstance(sha, str) or not _SHA256.match(sha):
+        if not isinstance(sha, str) or not SHA256_HEX.fullmatch(sha):
             p.add(f"{where}.sha256", "missing or not 64 lowercase hex digits")
             continue
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wheelferry.errors import VerificationError
+from wheelferry.files import SHA256_HEX
 
 FORMAT = "wheelferry-bundle"
 FORMAT_VERSION = 1
@@ -28,7 +29,6 @@ SUMS_NAME = "SHA256SUMS"
 SBOM_NAME = "sbom.cdx.json"
 LOCK_DIR = "lock"
 WHEELS_DIR = "wheels"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_.+-]+(/[A-Za-z0-9_.+-]+)*$")
 
 
@@ -128,7 +128,7 @@ def parse_manifest(data: Any) -> Manifest:
         if path in seen:
             problems.append(f"{where}.path {path!r} is listed twice")
             continue
-        if not isinstance(sha, str) or not _SHA256.match(sha):
+        if not isinstance(sha, str) or not SHA256_HEX.fullmatch(sha):
             problems.append(f"{where}.sha256 is not 64 lowercase hex digits")
             continue
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -22,13 +21,12 @@ import gnupg
 
 from wheelferry.errors import SigningError, UsageError
 from wheelferry.files import atomic_write
-from wheelferry.offline.gpg import PipeFeeder, widen_pipe
+from wheelferry.offline.gpg import PipeFeeder, normalize_fingerprint, widen_pipe
 from wheelferry.offline.openpgp import PacketScanner, armor, single_signature
 
 PASSPHRASE_ENV = "WHEELFERRY_PASSPHRASE"
 _MAX_PASSPHRASE = 4095  # with its newline, one page: what any pipe holds
 # OpenPGP v4 fingerprints are 40 hex digits, v5/v6 ones 64.
-_FINGERPRINT = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 
 
 @dataclass(frozen=True)
@@ -52,16 +50,6 @@ def _where(gnupghome: str | None) -> str:
     return f"GNUPGHOME {gnupghome}" if gnupghome else "gpg's default keyring"
 
 
-def normalise_fingerprint(text: str) -> str:
-    """Upper-case *text* without spaces (and a ``0x``); refuse short key ids."""
-    fpr = re.sub(r"\s+", "", text).upper()
-    fpr = fpr.removeprefix("0X")
-    if not _FINGERPRINT.match(fpr):
-        raise UsageError(f"{text!r} is not a full key fingerprint",
-                         hint="pass all 40 hex digits, as `gpg --list-secret-keys` prints them; "
-                              "short key ids can be forged")
-    return fpr
-
 
 def _find(keys: Any, fpr: str) -> dict[str, Any] | None:
     """The listed key whose primary or a subkey has fingerprint *fpr*."""
@@ -76,7 +64,7 @@ def _find(keys: Any, fpr: str) -> dict[str, Any] | None:
 
 def check_signing_key(fingerprint: str, gnupghome: str | None) -> SigningKey:
     """Return the key *fingerprint* if it can sign now; else raise :class:`SigningError`."""
-    fpr = normalise_fingerprint(fingerprint)
+    fpr = normalize_fingerprint(fingerprint)
     gpg = _gpg(gnupghome)
     public = _find(gpg.list_keys(keys=[fpr]), fpr)
     if public is None:

@@ -143,10 +143,11 @@ def check_sbom(sbom: bytes | None, wheels: Iterable[tuple[str, str, Licence]]) -
     try:
         doc = json.loads(sbom)
         components = doc.get("components", [])
-        assert isinstance(components, list) and all(isinstance(c, dict) for c in components)
+        if not isinstance(components, list) or not all(isinstance(c, dict) for c in components):
+            raise ValueError("components")
         props = doc.get("metadata", {}).get("properties", [])
         ours = any(isinstance(p, dict) and p.get("name") == WRITER_PROPERTY for p in props)
-    except (ValueError, AttributeError, AssertionError):
+    except (ValueError, AttributeError, TypeError):
         return [f"{SBOM_NAME} is not a CycloneDX JSON document"]
     listed: dict[str, set[str]] = {}
     licensed: dict[str, list[str]] = {}

@@ -101,8 +101,9 @@ def _existing_files(page: Path, project: str) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(page.read_text(encoding="utf-8"))
         files = data["files"]
-        assert isinstance(files, list) and all(isinstance(f["filename"], str) for f in files)
-    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        if not isinstance(files, list) or not all(isinstance(f["filename"], str) for f in files):
+            raise TypeError("files")
+    except (OSError, ValueError, KeyError, TypeError):
         raise UsageError(f"{page} is not a PEP 691 page this export can merge with",
                          hint=f"export into an empty directory, or remove simple/{project}/") from None
     return {f["filename"]: f for f in files}

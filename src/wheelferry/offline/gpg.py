@@ -35,8 +35,6 @@ from wheelferry.offline.openpgp import (
 )
 
 _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
-# Status keywords that mean the signature must not be accepted, whatever else was said.
-_FATAL = ("BADSIG", "ERRSIG", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "NO_PUBKEY")
 _ERRSIG_MISSING_KEY = "9"
 # Big reads keep per-call overhead negligible next to gpg's own hashing.
 CHUNK = 4 << 20
