@@ -472,3 +472,24 @@ def test_advisories_command_summarises_or_names_the_bad_file(tmp_path: Path, cap
     assert code == 1 and "cannot be read as a zip of OSV records" in err and "Traceback" not in err
     code, out, err = _audit(capsys, "advisories", str(tmp_path / "missing"))
     assert code == 1 and "does not exist" in err
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=400), suffix=st.sampled_from([".json", ".yaml", ".zip"]))
+def test_advisories_command_on_any_bytes_is_one_error_line(tmp_path: Path, capsys: Any, data: bytes,
+                                                           suffix: str) -> None:
+    from wheelferry.offline.cli import main
+
+    d = tmp_path / "cli-fuzz"
+    d.mkdir(exist_ok=True)
+    for old in d.iterdir():
+        old.unlink()
+    target = d / f"R{suffix}"
+    target.write_bytes(data)
+    code = main(["advisories", str(target if suffix == ".zip" else d)])
+    err = capsys.readouterr().err
+    assert code in (0, 1) and "Traceback" not in err
+    if code == 1:
+        lines = err.splitlines()
+        assert lines[0].startswith("error: ") and len(lines) <= 2 and lines[1:] == [
+            x for x in lines[1:] if x.startswith("hint: ")]
