@@ -67,6 +67,7 @@ class BuildOptions:
     split_size: int | None = None
     export_key: bool = False
     progress: bool = False
+    approvals: int = 1  # distinct pinned signers a verifier requires (MANIFEST.json "approvals")
     policy: Any = None  # offline.policy.Policy: every rule, licences included, before anything is written
 
 
@@ -230,7 +231,7 @@ def _write_outputs(lock: Lock, paths: dict[str, Path], licences: Mapping[str, Li
             opts.out_dir, name=opts.name, lock=lock, lock_files=render_lock_files(lock), wheel_paths=paths,
             sequence=opts.sequence if opts.sequence is not None else now, created=created,
             expires=now + int(opts.expires_days * 86400) if opts.expires_days else None,
-            tool=f"wheelferry {__version__}", compress=opts.compress,
+            tool=f"wheelferry {__version__}", compress=opts.compress, approvals=opts.approvals,
             licences=licences, progress=opts.progress,
             tee=stream.feed if stream is not None else None,
             before_publish=(lambda tmp: _signed(stream, tmp, final_asc, bundle_signature))

@@ -302,7 +302,8 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
                  tool: str, compress: str | None = None, licences: Mapping[str, Licence] | None = None,
                  sbom: bytes | None = None,
                  progress: bool = False, tee: Callable[[bytes], None] | None = None,
-                 before_publish: Callable[[Path], None] | None = None) -> BundleResult:
+                 before_publish: Callable[[Path], None] | None = None,
+                 approvals: int = 1) -> BundleResult:
     """Write ``out_dir/NAME.tar`` (or ``.tar.gz``/``.tar.zst``) atomically and return what it holds.
 
     Every byte of the file also goes to *tee*; *before_publish* gets the
@@ -318,7 +319,8 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
     manifest = Manifest(
         name=name, sequence=sequence, created=rfc3339(created),
         targets=tuple({"id": t.id, "spec": t.spec} for t in lock.targets),
-        files=tuple(files), expires=rfc3339(expires) if expires is not None else None, tool=tool)
+        files=tuple(files), expires=rfc3339(expires) if expires is not None else None, tool=tool,
+        approvals=approvals)
     manifest_bytes = manifest.dumps().encode()
     mtime = tar_mtime(created)
     out_dir = Path(out_dir)

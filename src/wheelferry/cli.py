@@ -12,7 +12,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wheelferry import __version__
-from wheelferry.clikit import ArgumentParser, dispatch, human_size, progress_enabled, say, warn
+from wheelferry.clikit import (
+    ArgumentParser,
+    dispatch,
+    human_size,
+    positive_int,
+    progress_enabled,
+    say,
+    warn,
+)
 from wheelferry.errors import TargetError, UsageError
 from wheelferry.offline import cli as offline_cli
 from wheelferry.spec import Spec, expand_requirement_args, load_spec, spec_from_requirements
@@ -382,7 +390,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     opts = BuildOptions(out_dir=args.output or Path("wheelhouse"), name=lock.spec.name, jobs=args.jobs,
                         sequence=args.sequence, expires_days=args.expires, compress=args.compress,
                         split_size=split_size, export_key=args.export_key, progress=progress_enabled(),
-                        policy=policy)
+                        policy=policy, approvals=args.approvals)
     result = build_bundle(lock, session, cache_root, opts, signer, sources)
     fetched, bundle = result.fetch, result.bundle
     say(f"fetched {fetched['files']} wheels: {human_size(fetched['bytes_downloaded'])} downloaded, "
@@ -479,6 +487,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--advisories", type=Path, metavar="DB",
                    help="report the lock's known vulnerabilities from an OSV database before downloading; "
                         "with --policy, refuse what its [advisories] rules deny")
+    p.add_argument("--approvals", type=positive_int, default=1, metavar="N",
+                   help="record that N distinct pinned signers (builder and approvers) are required")
     p.add_argument("--split-size", metavar="SIZE",
                    help="write NAME.tar.000, .001, ... of at most SIZE (4G, 700M, 100K) and a signed list")
     p.set_defaults(handler=cmd_build)

@@ -64,12 +64,26 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}", hint=f"see `{self.prog} --help`")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number from 1 to 1000 (--threshold, --approvals)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 1000")
+    return value
+
+
 def add_key_arguments(p: argparse.ArgumentParser) -> None:
     """KEYS = --keyring KEYS.asc --trusted-key FPR [...] | --allow-unsigned."""
     g = p.add_argument_group("trust")
     g.add_argument("--keyring", metavar="KEYS.asc", help="public key(s) to verify with")
     g.add_argument("--trusted-key", metavar="FPR", action="append", default=[],
                    help="fingerprint of a key you trust (repeatable); written down out of band")
+    g.add_argument("--threshold", metavar="N", type=positive_int, default=1,
+                   help="require good signatures by N distinct pinned keys (the builder's and "
+                        "approvals; the bundle's own required approvals still apply)")
     g.add_argument("--allow-unsigned", action="store_true",
                    help="skip the signature check (labs and tests only); hashes are still checked")
 

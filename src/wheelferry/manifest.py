@@ -55,6 +55,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
     expires: str | None = None
     tool: str = ""
+    approvals: int = 1  # distinct pinned signers a verifier requires (build --approvals)
 
     @property
     def top(self) -> str:
@@ -71,6 +72,7 @@ class Manifest:
             "tool": self.tool,
             "targets": [dict(t) for t in self.targets],
             "files": [f.to_json() for f in sorted(self.files, key=lambda f: f.path)],
+            **({"approvals": self.approvals} if self.approvals > 1 else {}),
         }
 
     def dumps(self) -> str:
@@ -106,6 +108,10 @@ def parse_manifest(data: Any) -> Manifest:
     expires = data.get("expires")
     if expires is not None and not isinstance(expires, str):
         problems.append("expires is not a string")
+    approvals = data.get("approvals", 1)
+    if not isinstance(approvals, int) or isinstance(approvals, bool) or not 1 <= approvals <= 1000:
+        problems.append("approvals is not an integer from 1 to 1000")
+        approvals = 1
     targets = data.get("targets")
     if not isinstance(targets, list) or not all(isinstance(t, dict) for t in targets):
         problems.append("targets is not a list of objects")
@@ -146,6 +152,7 @@ def parse_manifest(data: Any) -> Manifest:
         files=tuple(files),
         expires=expires,
         tool=str(data.get("tool", "")),
+        approvals=approvals,
     )
 
 

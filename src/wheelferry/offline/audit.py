@@ -95,7 +95,8 @@ def requires_python_of(metadata: bytes) -> str | None:
 def checked_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
                    allow_unsigned: bool = False, extract: bool = False,
                    state_dir: Path | None = None, force_older: bool = False,
-                   work_parent: Path | None = None) -> Iterator[VerifiedBundle]:
+                   work_parent: Path | None = None, threshold: int = 1,
+                   manifest_approvals: bool = True) -> Iterator[VerifiedBundle]:
     """Verify *path* (a tar or split volumes) exactly as ``verify`` does, extracting privately if asked.
 
     Without *state_dir* the replay check is skipped: it guards installs, and an
@@ -107,7 +108,8 @@ def checked_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
             tempfile.TemporaryDirectory(prefix=".wheelferry-work-", dir=work_parent) as work:
         yield verify_bundle(tar, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
                             state_dir=state_dir or Path(work) / "state", force_older=force_older,
-                            extract_to=Path(work) / "bundle" if extract else None)
+                            extract_to=Path(work) / "bundle" if extract else None, threshold=threshold,
+                            manifest_approvals=manifest_approvals)
 
 
 def _tags(filename: str) -> str:
@@ -174,6 +176,7 @@ def audit_json(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> dict[str, An
             "manifest-sha256": bundle.manifest_sha256,
             "targets": [dict(t) for t in bundle.manifest.targets],
             "signature": bundle.signature.to_json() if bundle.signature else None,
+            **(bundle.signers.to_json() if bundle.signers else {}),
             "wheels": [r.to_json() for r in rows], "trimmed": trimmed_report(bundle),
             "total-size": sum(r.size for r in rows)}
 

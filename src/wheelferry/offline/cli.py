@@ -36,7 +36,7 @@ def _trust(args: argparse.Namespace) -> dict[str, Any]:
                          hint="get both from the bundle's sender out of band; --allow-unsigned is for labs")
     return {"keyring": Path(args.keyring) if args.keyring else None, "trusted": list(args.trusted_key),
             "allow_unsigned": args.allow_unsigned, "state_dir": args.state_dir,
-            "force_older": args.force_older}
+            "force_older": args.force_older, "threshold": args.threshold}
 
 
 def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
@@ -53,8 +53,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
         record_accepted(args.state_dir or default_state_dir(), bundle.manifest.name,
                         bundle.manifest.sequence, bundle.manifest_sha256, args.force_older)
     m = bundle.manifest
-    signer = (f"signed by {bundle.signature.fingerprint} ({bundle.signature.uid})"
-              if bundle.signature else "NOT signature-checked")
+    signer = bundle.signed_by()
     say(f"{args.bundle.name}: bundle {m.name} #{m.sequence}, {len(bundle.files)} files, "
         f"{human_size(bundle.bytes)}, {signer}")
     say(f"targets: {', '.join(t.get('id', '?') for t in m.targets)}")
@@ -120,7 +119,7 @@ def _keys(args: argparse.Namespace, *bundles: Path) -> dict[str, Any]:
         raise UsageError("verifying needs --keyring KEYS.asc and --trusted-key FPR",
                          hint="get both from the bundle's sender out of band; --allow-unsigned is for labs")
     return {"keyring": Path(args.keyring) if args.keyring else None, "trusted": list(args.trusted_key),
-            "allow_unsigned": args.allow_unsigned}
+            "allow_unsigned": args.allow_unsigned, "threshold": args.threshold}
 
 
 def _print_json(doc: Any) -> None:
@@ -345,7 +344,7 @@ def _register_audit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the offline commands (verify, install, probe, audit, diff, export-index)."""
+    """Add the offline commands (verify, install, probe, audit, diff, export-index, approve)."""
     p = sub.add_parser("verify", help="check a bundle's signature and every file, install nothing")
     _common(p)
     p.set_defaults(handler=cmd_verify)
@@ -370,6 +369,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
     p.set_defaults(handler=cmd_probe)
     _register_audit(sub)
+    _register_approve(sub)
+
+
+def cmd_approve(args: argparse.Namespace) -> dict[str, Any]:
+    """`approve`: verify, show what is approved, then sign it with the approver's key."""
+    from wheelferry.offline.approve import approve_bundle
+
+    keys = _keys(args, args.bundle)
+    done = approve_bundle(args.bundle, sign_key=args.sign_key, gnupghome=args.gnupghome,
+                          passphrase_file=args.passphrase_file, **keys)
+    licences = ", ".join(f"{n} {text}" for text, n in done.licences.items()) or "none"
+    say(f"approving bundle {done.name} #{done.sequence}: {done.data.name} sha256 {done.sha256}")
+    say(f"{done.packages} packages; licences: {licences}")
+    for line in done.signers.get("signatures", []):
+        say(f"already signed by {line['fingerprint']} ({line['uid']})")
+    say(f"approval written: {done.signature}")
+    return done.to_json()
+
+
+def _register_approve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("approve", help="verify a bundle, then add your approval signature beside it")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE.tar", help="the bundle, its first volume or volume list")
+    p.add_argument("--sign-key", required=True, metavar="FPR", help="fingerprint of the approver's key")
+    p.add_argument("--gnupghome", help="GnuPG home holding the approver's key (default: gpg's)")
+    p.add_argument("--passphrase-file", type=Path, metavar="FILE", help="file holding the key's passphrase")
+    _trust_arguments(p)
+    p.set_defaults(handler=cmd_approve)
 
 
 def build_parser(prog: str = "wheelferry-offline") -> ArgumentParser:

@@ -292,7 +292,8 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
                    allow_unsigned: bool = False, venv: Path | None = None, python: str | None = None,
                    target_id: str | None = None, state_dir: Path | None = None,
                    force_older: bool = False, allow_downgrade: bool = False, compile: bool = True,
-                   run: Runner = subprocess.run, now: Any = None) -> InstallReport:
+                   run: Runner = subprocess.run, now: Any = None,
+                   threshold: int = 1) -> InstallReport:
     """Verify *tar_path*, extract it privately, install the fitting target, record the sequence."""
     if (venv is None) == (python is None):
         raise UsageError("give exactly one of --venv DIR or --python PY")
@@ -302,17 +303,19 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
     if venv is None:
         return _install(tar_path, None, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
                         python=python, target_id=target_id, state_dir=state_dir, force_older=force_older,
-                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now)
+                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now,
+                        threshold=threshold)
     with venv_transaction(Path(venv), state_dir, label=tar_path.name) as txn:
         return _install(tar_path, txn, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
                         python=None, target_id=target_id, state_dir=state_dir, force_older=force_older,
-                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now)
+                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now,
+                        threshold=threshold)
 
 
 def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | None, trusted: Iterable[str],
              allow_unsigned: bool, python: str | None, target_id: str | None, state_dir: Path,
              force_older: bool, allow_downgrade: bool, compile: bool, run: Runner,
-             now: Any) -> InstallReport:
+             now: Any, threshold: int = 1) -> InstallReport:
     started = time.monotonic()
     interpreter = python or sys.executable
     work = Path(tempfile.mkdtemp(prefix="wheelferry-install-"))
@@ -324,7 +327,8 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
     try:
         bundle = verify_bundle(tar_path, keyring=keyring, trusted=list(trusted),
                                allow_unsigned=allow_unsigned, state_dir=state_dir,
-                               force_older=force_older, extract_to=work / "bundle", now=now)
+                               force_older=force_older, extract_to=work / "bundle", now=now,
+                               threshold=threshold)
         host = host_job.result()
         target = choose_target(bundle.lock, host, target_id)
         if txn is not None:

@@ -40,8 +40,10 @@ from wheelferry.manifest import (
     parse_manifest,
     parse_sums,
 )
-from wheelferry.offline.gpg import SignatureCheck, SignatureInfo, signature_check
+from wheelferry.offline.approvals import Tally, signature_files, signatures_check
+from wheelferry.offline.gpg import SignatureInfo, signature_check
 from wheelferry.offline.state import check_sequence, default_state_dir
+from wheelferry.offline.volumes import list_signers
 
 # Big reads: per-call overhead stays negligible and hashlib releases the GIL for them.
 CHUNK = 4 << 20
@@ -69,6 +71,13 @@ class VerifiedBundle:
     signature: SignatureInfo | None
     extracted: Path | None = None
     warnings: tuple[str, ...] = field(default=())
+    signers: Tally | None = None  # every counted signature and every one not counted
+
+    def signed_by(self) -> str:
+        """Who signed, for one line of output."""
+        if self.signers is None:
+            return "NOT signature-checked"
+        return "; ".join(self.signers.lines())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +87,7 @@ class VerifiedBundle:
             "files": len(self.files), "bytes": self.bytes, "seconds": round(self.seconds, 3),
             "manifest-sha256": self.manifest_sha256,
             "signature": self.signature.to_json() if self.signature else None,
+            **(self.signers.to_json() if self.signers else {}),
             "warnings": list(self.warnings),
         }
 
@@ -395,9 +405,11 @@ def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
     return check, lock, reader.count, failure
 
 
-def _finish(sig: SignatureCheck | None, failure: WheelferryError | None) -> SignatureInfo | None:
+def _finish(sig: Any, failure: WheelferryError | None) -> Tally | None:
     """gpg's verdict first (a bad signature explains any damage), then the members' refusal."""
     signature = sig.result() if sig is not None else None
+    if isinstance(signature, SignatureInfo):
+        signature = Tally((signature,))
     if failure is not None:
         raise failure
     return signature
@@ -406,8 +418,13 @@ def _finish(sig: SignatureCheck | None, failure: WheelferryError | None) -> Sign
 def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
                   allow_unsigned: bool = False, state_dir: Path | None = None,
                   force_older: bool = False, extract_to: Path | None = None,
-                  now: dt.datetime | None = None) -> VerifiedBundle:
-    """Verify *tar_path* (signature, freshness, every member) and optionally extract it."""
+                  now: dt.datetime | None = None, threshold: int = 1,
+                  manifest_approvals: bool = True) -> VerifiedBundle:
+    """Verify *tar_path* (signature, freshness, every member) and optionally extract it.
+
+    Good signatures by at least max(*threshold*, the manifest's ``approvals``, 1) distinct pinned
+    keys are required (without *manifest_approvals*, as ``approve`` checks: max(*threshold*, 1)).
+    """
     started = time.monotonic()
     tar_path = Path(tar_path)
     if not tar_path.is_file():
@@ -444,14 +461,23 @@ def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str
         staging = Path(tempfile.mkdtemp(prefix=f".{extract_to.name}.part-", dir=extract_to.parent))
     try:
         with contextlib.ExitStack() as stack:
-            sig = None
+            sig: Any = None
             if not allow_unsigned:
                 assert keyring is not None
-                sig = stack.enter_context(signature_check(
-                    tar_path.with_name(tar_path.name + ".asc"), Path(keyring), trusted))
+                main_asc = tar_path.with_name(tar_path.name + ".asc")
+                if signature_files(tar_path) in ([], [main_asc]):  # the builder's alone
+                    sig = stack.enter_context(signature_check(main_asc, Path(keyring), trusted))
+                else:  # approvals too: every gpg fed from the same read
+                    sig = stack.enter_context(signatures_check(tar_path, Path(keyring), trusted))
             check, lock, count, failure = _stream_check(
                 tar_path, staging, before_data, sig.feed if sig is not None else None)
-            signature = _finish(sig, failure)
+            signers = _finish(sig, failure)
+            if signers is not None:
+                assert check.manifest is not None
+                signers = signers.merge(list_signers(tar_path))
+                wanted = check.manifest.approvals if manifest_approvals else 1
+                signers.require(max(threshold, wanted, 1),
+                                f"bundle {check.manifest.name} #{check.manifest.sequence}")
         if staging is not None and extract_to is not None:
             if extract_to.exists():
                 extract_to.rmdir()
@@ -465,7 +491,7 @@ def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str
         manifest=check.manifest,
         manifest_sha256=hashlib.sha256(check.manifest_bytes).hexdigest(),
         lock=lock, files=dict(check.files), bytes=count,  # type: ignore[arg-type]
-        seconds=time.monotonic() - started, signature=signature,
-        extracted=extract_to, warnings=tuple(warnings),
+        seconds=time.monotonic() - started, signature=signers.counted[0] if signers else None,
+        extracted=extract_to, warnings=tuple(warnings), signers=signers,
     )
 

@@ -240,16 +240,33 @@ def _count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_list_signature(list_path: Path, raw: bytes, keyring: Path | None, trusted: Iterable[str]) -> None:
-    """Check the list's signature over *raw*, the very bytes that are then parsed."""
+# The signers of the volume list of each joined tar that is being verified (see joined_bundle).
+_LIST_SIGNERS: dict[str, Any] = {}
+
+
+def list_signers(tar: Path) -> Any:
+    """The Tally of the volume list *tar* was joined from (None for a tar that is not a join)."""
+    return _LIST_SIGNERS.get(str(tar))
+
+
+def _check_list_signature(list_path: Path, raw: bytes, keyring: Path | None, trusted: Iterable[str]) -> Any:
+    """Check the list's signatures over *raw*, the very bytes that are then parsed; return who signed."""
+    from wheelferry.offline.approvals import Tally, signature_files, signatures_check
     from wheelferry.offline.gpg import signature_check
 
     if keyring is None:
         raise UsageError("a signature check needs --keyring KEYS.asc and --trusted-key FPR",
                          hint="or pass --allow-unsigned for a lab")
-    with signature_check(list_path.with_name(list_path.name + ".asc"), Path(keyring), trusted) as check:
-        check.feed(raw)
-        check.result()
+    main_asc = list_path.with_name(list_path.name + ".asc")
+    if signature_files(list_path) in ([], [main_asc]):
+        with signature_check(main_asc, Path(keyring), trusted) as check:
+            check.feed(raw)
+            return Tally((check.result(),))
+    with signatures_check(list_path, Path(keyring), trusted) as many:
+        many.feed(raw)
+        tally = many.result()
+    tally.require(1, f"the volume list {list_path.name}")
+    return tally
 
 
 def _where(vset: VolumeSet, i: int) -> str:
@@ -313,8 +330,7 @@ def joined_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
     list_path = _list_of(path)
     trusted = list(trusted)
     raw = _read_list(list_path)
-    if not allow_unsigned:
-        _check_list_signature(list_path, raw, keyring, trusted)
+    signers = _check_list_signature(list_path, raw, keyring, trusted) if not allow_unsigned else None
     vset = parse_volume_list(raw, list_path.name)
     work = Path(tempfile.mkdtemp(prefix="wheelferry-join-"))
     try:
@@ -324,6 +340,9 @@ def joined_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
         if asc.is_file():
             with open(asc, "rb") as src:  # capped: the tar's check refuses a bigger one by its size
                 (work / asc.name).write_bytes(src.read(MAX_SIGNATURE_FILE + 1))
+        if signers is not None:
+            _LIST_SIGNERS[str(joined)] = signers
         yield joined
     finally:
+        _LIST_SIGNERS.pop(str(work / vset.bundle), None)
         shutil.rmtree(work, ignore_errors=True)
