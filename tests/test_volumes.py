@@ -17,13 +17,15 @@ from wheelferry.offline.cli import main
 from wheelferry.offline.volumes import joined_bundle, load_volume_list, parse_size, split_bundle
 
 
-@pytest.mark.parametrize(("text", "size"), [("4G", 4 << 30), ("700M", 700 << 20), ("100K", 100 << 10),
-                                            ("2048", 2048), ("1MiB", 1 << 20), ("3kb", 3 << 10)])
+@pytest.mark.parametrize(("text", "size"), [("4G", 4_000_000_000), ("700M", 700_000_000), ("100K", 100_000),
+                                            ("4Gi", 4 << 30), ("700Mi", 700 << 20), ("100KiB", 100 << 10),
+                                            ("2048", 2048), ("1MiB", 1 << 20), ("3kb", 3000), ("2048B", 2048),
+                                            ("fat32", (4 << 30) - 1), ("FAT32", 4294967295)])
 def test_parse_size(text: str, size: int) -> None:
     assert parse_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "4Q", "-1", "1.5G", "12"])
+@pytest.mark.parametrize("text", ["", "4Q", "-1", "1.5G", "12", "1000", "4iB", "fat16"])
 def test_parse_size_refuses(text: str) -> None:
     with pytest.raises(UsageError):
         parse_size(text)

@@ -490,7 +490,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--approvals", type=positive_int, default=1, metavar="N",
                    help="record that N distinct pinned signers (builder and approvers) are required")
     p.add_argument("--split-size", metavar="SIZE",
-                   help="write NAME.tar.000, .001, ... of at most SIZE (4G, 700M, 100K) and a signed list")
+                   help="write NAME.tar.000, .001, ... of at most SIZE and a signed list: K, M, G are "
+                        "powers of 1000 (4G), Ki, Mi, Gi of 1024 (4Gi); fat32 = 4 GiB - 1 byte")
     p.set_defaults(handler=cmd_build)
     offline_cli.register(sub)
     return parser

@@ -29,8 +29,11 @@ FORMAT = "wheelferry-volumes"
 FORMAT_VERSION = 1
 LIST_SUFFIX = ".volumes.json"
 CHUNK = 1 << 20
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+# shared/DESIGN.md: K, M, G, T are powers of 1000, Ki, Mi, Gi, Ti powers of 1024 (an optional
+# B after either); fat32 is the largest file FAT32 holds, 4 GiB - 1 byte.
+_SIZE = re.compile(r"^\s*(\d+)\s*(?:([KMGT])(i?)B?|B?)\s*$", re.IGNORECASE)
+_POWERS = {"K": 1, "M": 2, "G": 3, "T": 4}
+FAT32 = (4 << 30) - 1
 _VOLUME = re.compile(r"^(?P<tar>.+\.tar(?:\.gz|\.zst)?)\.(?P<n>\d{3,})$")
 _TAR = re.compile(r"\.tar(?:\.gz|\.zst)?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -72,12 +75,16 @@ class VolumeSet:
 
 
 def parse_size(text: str) -> int:
-    """``4G``, ``700M``, ``100K`` (powers of 1024) or plain bytes -> bytes; at least 1 KiB."""
+    """``4G`` (10**9), ``4Gi`` (2**30), ``fat32`` (4 GiB - 1) or plain bytes -> bytes; at least 1 KiB."""
+    if str(text).strip().lower() == "fat32":
+        return FAT32
     m = _SIZE.match(str(text))
     if not m:
         raise UsageError(f"--split-size {text!r} is not a size",
-                         hint="write bytes or a number with K, M, G or T, e.g. 4G or 700M")
-    size = int(m.group(1)) * _UNITS[m.group(2).upper()]
+                         hint="write bytes, a number with K, M, G (powers of 1000) or Ki, Mi, Gi "
+                              "(powers of 1024), or fat32 for FAT32 media")
+    unit = m.group(2)
+    size = int(m.group(1)) * ((1024 if m.group(3) else 1000) ** _POWERS[unit.upper()] if unit else 1)
     if size < 1024:
         raise UsageError(f"--split-size {text!r} is smaller than 1K",
                          hint="volumes are meant for media such as DVDs or USB sticks: e.g. 4G")
