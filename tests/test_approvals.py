@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -270,3 +271,62 @@ def test_build_approvals_recorded(index_server: Any, tmp_path: Path, gpg_keys: G
     assert main(["verify", str(tar), *keys, *state]) == 0
     assert wheelferry(["build", "-r", "app", "--index-url", server.url, "--approvals", "0",
                        "--no-sign", "-o", str(tmp_path / "x")]) == 2
+
+
+def _network_cut_works() -> bool:
+    try:
+        return subprocess.run(["unshare", "-rn", "true"], capture_output=True, check=False).returncode == 0
+    except OSError:
+        return False
+
+
+KIT_RUN = "import sys; sys.path.insert(0, sys.argv.pop(1)); from wheelferry.offline.cli import main; " \
+          "sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.mark.skipif(not _network_cut_works(), reason="needs unprivileged user namespaces (unshare -rn)")
+def test_offline_kit_installs_a_two_of_three_bundle_with_no_network(gpg_keys: GpgKeys, tmp_path: Path,
+                                                                    ring: Path) -> None:
+    import sys
+
+    from tests.support.bundles import host_markers, make_lock
+    from wheelferry.pyz import write_offline_pyz
+
+    wheels = [build_wheel(tmp_path / "w", "alpha", "1.0")]
+    lock = make_lock(wheels, name="demo", targets={"host": host_markers()})
+
+    def two(members: list[Any]) -> list[Any]:
+        i = next(i for i, m in enumerate(members) if m.name.endswith("/MANIFEST.json"))
+        doc = json.loads(members[i].data)
+        doc["approvals"] = 2
+        members[i] = members[i].with_data(json.dumps(doc).encode())
+        return members
+
+    tar = make_bundle(tmp_path, wheels, lock=lock, tamper=two)
+    gpg_keys.sign("good", tar)
+    kit = write_offline_pyz(tmp_path / "wheelferry-offline.pyz")
+    pinned = [a for n in ("good", "other", "protected") for a in ("--trusted-key", gpg_keys.fpr[n])]
+    keys = ["--keyring", str(ring), *pinned]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "PYTHON"))}
+
+    def kit_run(*args: str, cut: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-I", "-S", "-c", KIT_RUN, str(kit), *args]
+        return subprocess.run(["unshare", "-rn", *argv] if cut else argv, capture_output=True, text=True,
+                              env=env, check=False, cwd=tmp_path)
+
+    install = ("install", str(tar), *keys, "--state-dir", str(tmp_path / "state"), "--venv",
+               str(tmp_path / "env"), "--json")
+    refused = kit_run(*install)
+    assert refused.returncode == 1 and "1 of the 2 required" in json.loads(refused.stdout)["message"]
+    assert not (tmp_path / "env").exists()
+    # The second person approves with the kit on the isolated side (their key in their own home).
+    approved = kit_run("approve", str(tar), "--sign-key", gpg_keys.fpr["other"], "--gnupghome",
+                       str(gpg_keys.home), *keys, cut=False)
+    assert approved.returncode == 0, approved.stderr
+    done = kit_run(*install)
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = json.loads(done.stdout)
+    assert report["packages"] == ["alpha==1.0"]
+    out = subprocess.run([str(tmp_path / "env" / "bin" / "python"), "-c", "import alpha; print(alpha.__version__)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1.0"
