@@ -79,7 +79,10 @@ def atomic_path(path: Path, mode: int | None = None) -> Iterator[Path]:
     """Yield an empty temporary file beside *path*; on success it replaces *path*, else it goes.
 
     The temporary name starts with a dot and ends in ``.tmp``, so a reader of the
-    directory never takes it for the real file.
+    directory never takes it for the real file.  The one fsync policy of the code
+    base (pip's ``adjacent_tmp_file`` has the same): the new bytes are flushed to
+    disk before the rename, so a crash leaves the old file or the whole new one,
+    never the new name over empty or partial data.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
@@ -87,12 +90,24 @@ def atomic_path(path: Path, mode: int | None = None) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        _fsync(tmp)
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: Path) -> None:
+    try:  # Windows commits writable handles only; POSIX syncs a read-only one as well
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:

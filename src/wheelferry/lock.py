@@ -26,7 +26,7 @@ from packaging.version import Version
 
 from wheelferry import __version__
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
-from wheelferry.files import clean_stale_temporaries, temp_prefix
+from wheelferry.files import atomic_write, clean_stale_temporaries, temp_prefix
 from wheelferry.lockfile import (
     LOCK_FILENAME,
     Lock,
@@ -286,8 +286,7 @@ def write_lock_dir(out_dir: Path, files: Mapping[str, bytes]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir.name), suffix=".tmp", dir=out_dir.parent))
     try:
         for name, data in sorted(files.items()):
-            (tmp / name).write_bytes(data)
-            os.chmod(tmp / name, 0o644)
+            atomic_write(tmp / name, data, 0o644)  # on disk before the directory takes its name
         os.chmod(tmp, 0o755)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")

@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import MetadataError
+from wheelferry.files import atomic_write
 from wheelferry.http import NET_CHUNK, describe_failure, http_status_text
 from wheelferry.pages import DistFile, looks_like_html
 from wheelferry.urls import redact_url
@@ -525,13 +526,5 @@ class MetadataSource:
 
     @staticmethod
     def _store(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".metadata")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
 

@@ -22,7 +22,6 @@ import html
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from urllib.parse import quote
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from wheelferry.errors import UsageError, VerificationError
-from wheelferry.files import hash_file
+from wheelferry.files import atomic_path, atomic_write, hash_file
 from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.audit import read_metadata, requires_python_of
 from wheelferry.offline.policy import canonical_name, version_key
@@ -59,33 +58,16 @@ def _sha256(path: Path) -> str:
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, 0o644)
 
 
 def _place(src: Path, dst: Path) -> None:
     """Move *src* to *dst* atomically (a rename when on one file system, else copy then rename)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst, 0o644) as tmp:
         try:
             os.replace(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _upload_time(text: str | None) -> str | None:
