@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -70,12 +71,19 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
                          hint="--venv creates or replaces a virtual environment atomically")
     from wheelferry.offline.volumes import joined_bundle
 
+    for command in args.smoke:
+        try:
+            if not shlex.split(command):
+                raise ValueError("it is empty")
+        except ValueError as exc:
+            raise UsageError(f"--smoke {command!r}: not a command line ({exc})",
+                             hint="give a command and its arguments, quoted as a shell would") from None
     trust = _trust(args)
     with joined_bundle(args.bundle, keyring=trust["keyring"], trusted=trust["trusted"],
                        allow_unsigned=trust["allow_unsigned"]) as tar:
         report = install_bundle(tar, venv=args.venv, python=args.python, target_id=args.target,
                                 allow_downgrade=args.allow_downgrade, compile=not args.no_compile,
-                                **trust)
+                                smoke=args.smoke, **trust)
     where = report.venv or report.python
     say(f"installed {len(report.packages)} packages for target {report.target} into {where} "
         f"({human_size(report.bytes)}, {report.seconds:.1f} s)")
@@ -360,6 +368,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="install even if a package would go to an older version than installed")
     p.add_argument("--no-compile", action="store_true",
                    help="do not compile bytecode (--venv; Python compiles on first import if it may write)")
+    p.add_argument("--smoke", action="append", default=[], metavar="CMD",
+                   help="run CMD (no shell; `python` is the new environment's) before the switch; "
+                        "failure: exit 1, nothing changed (repeatable; after the spec's smoke commands)")
     p.set_defaults(handler=cmd_install)
     p = sub.add_parser("probe", help="capture this interpreter exactly, for lock --target @FILE")
     p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the capture here (default: stdout)")

@@ -8,20 +8,18 @@ engine (offline/engine.py: pypa/installer, parallel unpack and bytecode
 compile), the requirements of the installed set checked with packaging (what
 ``pip check`` does) and smoke-tested there, then switched in by one rename; on
 any failure or signal before the switch DIR is untouched.  Host pip is never
-used for it.  ``--python PY`` installs into that
-interpreter's environment; on failure what pip added is uninstalled and
-replaced versions are reinstalled from the bundle when it holds them.
+used for it.  ``--python PY`` installs into that interpreter's environment in
+place with the same engine, as a transaction (offline/sitetxn.py): every file
+the install replaces is moved aside first and put back on failure or a signal.
 
 Speed without skipping a check: the interpreter is probed, and the new venv's
-empty shell made, while the bundle is being verified.  ``--python PY`` still
-installs with that interpreter's pip.
+empty shell made, while the bundle is being verified.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import json
 import os
 import re
 import shlex
@@ -37,9 +35,14 @@ from typing import Any, Callable
 
 from wheelferry.clikit import warn
 from wheelferry.errors import InstallError, UsageError
-from wheelferry.lockfile import Lock, LockedTarget
+from wheelferry.lockfile import LockedTarget
 from wheelferry.manifest import WHEELS_DIR
-from wheelferry.offline.engine import check_requirements, install_wheels, venv_scheme
+from wheelferry.offline.engine import (
+    check_requirements,
+    install_wheels,
+    installed_distributions,
+    venv_scheme,
+)
 from wheelferry.offline.envchanges import (
     Changes,
     check_downgrades,
@@ -47,8 +50,9 @@ from wheelferry.offline.envchanges import (
     installed_versions,
 )
 from wheelferry.offline.hostmatch import Host, capture_drift, choose_target, probe_host
+from wheelferry.offline.sitetxn import interpreter_scheme, local_launcher, site_transaction
 from wheelferry.offline.state import default_state_dir, record_accepted
-from wheelferry.offline.txn import VenvTransaction, venv_transaction
+from wheelferry.offline.txn import VenvTransaction, checkpoint, venv_transaction
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 from wheelferry.offline.wheelcheck import check_wheel_zip
 
@@ -120,40 +124,6 @@ def _canon(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def write_requirements(target: LockedTarget, lock: Lock, out: Path,
-                       only: Iterable[str] | None = None) -> Path:
-    """pip hash-checking requirements pinning exactly this target's wheels (or the *only* ones)."""
-    keep = None if only is None else set(only)
-    lines = [f"{p.name}=={p.version} --hash=sha256:{lock.wheels[p.wheel].sha256}"
-             for p in sorted(target.packages, key=lambda p: p.name)
-             if keep is None or lock.wheels[p.wheel].filename in keep]
-    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return out
-
-
-def _pip_install_argv(python: str, requirements: Path, wheels_dir: Path) -> list[str]:
-    return [python, "-m", "pip", "--isolated", "install", "--no-index", "--no-deps",
-            "--only-binary", ":all:", "--require-hashes", "--no-cache-dir",
-            "--disable-pip-version-check", "--no-input",
-            "--find-links", str(wheels_dir), "-r", str(requirements)]
-
-
-def pip_install(python: str, requirements: Path, wheels_dir: Path, run: Runner = subprocess.run) -> None:
-    """``pip install`` with no index, no deps, binaries only, every hash required."""
-    proc = _call(run, _pip_install_argv(python, requirements, wheels_dir))
-    if proc.returncode != 0:
-        raise InstallError(f"pip could not install the bundle: {_last_lines(proc)}",
-                           hint="the environment was left as it was")
-
-
-def pip_check(python: str, target: LockedTarget, run: Runner = subprocess.run) -> list[str]:
-    """Run ``pip check``; problems the lock trimmed on purpose come back as notes, others raise."""
-    proc = _call(run, [python, "-m", "pip", "--isolated", "check", "--disable-pip-version-check"])
-    if proc.returncode == 0:
-        return []
-    return judge_check(proc.stdout.splitlines(), target, "pip check", _last_lines(proc))
-
-
 def judge_check(lines: Iterable[str], target: LockedTarget, who: str, why: str = "") -> list[str]:
     """Split ``pip check``-style *lines*: edges the lock trimmed on purpose are notes, others raise."""
     excluded = {(_canon(t.parent or ""), _canon(re.split(r"[^A-Za-z0-9._-]", t.requirement.strip())[0]))
@@ -213,8 +183,10 @@ def _create_staging_venv(staging: Path, host: concurrent.futures.Future[Host], r
 
 def install_venv(txn: VenvTransaction, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
                  scheme: dict[str, str], host: Host, run: Runner = subprocess.run, *,
-                 compile: bool = True) -> tuple[list[str], list[str]]:
+                 compile: bool = True, smoke: Sequence[str] = ()) -> tuple[list[str], list[str]]:
     """Install the target's wheels into the fresh venv at ``txn.staging``, check and smoke-test it.
+
+    The smoke commands are the spec's, then *smoke* (``install --smoke``).
 
     Scripts and bytecode are made for ``txn.prefix`` (where the venv lives once
     switched in).  Returns the trimmed-edge notes of the requirements check and
@@ -227,72 +199,73 @@ def install_venv(txn: VenvTransaction, bundle: VerifiedBundle, target: LockedTar
         try:
             install_wheels(wheels, scheme, _venv_python(txn.staging), shebang=_venv_python(txn.prefix),
                            moved=(txn.staging, txn.prefix), compile=compile, tags=host.tags,
-                           cancelled=lambda: txn.guard.cancelled)
+                           launcher=local_launcher(), cancelled=lambda: txn.guard.cancelled)
         except InstallError:
             if not txn.guard.cancelled:
                 raise
     problems = check_requirements([Path(scheme["purelib"]), Path(scheme["platlib"])], host.markers)
     notes = judge_check(problems, target, "the requirements check") if problems else []
-    smoke = run_smoke(bundle.lock.spec.smoke, _bin_dir(txn.staging), run)
-    return notes, smoke
+    return notes, run_smoke([*bundle.lock.spec.smoke, *smoke], _bin_dir(txn.staging), run)
 
 
-def _installed(python: str, run: Runner) -> dict[str, str]:
-    proc = _call(run, [python, "-m", "pip", "--isolated", "list", "--format=json",
-                       "--disable-pip-version-check"])
-    if proc.returncode != 0:
-        raise InstallError(f"cannot list what {python} has installed: {_last_lines(proc, 1)}")
-    return {_canon(d["name"]): d["version"] for d in json.loads(proc.stdout)}
+def _same_version(a: str, b: str) -> bool:
+    try:  # the kit carries packaging at its root; a source checkout has it under _vendor
+        from packaging.version import InvalidVersion, Version
+    except ImportError:
+        from wheelferry._vendor.packaging.version import (  # type: ignore[assignment]
+            InvalidVersion,
+            Version,
+        )
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
 
 
 def install_python(python: str, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
-                   requirements: Path, run: Runner = subprocess.run, *,
-                   allow_downgrade: bool = False) -> tuple[list[str], list[str], Changes]:
-    """Install into *python*'s environment; on failure restore it as far as the bundle allows."""
-    before = _installed(python, run)
+                   host: Host, run: Runner = subprocess.run, *, allow_downgrade: bool = False,
+                   compile: bool = True, state_dir: Path | None = None,
+                   smoke: Sequence[str] = ()) -> tuple[list[str], list[str], Changes, str | None]:
+    """Install into *python*'s environment in place with the engine, as a transaction.
+
+    Every file the install replaces or removes is moved aside first
+    (offline/sitetxn.py) and put back on failure, SIGINT, SIGTERM or SIGHUP (after
+    SIGKILL: by the next install into *python*).  Returns the trimmed-edge notes,
+    the smoke results, the changes and what was recovered of an earlier run.
+    """
+    scheme = interpreter_scheme(python, run)
+    site_dirs = [Path(scheme["purelib"]), Path(scheme["platlib"])]
+    before = {n: v for n, (_, v, _) in installed_distributions(site_dirs).items()}
     changes = compare_sets(before, {p.name: p.version for p in target.packages}, replace=False)
     check_downgrades(changes, allow_downgrade)
-    try:
-        pip_install(python, requirements, wheels_dir, run)
-        notes = pip_check(python, target, run)
-        return notes, run_smoke(bundle.lock.spec.smoke, Path(python).parent, run), changes
-    except InstallError as exc:
-        unrestored = _restore(python, before, bundle, wheels_dir, run)
-        if unrestored:
-            raise InstallError(f"{exc.message}; could not restore {', '.join(unrestored)}",
-                               hint="reinstall those versions by hand") from None
-        raise
-
-
-def _restore(python: str, before: dict[str, str], bundle: VerifiedBundle, wheels_dir: Path,
-             run: Runner) -> list[str]:
-    after = _installed(python, run)
-    added = sorted(n for n in after if n not in before or after[n] != before[n])
-    if added:
-        _call(run, [python, "-m", "pip", "--isolated", "uninstall", "-y", *added])
-    unrestored = []
-    have = {(_canon(f.split("-")[0]), f.split("-")[1]): w.sha256 for f, w in bundle.lock.wheels.items()}
-    for name in added:
-        if name not in before:
-            continue
-        sha = have.get((name, before[name]))
-        if sha is None:
-            unrestored.append(f"{name}=={before[name]} (not in the bundle)")
-            continue
-        req = wheels_dir.parent / "restore.txt"
-        req.write_text(f"{name}=={before[name]} --hash=sha256:{sha}\n", encoding="utf-8")
-        try:
-            pip_install(python, req, wheels_dir, run)
-        except InstallError:
-            unrestored.append(f"{name}=={before[name]}")
-    return unrestored
+    todo = [p for p in target.packages
+            if _canon(p.name) not in before or not _same_version(before[_canon(p.name)], p.version)]
+    wheels = [wheels_dir / bundle.lock.wheels[p.wheel].filename for p in todo]
+    with site_transaction(python, scheme, state_dir or default_state_dir()) as stx:
+        stx.prepare([p.name for p in todo if _canon(p.name) in before], wheels)
+        # As for --venv: a signal waits until the engine's threads and processes have stopped and
+        # removed what they wrote; then the stash is put back and the signal raised.
+        with stx.guard.held():
+            try:
+                install_wheels(wheels, {k: scheme[k] for k in ("purelib", "platlib", "headers", "scripts", "data")},
+                               python, compile=compile, tags=host.tags, launcher=scheme["launcher"],
+                               cancelled=lambda: stx.guard.cancelled)
+            except InstallError:
+                if not stx.guard.cancelled:
+                    raise
+        problems = check_requirements(site_dirs, host.markers)
+        notes = judge_check(problems, target, "the requirements check") if problems else []
+        results = run_smoke([*bundle.lock.spec.smoke, *smoke], Path(scheme["scripts"]), run)
+        checkpoint("before-switch")
+        stx.commit()
+    return notes, results, changes, stx.recovered
 
 
 def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
                    allow_unsigned: bool = False, venv: Path | None = None, python: str | None = None,
                    target_id: str | None = None, state_dir: Path | None = None,
                    force_older: bool = False, allow_downgrade: bool = False, compile: bool = True,
-                   run: Runner = subprocess.run, now: Any = None,
+                   smoke: Sequence[str] = (), run: Runner = subprocess.run, now: Any = None,
                    threshold: int = 1) -> InstallReport:
     """Verify *tar_path*, extract it privately, install the fitting target, record the sequence."""
     if (venv is None) == (python is None):
@@ -304,20 +277,21 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
         return _install(tar_path, None, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
                         python=python, target_id=target_id, state_dir=state_dir, force_older=force_older,
                         allow_downgrade=allow_downgrade, compile=compile, run=run, now=now,
-                        threshold=threshold)
+                        threshold=threshold, smoke=smoke)
     with venv_transaction(Path(venv), state_dir, label=tar_path.name) as txn:
         return _install(tar_path, txn, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
                         python=None, target_id=target_id, state_dir=state_dir, force_older=force_older,
                         allow_downgrade=allow_downgrade, compile=compile, run=run, now=now,
-                        threshold=threshold)
+                        threshold=threshold, smoke=smoke)
 
 
 def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | None, trusted: Iterable[str],
              allow_unsigned: bool, python: str | None, target_id: str | None, state_dir: Path,
              force_older: bool, allow_downgrade: bool, compile: bool, run: Runner,
-             now: Any, threshold: int = 1) -> InstallReport:
+             now: Any, threshold: int = 1, smoke: Sequence[str] = ()) -> InstallReport:
     started = time.monotonic()
     interpreter = python or sys.executable
+    recovered: str | None = None
     work = Path(tempfile.mkdtemp(prefix="wheelferry-install-"))
     # While gpg and the member checks run, the interpreter is probed and the new venv's empty
     # shell is made beside the target: nothing of the bundle, nothing of the user's.
@@ -341,16 +315,16 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
         m = bundle.manifest
         if txn is not None:
             assert venv_job is not None
-            notes, smoke = install_venv(txn, bundle, target, wheels_dir, venv_job.result(), host, run,
-                                        compile=compile)
+            notes, smoked = install_venv(txn, bundle, target, wheels_dir, venv_job.result(), host, run,
+                                         compile=compile, smoke=smoke)
             changes = compare_sets(txn.before, installed_versions(txn.staging))
             if bundle.signature is not None:  # only a verified signature moves the replay mark
                 txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256, force_older)
             txn.commit(bytecode=False)
         else:
-            requirements = write_requirements(target, bundle.lock, work / "requirements.txt")
-            notes, smoke, changes = install_python(interpreter, bundle, target, wheels_dir, requirements,
-                                                   run, allow_downgrade=allow_downgrade)
+            notes, smoked, changes, recovered = install_python(
+                interpreter, bundle, target, wheels_dir, host, run, allow_downgrade=allow_downgrade,
+                compile=compile, state_dir=state_dir, smoke=smoke)
             if bundle.signature is not None:
                 record_accepted(state_dir, m.name, m.sequence, bundle.manifest_sha256, force_older)
     finally:
@@ -363,6 +337,6 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
         packages=tuple(f"{p.name}=={p.version}" for p in sorted(target.packages, key=lambda p: p.name)),
         bytes=sum(bundle.lock.wheels[p.wheel].size or 0 for p in target.packages),
         seconds=time.monotonic() - started, venv=str(txn.final) if txn else None, python=python,
-        trimmed=tuple(notes), warnings=bundle.warnings, smoke=tuple(smoke), changes=changes,
-        recovered=txn.recovered if txn else None,
+        trimmed=tuple(notes), warnings=bundle.warnings, smoke=tuple(smoked), changes=changes,
+        recovered=txn.recovered if txn else recovered,
         leftovers=tuple(txn.leftovers_removed) if txn else ())

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,16 +40,22 @@ SYSTEM_STATE_DIR = Path("/var/lib/wheelferry")
 STATE_DIR_ENV = "WHEELFERRY_STATE_DIR"
 
 
-def default_state_dir() -> Path:
-    """``$WHEELFERRY_STATE_DIR``; ``/var/lib/wheelferry`` as root; else the XDG user state dir."""
-    env = os.environ.get(STATE_DIR_ENV)
+def default_state_dir(*, windows: bool = os.name == "nt", environ: Mapping[str, str] = os.environ,
+                      root: bool | None = None) -> Path:
+    """``$WHEELFERRY_STATE_DIR``; on Windows ``%LOCALAPPDATA%\\wheelferry``; ``/var/lib/wheelferry``
+    as root; else the XDG user state dir."""
+    env = environ.get(STATE_DIR_ENV)
     if env:
         return Path(env)
+    if windows and environ.get("LOCALAPPDATA"):
+        return Path(environ["LOCALAPPDATA"]) / "wheelferry"
     # Root (sudo included, whose environment may still name a user's XDG_STATE_HOME) shares
     # one system-wide mark: a replay must not pass just because another account runs it.
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
+    if root is None:
+        root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if root:
         return SYSTEM_STATE_DIR
-    base = os.environ.get("XDG_STATE_HOME")
+    base = environ.get("XDG_STATE_HOME")
     if base and os.path.isabs(base):
         return Path(base) / "wheelferry"
     return Path.home() / ".local" / "state" / "wheelferry"
