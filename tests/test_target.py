@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import struct
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,6 +14,7 @@ from packaging.markers import Marker, default_environment
 
 from wheelferry.errors import TargetError
 from wheelferry.target import (
+    host_musl,
     host_target,
     marker_environment,
     parse_target,
@@ -131,3 +136,33 @@ def test_capture_missing_keys_is_a_usage_error() -> None:
     with pytest.raises(TargetError, match="lacks"):
         target_from_capture({"marker_environment": {"python_version": "3.11"},
                              "compatible_tags": ["py3-none-any"]}, "x")
+
+
+def _fake_interpreter(tmp_path: Path, loader: str) -> Path:
+    """A 64-bit little-endian ELF whose only program header is PT_INTERP naming *loader*."""
+    interp = loader.encode() + b"\0"
+    ehdr = struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, 64, 0, 0, 64, 56, 1, 0, 0, 0)  # program headers at 64
+    phdr = struct.pack("<IIQQQQQQ", 3, 4, 64 + 56, 0, 0, len(interp), len(interp), 1)
+    exe = tmp_path / "python3"
+    exe.write_bytes(b"\x7fELF" + bytes([2, 1, 1]) + bytes(9) + ehdr + phdr + interp)
+    return exe
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="musl is a Linux C library")
+def test_a_musl_host_gets_musllinux_tags(tmp_path: Path) -> None:
+    loader = tmp_path / "ld-musl-x86_64.so.1"  # run with no arguments, musl's loader says who it is
+    loader.write_text("#!/bin/sh\nprintf 'musl libc (x86_64)\\nVersion 1.2.4\\nDynamic Program Loader\\n' >&2\n")
+    loader.chmod(0o755)
+    exe = _fake_interpreter(tmp_path, str(loader))
+    assert host_musl(str(exe)) == (1, 2)
+    t = host_target(executable=str(exe))
+    assert (t.musl, t.glibc) == ((1, 2), None)
+    ladder = [str(tag) for tag in tag_ladder(t)]
+    assert any("musllinux_1_2_" in tag for tag in ladder)
+    assert not any("manylinux" in tag for tag in ladder)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="musl is a Linux C library")
+def test_a_glibc_loader_is_not_musl(tmp_path: Path) -> None:
+    assert host_musl(str(_fake_interpreter(tmp_path, "/lib64/ld-linux-x86-64.so.2"))) is None
+    assert host_musl(str(tmp_path / "absent")) is None

@@ -23,7 +23,6 @@ from wheelferry.errors import TargetError
 VARIANTS = ("cpu", "gpu")
 DEFAULT_GLIBC = (2, 28)
 DEFAULT_MACOS = (12, 0)
-DEFAULT_MUSL = (1, 2)
 
 # PEP 600 legacy aliases: manylinux1 = glibc 2.5, manylinux2010 = 2.12, manylinux2014 = 2.17.
 _LEGACY_MANYLINUX = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
@@ -289,16 +288,33 @@ def evaluation_environment(target: Target, extra: str = "") -> dict[str, str]:
     return env
 
 
-def host_target(variant: str = "cpu", *, glibc: str | None = None, macos: str | None = None) -> Target:
-    """The target describing this interpreter (used only by the CLI, at the edge)."""
+def host_musl(executable: str) -> tuple[int, int] | None:
+    """The musl version *executable* runs on, by packaging's own detection; None if it is not musl.
+
+    packaging reads the ELF's program interpreter (``PT_INTERP``) and, when that is
+    musl's loader, runs it for its version banner: the same answer pip's tags get.
+    """
+    from packaging import _musllinux
+
+    found = _musllinux._get_musl_version(executable)
+    return None if found is None else (found.major, found.minor)
+
+
+def host_target(variant: str = "cpu", *, glibc: str | None = None, macos: str | None = None,
+                executable: str | None = None) -> Target:
+    """The target describing this interpreter, or *executable* (used only by the CLI, at the edge)."""
     machine = _platform.machine().lower()
     py = f"{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"
     if sys.platform.startswith("linux"):
         libc, version = _platform.libc_ver()
         arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-        if libc == "glibc" and version and glibc is None:
-            glibc = ".".join(version.split(".")[:2])
-        plat = f"linux-{arch}"
+        musl = host_musl(executable or sys.executable)
+        if musl is not None:  # Alpine and the like: musllinux tags, never manylinux (glibc) ones
+            plat, glibc = f"musllinux_{musl[0]}_{musl[1]}_{arch}", None
+        else:
+            if libc == "glibc" and version and glibc is None:
+                glibc = ".".join(version.split(".")[:2])
+            plat = f"linux-{arch}"
     elif sys.platform == "win32":
         plat = f"windows-{ {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(machine, machine) }".replace(" ", "")
     elif sys.platform == "darwin":
