@@ -227,10 +227,21 @@ def test_two_wheels_writing_one_file_are_refused(tmp_path: Path, scheme: dict[st
     b = build_wheel(tmp_path / "w", "b", "1.0", files={"b-1.0.data/purelib/shared/x.py": b"B = 1\n"})
     msg = _refused([a, b], scheme, r"a-1\.0-py3-none-any\.whl and b-1\.0-py3-none-any\.whl both write")
     assert "shared" in msg
-    ep = b"[console_scripts]\ntool = a:main\n"
+
+
+def test_a_script_two_wheels_declare_is_written_once(tmp_path: Path, scheme: dict[str, str]) -> None:
+    """tensorflow and tensorboard both declare ``tensorboard``: as with pip, it is written once, by
+    the wheel of that name (else the last), and only that wheel's RECORD lists it."""
+    ep = b"[console_scripts]\ntool = tool.main:run\nc-only = c:main\n"
     c = build_wheel(tmp_path / "w2", "c", "1.0", files={"c-1.0.dist-info/entry_points.txt": ep})
-    d = build_wheel(tmp_path / "w2", "d", "1.0", files={"d-1.0.dist-info/entry_points.txt": ep})
-    _refused([c, d], scheme, "both write .*tool")
+    tool = build_wheel(tmp_path / "w2", "tool", "2.0", files={"tool-2.0.dist-info/entry_points.txt":
+                                                              b"[console_scripts]\ntool = tool.main:run\n"})
+    install_wheels([tool, c], scheme, sys.executable, compile=False)
+    records = {name: Path(scheme["purelib"], f"{name}.dist-info", "RECORD").read_text()
+               for name in ("c-1.0", "tool-2.0")}
+    assert Path(scheme["scripts"], "tool").is_file() and Path(scheme["scripts"], "c-only").is_file()
+    assert "/tool," in records["tool-2.0"] and "/tool," not in records["c-1.0"]
+    assert "/c-only," in records["c-1.0"]
 
 
 def test_an_existing_file_is_refused_unless_replacing(tmp_path: Path, scheme: dict[str, str]) -> None:

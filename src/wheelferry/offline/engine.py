@@ -29,6 +29,7 @@ import hashlib
 import io
 import os
 import posixpath
+import re
 import subprocess
 import sys
 import threading
@@ -219,6 +220,32 @@ def _installer_text(exc: BaseException) -> str:
     last = exc.args[-1] if exc.args else None
     text = (last if isinstance(last, str) else str(exc)).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def _shared_scripts(wheels: Sequence[_Wheel], scripts_dir: str) -> None:
+    """A console or GUI script two wheels both declare (tensorflow and tensorboard both declare
+    ``tensorboard``) is written once, as pip leaves it: by the wheel whose project has the
+    script's name, else by the last one; the others' plans and RECORDs drop it."""
+    by_dest: dict[str, list[_Wheel]] = {}
+    for w in wheels:
+        for dest in w.generated:
+            if os.path.dirname(dest) == scripts_dir:
+                by_dest.setdefault(os.path.normcase(dest), []).append(w)
+    for key, owners in by_dest.items():
+        if len(owners) < 2:
+            continue
+        stem = os.path.splitext(os.path.basename(key))[0]
+        named = [w for w in owners if canonical(w.name) == canonical(stem)]
+        keep = named[0] if named else owners[-1]
+        for w in owners:
+            if w is not keep:
+                for dest in [d for d in w.generated if os.path.normcase(d) == key]:
+                    del w.generated[dest]
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalised project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _conflicts(wheels: Sequence[_Wheel], replace: bool) -> None:
@@ -498,6 +525,7 @@ def install_wheels(wheels: Sequence[Path], scheme: Mapping[str, str], python: st
     if os.path.realpath(scheme["platlib"]) == os.path.realpath(scheme["purelib"]):
         scheme["platlib"] = scheme["purelib"]  # lib64 -> lib in a venv: one directory, one name
     plans = [_plan(Path(w), scheme, shebang or python, launcher, tagset, requested) for w in wheels]
+    _shared_scripts(plans, scheme["scripts"])
     _conflicts(plans, replace)
     dirs = sorted({os.path.dirname(d) for w in plans for d in [*(m.dest for m in w.members), *w.generated]})
     made_dirs = []
