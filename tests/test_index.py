@@ -15,7 +15,6 @@ from packaging.tags import Tag
 from packaging.version import Version
 
 from tests.support.wheels import build_wheel, sha256_file
-from wheelferry import index as index_module
 from wheelferry import pages as pages_module
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
@@ -299,14 +298,6 @@ def test_unwritable_cache_only_costs_speed(index_server, tmp_path: Path) -> None
     blocked.write_text("")
     files = IndexClient(IndexConfig(server.url), _session(), cache_dir=blocked / "pages").files("pkg")
     assert [f.filename for f in files] == ["pkg-1.0-py3-none-any.whl"]
-
-
-def test_page_parsers_stay_importable_from_index() -> None:
-    from wheelferry import pages
-
-    assert index_module.DistFile is pages.DistFile
-    assert index_module.parse_json_page is pages.parse_json_page
-    assert index_module.parse_html_page is pages.parse_html_page
 
 
 def test_name_and_version_from_file_names_alone() -> None:

@@ -19,16 +19,11 @@ from wheelferry.http import PageCache, describe_failure
 from wheelferry.pages import (
     DistFile,
     PageFiles,
-    parse_html_page,
-    parse_json_page,
     plausible_filename,
     read_html_page,
     read_json_page,
 )
 from wheelferry.urls import redact_url, strip_credentials
-
-# DistFile and the page parsers live in pages.py; they stay importable from here.
-__all__ = ["ACCEPT", "DistFile", "IndexClient", "parse_html_page", "parse_json_page"]
 
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
