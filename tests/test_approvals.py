@@ -327,6 +327,26 @@ def test_offline_kit_installs_a_two_of_three_bundle_with_no_network(gpg_keys: Gp
     assert done.returncode == 0, done.stderr + done.stdout
     report = json.loads(done.stdout)
     assert report["packages"] == ["alpha==1.0"]
+    assert {x["fingerprint"] for x in report["signatures"]} == {gpg_keys.fpr["good"], gpg_keys.fpr["other"]}
     out = subprocess.run([str(tmp_path / "env" / "bin" / "python"), "-c", "import alpha; print(alpha.__version__)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1.0"
+
+
+def test_audit_diff_export_index_take_threshold(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                                ring: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("good", tar)
+    keys = _keys(ring, gpg_keys.fpr["good"], gpg_keys.fpr["other"])
+    state = ["--state-dir", str(tmp_path / "state")]
+    commands = [["audit", str(tar)], ["diff", str(tar), str(tar)],
+                ["export-index", str(tar), str(tmp_path / "index"), *state]]
+    for cmd in commands:
+        assert main([*cmd, *keys, "--threshold", "2"]) == 1, cmd
+        assert "1 of the 2 required" in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()
+    _approve(gpg_keys, "other", tar)
+    for cmd in commands:
+        assert main([*cmd, *keys, "--threshold", "2"]) == 0, cmd
+        out = capsys.readouterr().out
+        assert gpg_keys.uid("good") in out and gpg_keys.uid("other") in out, cmd

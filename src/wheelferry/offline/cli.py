@@ -87,6 +87,7 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     where = report.venv or report.python
     say(f"installed {len(report.packages)} packages for target {report.target} into {where} "
         f"({human_size(report.bytes)}, {report.seconds:.1f} s)")
+    say(report.signed_by)
     say(f"changes: {report.changes.summary()}")
     for line in report.changes.lines():
         say(f"  {line}")
@@ -197,6 +198,8 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
             say(audit.render_table(rows, width))
             for line in audit.trim_lines(result["trimmed"], verbose=args.verbose):
                 say(line)
+            for line in bundle.signers.lines() if bundle.signers else ["NOT signature-checked"]:
+                say(line if width is None or len(line) <= width else line[:width - 1] + "…")
             if scan is not None:
                 say()
                 say(adv.render_table(found, width) if found else "no known vulnerabilities")
@@ -269,6 +272,8 @@ def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
             _print_json(result)
         else:
             say(render_diff(d))
+            say(f"old: {old.signed_by()}")
+            say(f"new: {new.signed_by()}")
     for note in notes:
         warn(note)
     if d.republished:
@@ -297,6 +302,7 @@ def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
                         args.force_older)
     say(f"{args.dir}: {len(report.added)} wheels added, {len(report.kept)} already there, "
         f"projects {', '.join(report.projects)}")
+    say(bundle.signed_by())
     say(f"serve it with a static web server; pip install --index-url <URL of {args.dir}/simple/> ...")
     return report.to_json()
 

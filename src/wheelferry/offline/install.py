@@ -76,12 +76,15 @@ class InstallReport:
     changes: Changes = field(default_factory=Changes)
     recovered: str | None = None  # what was finished or undone of an interrupted earlier run
     leftovers: tuple[str, ...] = ()  # siblings of earlier runs removed after the switch
+    signed_by: str = ""  # who signed the bundle (every counted signer; what was not counted)
+    signatures: tuple[dict[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"bundle": self.bundle, "sequence": self.sequence, "target": self.target,
                 "packages": list(self.packages), "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "venv": self.venv, "python": self.python,
                 "trimmed": list(self.trimmed), "warnings": list(self.warnings),
+                "signatures": list(self.signatures),
                 "smoke": list(self.smoke), "changes": self.changes.to_json(),
                 "recovered": self.recovered, "leftovers-removed": list(self.leftovers)}
 
@@ -339,4 +342,5 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
         seconds=time.monotonic() - started, venv=str(txn.final) if txn else None, python=python,
         trimmed=tuple(notes), warnings=bundle.warnings, smoke=tuple(smoked), changes=changes,
         recovered=txn.recovered if txn else recovered,
-        leftovers=tuple(txn.leftovers_removed) if txn else ())
+        leftovers=tuple(txn.leftovers_removed) if txn else (), signed_by=bundle.signed_by(),
+        signatures=tuple(s.to_json() for s in bundle.signers.counted) if bundle.signers else ())
