@@ -350,3 +350,32 @@ def test_audit_diff_export_index_take_threshold(gpg_keys: GpgKeys, tmp_path: Pat
         assert main([*cmd, *keys, "--threshold", "2"]) == 0, cmd
         out = capsys.readouterr().out
         assert gpg_keys.uid("good") in out and gpg_keys.uid("other") in out, cmd
+
+
+def test_signing_primary_and_its_subkey_count_once(tmp_path: Path, wheels: list[Path]) -> None:
+    """A primary key that signs itself and through its signing subkey: one signer, not two."""
+    from tests.support.gpgkeys import _fingerprints, _gpg
+
+    home = Path(tempfile.mkdtemp(prefix="wfs", dir="/tmp"))
+    os.chmod(home, 0o700)
+    nopass = ["--pinentry-mode", "loopback", "--passphrase", ""]
+    uid = "Wheelferry Test Both <both@example.test>"
+    try:
+        _gpg(home, *nopass, "--quick-gen-key", uid, "ed25519", "sign", "never")
+        primary = _fingerprints(home, uid)[0]
+        _gpg(home, *nopass, "--quick-add-key", primary, "ed25519", "sign", "never")
+        sub = _fingerprints(home, uid)[1]
+        tar = make_bundle(tmp_path, wheels)
+        for fpr, out in ((primary, tar.with_name(tar.name + ".asc")), (sub, approval_path(tar, sub))):
+            _gpg(home, *nopass, "--armor", "--detach-sign", "--local-user", fpr + "!", "--output", str(out),
+                 str(tar))
+        ring = tmp_path / "BOTH.asc"
+        ring.write_bytes(_gpg(home, "--armor", "--export", primary).stdout)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False)
+        shutil.rmtree(home, ignore_errors=True)
+    b = _verify(tar, ring, [primary], tmp_path)
+    assert b.signers is not None and [s.fingerprint for s in b.signers.counted] == [primary]
+    assert any("already counted" in line for line in b.signers.ignored)
+    with pytest.raises(VerificationError, match="1 of the 2 required"):
+        _verify(tar, ring, [primary], tmp_path, threshold=2)
