@@ -112,6 +112,14 @@ def checked_bundle(path: Path, *, keyring: Path | None, trusted: Iterable[str],
                             manifest_approvals=manifest_approvals)
 
 
+def _project(filename: str) -> str:
+    """The project a wheel file name names, else the name as it is (a lock edited by hand)."""
+    try:
+        return str(parse_wheel_filename(filename)[0])
+    except InvalidWheelFilename:
+        return filename
+
+
 def _tags(filename: str) -> str:
     """The ``interpreter-abi-platform`` triple of a wheel file name as written ("" if it is not one)."""
     try:
@@ -133,7 +141,7 @@ def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
         wheel = lock.wheels[filename]
         metadata = read_metadata(extracted / WHEELS_DIR / filename)
         users = used.get(filename, [])
-        name, version = (users[0][1].name, users[0][1].version) if users else (parse_wheel_filename(filename)[0], "")
+        name, version = (users[0][1].name, users[0][1].version) if users else (_project(filename), "")
         why = tuple({"target": t.id, "parent": e.parent, "requirement": e.requirement}
                     for t, p in users for e in p.required_by)
         trimmed = tuple({"target": t.id, "requirement": e.requirement, "reason": e.reason}

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from packaging.utils import parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from wheelferry import __version__
 from wheelferry.lockfile import Lock
@@ -54,13 +54,20 @@ def licence_choices(lic: Licence) -> list[dict[str, Any]]:
     return [{"license": named}]
 
 
+def _project(filename: str) -> str:
+    try:
+        return str(parse_wheel_filename(filename)[0])
+    except InvalidWheelFilename:
+        return filename
+
+
 def _owners(lock: Lock) -> dict[str, tuple[str, str, list[str]]]:
     owners: dict[str, tuple[str, str, list[str]]] = {}
     for target in lock.targets:
         for pkg in target.packages:
             owners.setdefault(pkg.wheel, (pkg.name, pkg.version, []))[2].append(target.id)
     for filename in lock.wheels:
-        owners.setdefault(filename, (parse_wheel_filename(filename)[0], "", []))
+        owners.setdefault(filename, (_project(filename), "", []))
     return owners
 
 

@@ -103,6 +103,14 @@ def _entry(filename: str, sha256: str, size: int, requires_python: str | None,
     return entry
 
 
+def _project(filename: str) -> str:
+    try:
+        return str(parse_wheel_filename(filename)[0])
+    except InvalidWheelFilename:
+        raise VerificationError(f"the bundle's lock names {filename!r}, which is not a wheel file name",
+                                hint="the lock was edited by hand: build the bundle again") from None
+
+
 def _version_of(filename: str) -> str:
     try:
         return str(parse_wheel_filename(filename)[1])
@@ -177,7 +185,7 @@ def export_index(bundle: VerifiedBundle, extracted: Path, out: Path) -> ExportRe
     # Check everything that could refuse before the first byte is written.
     kept, fresh, pages = [], [], {}
     for filename in sorted(lock.wheels):
-        project = canonical_name(project_of.get(filename, parse_wheel_filename(filename)[0]))
+        project = canonical_name(project_of.get(filename) or _project(filename))
         if project not in pages:
             pages[project] = _existing_files(simple / project / "index.json", project)
         dst = files_dir / filename
@@ -199,7 +207,7 @@ def export_index(bundle: VerifiedBundle, extracted: Path, out: Path) -> ExportRe
         meta_path = files_dir / f"{filename}.metadata"
         if not meta_path.is_file() or meta_path.read_bytes() != metadata:
             _write(meta_path, metadata)
-        project = canonical_name(project_of.get(filename, parse_wheel_filename(filename)[0]))
+        project = canonical_name(project_of.get(filename) or _project(filename))
         pages[project][filename] = _entry(filename, wheel.sha256, bundle.files[f"{WHEELS_DIR}/{filename}"][1],
                                           wheel.requires_python or requires_python_of(metadata),
                                           _upload_time(wheel.upload_time),
