@@ -17,18 +17,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from wheelferry.errors import UsageError, VerificationError
+from wheelferry.errors import VerificationError
 from wheelferry.offline.gpg import (
     _ERRSIG_MISSING_KEY,
     SignatureCheck,
     SignatureInfo,
     _cleanup,
     _private_home,
-    _run,
     _when,
     gpg_binary,
+    import_keyring,
     normalize_fingerprint,
     parse_status,
+    trust_inputs,
 )
 
 
@@ -177,14 +178,7 @@ class SignaturesCheck:
 def signatures_check(data_path: Path, keyring_path: Path,
                      trusted_fingerprints: Iterable[str]) -> Iterator[SignaturesCheck]:
     """Import *keyring_path* once, privately, and start a check of every signature file of *data_path*."""
-    trusted = [normalize_fingerprint(t) for t in trusted_fingerprints]
-    if not trusted:
-        raise UsageError("no trusted key fingerprint given",
-                         hint="pass --trusted-key FPR (or --allow-unsigned for a lab)")
-    keyring_path = Path(keyring_path)
-    if not keyring_path.is_file():
-        raise UsageError(f"keyring {keyring_path} does not exist",
-                         hint="pass the sender's public key file with --keyring KEYS.asc")
+    keyring_path, trusted = trust_inputs(keyring_path, trusted_fingerprints)
     data_path = Path(data_path)
     files = signature_files(data_path)
     if not files:
@@ -194,10 +188,7 @@ def signatures_check(data_path: Path, keyring_path: Path,
     home = _private_home()
     check = None
     try:
-        imported = _run(gpg, home, ["--import", str(keyring_path)])
-        if "[GNUPG:] IMPORT_OK " not in imported.stdout:
-            raise VerificationError(f"{keyring_path.name} holds no public key gpg can import",
-                                    hint="export it with `gpg --armor --export FPR > KEYS.asc`")
+        import_keyring(gpg, home, keyring_path)
         check = SignaturesCheck(gpg, home, files, keyring_path.name, trusted)
         yield check
     finally:

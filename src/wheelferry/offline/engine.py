@@ -680,15 +680,7 @@ def venv_scheme(python: str, run: Callable[..., Any] = subprocess.run) -> dict[s
             "inc = os.path.join(sys.prefix, 'include', 'site', 'python%d.%d' % sys.version_info[:2])\n"
             "print(json.dumps({'purelib': p['purelib'], 'platlib': p['platlib'], 'scripts': p['scripts'],"
             " 'data': p['data'], 'headers': inc}))\n")
-    import json
+    from wheelferry.offline.sitetxn import ask_scheme
 
-    try:
-        proc = run([python, "-I", "-c", code], capture_output=True, text=True, check=False,
-                   stdin=subprocess.DEVNULL)
-    except OSError as exc:
-        raise InstallError(f"cannot run {python}: {exc.strerror or exc}") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
-        raise InstallError(f"{python} could not tell its install scheme: {last}")
-    data: dict[str, str] = json.loads(proc.stdout)
-    return data
+    return ask_scheme(python, code, run)
+

@@ -242,10 +242,8 @@ class SignatureCheck:
         self._out.close()
 
 
-@contextlib.contextmanager
-def signature_check(sig_path: Path, keyring_path: Path,
-                    trusted_fingerprints: Iterable[str]) -> Iterator[SignatureCheck]:
-    """Import *keyring_path* privately and start checking *sig_path*; feed it, then ``result()``."""
+def trust_inputs(keyring_path: Path, trusted_fingerprints: Iterable[str]) -> tuple[Path, list[str]]:
+    """The keyring file and the normalised pinned fingerprints, or a usage error naming what is missing."""
     trusted = [normalize_fingerprint(t) for t in trusted_fingerprints]
     if not trusted:
         raise UsageError("no trusted key fingerprint given",
@@ -254,6 +252,22 @@ def signature_check(sig_path: Path, keyring_path: Path,
     if not keyring_path.is_file():
         raise UsageError(f"keyring {keyring_path} does not exist",
                          hint="pass the sender's public key file with --keyring KEYS.asc")
+    return keyring_path, trusted
+
+
+def import_keyring(gpg: str, home: Path, keyring_path: Path) -> None:
+    """Import the pinned keyring into the private *home*; refuse a file that holds no public key."""
+    imported = _run(gpg, home, ["--import", str(keyring_path)])
+    if "[GNUPG:] IMPORT_OK " not in imported.stdout:
+        raise VerificationError(f"{keyring_path.name} holds no public key gpg can import",
+                                hint="export it with `gpg --armor --export FPR > KEYS.asc`")
+
+
+@contextlib.contextmanager
+def signature_check(sig_path: Path, keyring_path: Path,
+                    trusted_fingerprints: Iterable[str]) -> Iterator[SignatureCheck]:
+    """Import *keyring_path* privately and start checking *sig_path*; feed it, then ``result()``."""
+    keyring_path, trusted = trust_inputs(keyring_path, trusted_fingerprints)
     if not Path(sig_path).is_file():
         raise VerificationError(f"no signature file {sig_path} beside the bundle",
                                 hint="copy the .asc too, or pass --allow-unsigned for a lab")
@@ -261,10 +275,7 @@ def signature_check(sig_path: Path, keyring_path: Path,
     home = _private_home()
     check = None
     try:
-        imported = _run(gpg, home, ["--import", str(keyring_path)])
-        if "[GNUPG:] IMPORT_OK " not in imported.stdout:
-            raise VerificationError(f"{keyring_path.name} holds no public key gpg can import",
-                                    hint="export it with `gpg --armor --export FPR > KEYS.asc`")
+        import_keyring(gpg, home, keyring_path)
         check = SignatureCheck(gpg, home, Path(sig_path), keyring_path.name, trusted)
         yield check
     finally:

@@ -82,8 +82,13 @@ def local_launcher() -> str:
 def interpreter_scheme(python: str, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
     """Where *python* installs wheels (purelib, platlib, scripts, data, headers), as pip does,
     and its script ``launcher`` kind for the engine (``posix``, ``win-amd64``, ...)."""
+    return ask_scheme(python, _SCHEME_CODE, run)
+
+
+def ask_scheme(python: str, code: str, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+    """Run *code* (which prints the scheme as JSON) with *python* in isolated mode; its answer."""
     try:
-        proc = run([python, "-I", "-c", _SCHEME_CODE], capture_output=True, text=True, check=False,
+        proc = run([python, "-I", "-c", code], capture_output=True, text=True, check=False,
                    stdin=subprocess.DEVNULL)
     except OSError as exc:
         raise InstallError(f"cannot run {python}: {exc.strerror or exc}") from None
