@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -53,6 +54,7 @@ def test_signed_build_verifies_with_gpgv_and_is_deterministic(index_server: Call
     assert code == 0, res
     tar = Path(res["bundle"])
     assert res["wheels"] == 3 and set(res["targets"]) == {"linux-x86_64-cp311-cpu", "windows-amd64-cp311-cpu"}
+    assert res["sha256"] == hashlib.sha256(tar.read_bytes()).hexdigest()
     keyring = tmp_path / "k.gpg"
     keyring.write_bytes(subprocess.run(["gpg", "--dearmor"], input=gpg_keys.export("good", path=tmp_path / "k.asc")
                                        .read_bytes(), capture_output=True, check=True).stdout)
@@ -78,6 +80,12 @@ def test_build_from_lock_dir_matches_lock(index_server: Callable[..., Any], repo
                     "-o", str(tmp_path / "out"), capsys=capsys)
     assert code == 0, res
     assert res["signed_by"] is None and res["signatures"] == []
+    # Without --json the sha256 of the bundle file is printed, for the operator to compare.
+    assert main(["build", "--lock", str(tmp_path / "lock"), "--no-sign", "--cache", str(tmp_path / "c"),
+                 "-o", str(tmp_path / "out2")]) == 0
+    printed = capsys.readouterr()
+    digest = hashlib.sha256((tmp_path / "out2" / Path(res["bundle"]).name).read_bytes()).hexdigest()
+    assert f"sha256: {digest}  {Path(res['bundle']).name}" in printed.out + printed.err
     assert "UNSIGNED" in res["_stderr"]
 
 

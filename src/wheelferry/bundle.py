@@ -56,11 +56,12 @@ COMPRESSIONS = {None: ".tar", "gzip": ".tar.gz", "zstd": ".tar.zst"}
 
 @dataclass(frozen=True)
 class BundleResult:
-    """A bundle written into place: its path, manifest and size in bytes."""
+    """A bundle written into place: its path, manifest, size in bytes and sha256 (hex)."""
 
     path: Path
     manifest: Manifest
     size: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class _Output:
     def __init__(self, out: IO[bytes], tee: Callable[[bytes], None] | None) -> None:
         self._out = out
         self._tee = tee
+        self.sha256 = hashlib.sha256()  # of the file as written: what the operator compares
         self._unsynced = 0
         self._kick = threading.Event()
         self._stop = False
@@ -127,6 +129,7 @@ class _Output:
         if self._tee is not None:
             data = bytes(data)  # compressors may hand over a view of a buffer they reuse
             self._tee(data)
+        self.sha256.update(data)
         self._unsynced += len(data)
         if self._unsynced >= self.SYNC_EVERY:
             self._unsynced = 0
@@ -344,6 +347,7 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
                 tick = bar.update
             _write_tar(out, name, manifest_bytes, members, mtime, compress, tick)  # type: ignore[arg-type]
             out.finish()
+            digest = out.sha256.hexdigest()
         if before_publish is not None:
             before_publish(tmp)
         os.chmod(tmp, 0o644)
@@ -354,4 +358,4 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
             raise BundleError(f"cannot write {final}: {exc.strerror or exc}",
                               hint="check the free space and permissions of the output directory") from None
         raise
-    return BundleResult(final, manifest, final.stat().st_size)
+    return BundleResult(final, manifest, final.stat().st_size, digest)

@@ -397,6 +397,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
         f"{human_size(fetched['bytes_from_cache'])} from cache ({result.fetch_seconds:.2f} s)")
     say(f"bundle: {bundle.path} ({human_size(bundle.size)}, {len(lock.wheels)} wheels, "
         f"targets {', '.join(lock.target_ids)})")
+    say(f"sha256: {bundle.sha256}  {bundle.path.name}  (give it to the operator with the key fingerprint)")
     if result.volumes is not None:
         first = result.volumes["volumes"][0]["name"]
         say(f"volumes: {len(result.volumes['volumes'])} x <= {human_size(split_size)} ({first} ...), "
@@ -407,7 +408,8 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     if result.public_key:
         say(f"public key: {result.public_key}")
     say(f"offline kit: {result.kit}")
-    return {"bundle": str(bundle.path), "size": bundle.size, "signatures": [str(s) for s in result.signatures],
+    return {"bundle": str(bundle.path), "size": bundle.size, "sha256": bundle.sha256,
+            "signatures": [str(s) for s in result.signatures],
             "offline_kit": str(result.kit), "targets": lock.target_ids, "wheels": len(lock.wheels),
             "sequence": bundle.manifest.sequence, "fetch": fetched,
             "signed_by": signer.key.fingerprint if signer else None, "volumes": result.volumes}

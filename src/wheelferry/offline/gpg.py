@@ -319,7 +319,8 @@ def parse_status(status: str, trusted: Iterable[str], keyring_name: str = "the k
     for w in words:
         if w[0] == "BADSIG":
             raise VerificationError("the signature does not match the data (file altered?)",
-                                    hint="copy the bundle again and compare its sha256 with the sender's")
+                                    hint="copy the bundle again and compare `sha256sum BUNDLE` with the sha256 "
+                                         "build printed (`sha256:` line, or \"sha256\" of build --json)")
         if w[0] in ("NO_PUBKEY",) or (w[0] == "ERRSIG" and len(w) > 6 and w[6] == _ERRSIG_MISSING_KEY):
             keyid = w[-1] if w[0] == "ERRSIG" and len(w) > 7 else w[1] if len(w) > 1 else "?"
             raise VerificationError(f"no public key for the signer {keyid} in {keyring_name}",
