@@ -455,6 +455,42 @@ def _check_lock_policy(policy: Any, lock: Any, found: list[Any]) -> None:
         say(f"policy: {note}")
 
 
+def cmd_cache(args: argparse.Namespace) -> dict[str, Any]:
+    from wheelferry.cacheadmin import render_summary, summary
+
+    root = args.cache or default_cache_root()
+    parts = summary(root)
+    for line in render_summary(root, parts):
+        say(line)
+    return {"cache": str(root), "parts": [p.to_json() for p in parts]}
+
+
+def cmd_cache_prune(args: argparse.Namespace) -> dict[str, Any]:
+    from wheelferry.cacheadmin import locked_sha256s, prune
+
+    if args.older_than is None and not args.keep_lock and not args.all:
+        raise UsageError("say what to remove: --older-than DAYS, --keep-lock DIR or --all",
+                         hint="--keep-lock DIR keeps the wheels of a lock you will build again")
+    if args.older_than is not None and args.older_than < 0:
+        raise UsageError(f"--older-than {args.older_than:g}: DAYS cannot be negative")
+    root = args.cache or default_cache_root()
+    keep = locked_sha256s(args.keep_lock)
+    done = prune(root, args.older_than, keep)
+    by_part: dict[str, list[int]] = {}
+    for e in done.removed:
+        n = by_part.setdefault(e.part, [0, 0])
+        n[0] += 1
+        n[1] += e.size
+    for part, (count, size) in sorted(by_part.items()):
+        say(f"removed {count} {part} entries ({human_size(size)})")
+    if done.kept_by_lock:
+        say(f"kept {done.kept_by_lock} wheels named by {', '.join(str(d) for d in args.keep_lock)}")
+    say(f"freed {human_size(done.bytes)} in {root}")
+    return {"cache": str(root), "removed": len(done.removed), "freed-bytes": done.bytes,
+            "kept-by-lock": done.kept_by_lock,
+            "parts": {p: {"entries": c, "bytes": b} for p, (c, b) in sorted(by_part.items())}}
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="wheelferry",
@@ -495,6 +531,23 @@ def build_parser() -> ArgumentParser:
                    help="write NAME.tar.000, .001, ... of at most SIZE and a signed list: K, M, G are "
                         "powers of 1000 (4G), Ki, Mi, Gi of 1024 (4Gi); fat32 = 4 GiB - 1 byte")
     p.set_defaults(handler=cmd_build)
+
+    p = sub.add_parser("cache", help="show what the wheel, metadata and page caches hold; `cache prune` trims them")
+    p.add_argument("--cache", type=Path, metavar="DIR", help="cache directory (default: the user cache)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable result")
+    p.set_defaults(handler=cmd_cache)
+    csub = p.add_subparsers(title="actions", metavar="ACTION", parser_class=ArgumentParser)
+    pp = csub.add_parser("prune", help="remove cache entries (unfinished downloads older than a day always)")
+    pp.add_argument("--older-than", type=float, metavar="DAYS",
+                    help="remove only what was not read or written for DAYS days")
+    pp.add_argument("--keep-lock", type=Path, action="append", default=[], metavar="DIR",
+                    help="keep every wheel this lock directory names (repeatable)")
+    pp.add_argument("--all", action="store_true", help="remove every entry (what no --keep-lock keeps)")
+    pp.add_argument("--cache", type=Path, metavar="DIR", default=argparse.SUPPRESS,
+                    help="cache directory (default: the user cache)")
+    pp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                    help="print a machine-readable result")
+    pp.set_defaults(handler=cmd_cache_prune)
     offline_cli.register(sub)
     return parser
 
