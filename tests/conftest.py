@@ -37,6 +37,14 @@ def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     monkeypatch.setenv("WHEELFERRY_STATE_DIR", str(tmp_path_factory.mktemp("default-state")))
 
 
+@pytest.fixture(autouse=True)
+def _offline_unless_marked(request: pytest.FixtureRequest) -> None:
+    """Every test runs under the socket guard (loopback only) unless marked ``live`` or ``network``."""
+    if "live" in request.keywords or "network" in request.keywords:
+        return
+    request.getfixturevalue("no_network")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.environ.get("WHEELFERRY_LIVE") == "1":
         return

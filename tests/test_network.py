@@ -308,6 +308,7 @@ def test_client_cert_and_ca_through_the_proxy_option_for_lock_and_build_lock(
     assert all(target == f"{PROXY_ONLY_NAME}:{server.port}" for _m, target in proxy.seen)
 
 
+@pytest.mark.network  # the NO_PROXY case resolves a name directly (and must fail to)
 def test_https_proxy_and_no_proxy_from_the_environment_as_pip_reads_them(
         index_server: Callable[..., Any], http_proxy: Callable[..., Any], private_ca: PrivateCA,
         wheels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
@@ -491,6 +492,7 @@ def _non_loopback_ipv4() -> str | None:
     return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
+@pytest.mark.network  # connects to this machine's own non-loopback address
 def test_plain_http_to_this_machines_own_address_needs_trusted_host(
         index_server: Callable[..., Any], wheels: Path, tmp_path: Path, capsys: Any) -> None:
     address = _non_loopback_ipv4()
