@@ -1,4 +1,9 @@
-"""The `wheelferry` command: thin wiring of every stage."""
+"""The `wheelferry` command: thin wiring of every stage.
+
+The stage modules are imported inside the command that needs them ("lazy" below): requests,
+resolvelib, python-gnupg and the bundle writer take over a second to load, which
+`wheelferry verify`, `cache` and `--help` should not pay.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import canonicalize_name
 
 from wheelferry import __version__
 from wheelferry.clikit import (
@@ -19,12 +25,26 @@ from wheelferry.clikit import (
     positive_int,
     progress_enabled,
     say,
+    sizes_text,
     warn,
+)
+from wheelferry.config import (
+    IndexConfig,
+    NetSettings,
+    merge,
+    merge_net,
+    pip_index_config,
+    pip_net_settings,
 )
 from wheelferry.errors import TargetError, UsageError
 from wheelferry.offline import cli as offline_cli
 from wheelferry.spec import Spec, expand_requirement_args, load_spec, spec_from_requirements
 from wheelferry.target import Target, host_target, parse_target, target_from_capture
+
+if TYPE_CHECKING:
+    from wheelferry.lockfile import Lock
+    from wheelferry.network import Network
+    from wheelferry.offline.advisories import Finding
 
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
@@ -69,29 +89,11 @@ def add_network_arguments(p: argparse.ArgumentParser) -> None:
                    help="say which CA bundle, client certificate and proxy each host gets")
 
 
-def network_session(args: argparse.Namespace, urls: Sequence[str], reads: Any) -> Any:
-    """An HTTP session with pip's network settings, command-line options applied.
-
-    *reads* (an IndexConfig) holds the indexes and find-links that will be read: each must
-    pass pip's secure-origin rule before any request is made.
-    """
-    from wheelferry.config import check_secure_origins, merge_net, pip_net_settings
-    from wheelferry.http import make_session
-
-    net = merge_net(pip_net_settings(warn=warn), cert=args.cert, client_cert=args.client_cert,
-                    proxy=args.proxy, trusted_hosts=args.trusted_host, timeout=args.timeout,
-                    retries=args.retries)
-    net.check()
-    check_secure_origins(reads, net.trusted_hosts)
-    session = make_session(urls, net=net)
-    if args.verbose:
-        seen: set[tuple[str, str]] = set()
-        for url in urls:
-            parts = urlsplit(url)
-            if parts.scheme in ("http", "https") and (parts.scheme, parts.netloc) not in seen:
-                seen.add((parts.scheme, parts.netloc))
-                say(f"network: {session.describe(url)}")
-    return session
+def net_settings(args: argparse.Namespace) -> NetSettings:
+    """pip's network settings with this command's options applied."""
+    return merge_net(pip_net_settings(warn=warn), cert=args.cert, client_cert=args.client_cert,
+                     proxy=args.proxy, trusted_hosts=args.trusted_host, timeout=args.timeout,
+                     retries=args.retries)
 
 
 def read_spec(args: argparse.Namespace) -> Spec:
@@ -104,8 +106,6 @@ def read_spec(args: argparse.Namespace) -> Spec:
         spec = spec_from_requirements(expand_requirement_args(args.requirement), args.name)
     else:
         raise UsageError("nothing to lock", hint="pass SPEC.toml or -r REQUIREMENT")
-    from packaging.utils import canonicalize_name
-
     return spec.with_overrides(
         exclude=tuple(sorted(set(spec.exclude) | {str(canonicalize_name(e)) for e in args.exclude})),
         glibc=args.glibc, macos=args.macos,
@@ -144,61 +144,24 @@ def load_capture(path: Path) -> Target:
 
 def default_cache_root() -> Path:
     """The user cache directory (platformdirs is loaded only when no --cache is given)."""
-    from platformdirs import user_cache_dir
+    from platformdirs import user_cache_dir  # lazy: not needed when --cache is given
 
     return Path(user_cache_dir("wheelferry"))
 
 
-class Network:
-    """The index, metadata source and HTTP session one command uses."""
+def open_network(spec: Spec, args: argparse.Namespace) -> Network:
+    """The index, metadata source and session of `lock` (and `build` from a spec)."""
+    config = merge(
+        pip_index_config(warn=warn),
+        index_url=args.index_url or spec.index_url,
+        extra=tuple(spec.extra_index_urls) + tuple(args.extra_index_url),
+        find_links=tuple(spec.find_links) + tuple(args.find_links),
+        no_index=args.no_index,
+    )
+    from wheelferry.network import Network  # lazy: requests and the index stack, see above
 
-    def __init__(self, spec: Spec, args: argparse.Namespace) -> None:
-        from wheelferry.cache import WheelCache
-        from wheelferry.config import merge, pip_index_config
-        from wheelferry.index import IndexClient
-        from wheelferry.metadata import MetadataSource
-
-        config = merge(
-            pip_index_config(warn=warn),
-            index_url=args.index_url or spec.index_url,
-            extra=tuple(spec.extra_index_urls) + tuple(args.extra_index_url),
-            find_links=tuple(spec.find_links) + tuple(args.find_links),
-            no_index=args.no_index,
-        )
-        self.config = config
-        self.cache_root = args.cache or default_cache_root()
-        urls = ([config.index_url] if config.index_url else []) + list(config.extra_index_urls)
-        self.session = network_session(args, urls + list(config.find_links), config)
-        self.shadowed: list[str] = []
-        self.index = IndexClient(config, self.session, warn=self._index_warning, jobs=args.jobs,
-                                 cache_dir=self.cache_root / "pages")
-        # A wheel read whole while locking lands in the wheel cache that build reads.
-        self.metadata = MetadataSource(self.session, self.cache_root / "metadata", jobs=args.jobs,
-                                       wheels=WheelCache(self.cache_root / "wheels"))
-        self.index_urls = urls + list(config.find_links)
-
-    def _index_warning(self, text: str) -> None:
-        # One project on several indexes is worth one line each only when it is rare.
-        if " is offered by more than one source" in text:
-            self.shadowed.append(text)
-            if len(self.shadowed) <= 3:
-                warn(text)
-        else:
-            warn(text)
-
-    def summarize_warnings(self) -> None:
-        """After the work: one line for the dependency-confusion warnings not shown."""
-        hidden = self.shadowed[3:]
-        if hidden:
-            names = sorted(t.split(" is offered", 1)[0] for t in hidden)
-            warn(f"{len(hidden)} more projects are offered by more than one source "
-                 f"({', '.join(names[:12])}{', ...' if len(names) > 12 else ''}); pin each to the "
-                 "index you trust, or drop an extra index")
-
-    def hash_dist(self, dist: Any) -> tuple[str, int | None]:
-        """sha256 and size of a locked file: as the index says, else from its one download."""
-        found: tuple[str, int | None] = self.metadata.file_facts(dist)
-        return found
+    return Network(config, net_settings(args), args.cache or default_cache_root(), jobs=args.jobs,
+                   warn=warn, describe=say if args.verbose else None)
 
 
 @contextlib.contextmanager
@@ -207,6 +170,7 @@ def resolve_progress(label: str) -> Iterator[Any]:
     if not progress_enabled():
         yield None
         return
+    # lazy: tqdm and resolvelib only when a terminal shows progress
     from resolvelib import BaseReporter
     from tqdm import tqdm
 
@@ -225,13 +189,14 @@ def resolve_progress(label: str) -> Iterator[Any]:
         bar.close()
 
 
-def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
+def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Lock, Network]:
     """Lock *spec* for its targets and return the Lock (written by the caller)."""
-    from wheelferry.lock import build_lock, lock_target
+    # lazy: resolvelib and the index stack, see above
+    from wheelferry.lock import build_lock, lock_target, unused_excludes
     from wheelferry.rules import load_rules
 
     targets = resolve_targets(spec, args)
-    net = Network(spec, args)
+    net = open_network(spec, args)
     rules = load_rules()
     locked, seconds = [], []
     said: set[str] = set()
@@ -256,50 +221,13 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Any, Network]:
                 said.add(text)
                 warn(text)
     net.summarize_warnings()
-    _warn_unused_excludes(spec.exclude, lock)
+    for name in unused_excludes(spec.exclude, lock):
+        warn(f"--exclude {name}: nothing in any target's tree depends on it (misspelt?)")
     return lock, net
 
 
-def sizes_text(sizes: Iterable[int | None]) -> str:
-    """The total of *sizes* for people; files of unknown size are counted, never taken as 0 B."""
-    sizes = list(sizes)
-    known = [s for s in sizes if s is not None]
-    unknown = len(sizes) - len(known)
-    if not unknown:
-        return human_size(sum(known))
-    if not known:
-        return "size unknown"
-    return f"{human_size(sum(known))} + {unknown} of unknown size"
-
-
-def _warn_unused_excludes(exclude: Iterable[str], lock: Any) -> None:
-    """An --exclude that cut nothing in any target is most likely a misspelt name."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    cut = {canonicalize_name(Requirement(t.requirement).name)
-           for target in lock.targets for t in target.trimmed if t.reason == "excluded"}
-    for name in exclude:
-        if canonicalize_name(name) not in cut:
-            warn(f"--exclude {name}: nothing in any target's tree depends on it (misspelt?)")
-
-
-def trim_report(lock: Any) -> list[dict[str, Any]]:
-    """What exclusions removed per target, with sizes and who declared it."""
-    out = []
-    for t in lock.targets:
-        removed = [r.to_json() for r in t.removed]
-        if removed or any(e.reason == "excluded" for e in t.trimmed):
-            sizes = [r.size for r in t.removed]
-            out.append({"target": t.id, "removed": removed,
-                        "saved-bytes": None if None in sizes else sum(s or 0 for s in sizes),
-                        "saved": sizes_text(sizes),
-                        "excluded-edges": [e.to_json() for e in t.trimmed if e.reason == "excluded"]})
-    return out
-
-
 def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
-    from wheelferry.lock import render_lock_files, write_lock_dir
+    from wheelferry.lock import render_lock_files, trim_report, write_lock_dir  # lazy, see above
 
     spec = read_spec(args)
     lock, _ = do_lock(spec, args)
@@ -331,9 +259,15 @@ def _total_or_none(sizes: Iterable[int | None]) -> int | None:
 
 
 def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
-    from wheelferry.build import BuildOptions, Signer, build_bundle
+    # lazy: requests, python-gnupg and the bundle writer, see above
+    from wheelferry.build import BuildOptions, Signer, build_bundle, fetch_sources
     from wheelferry.bundle import check_compression
+    from wheelferry.index import IndexClient
     from wheelferry.lock import read_lock_dir
+    from wheelferry.network import open_session
+    from wheelferry.offline.advisories import render_table, scan_findings, summary_lines
+    from wheelferry.offline.policy import facts_from_lock, load_policy, policy_report
+    from wheelferry.offline.volumes import parse_size
     from wheelferry.sign import check_can_sign, check_signing_key, read_passphrase
 
     if args.sign_key and args.no_sign:
@@ -348,7 +282,9 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--expires takes a positive number of days")
     if args.lock and (args.spec or args.requirement):
         raise UsageError("give either --lock DIR or a spec, not both")
-    policy, split_size = _policy_and_split(args)
+    # Read before anything is fetched: bad input is exit 2.
+    policy = load_policy(args.policy) if args.policy else None
+    split_size = parse_size(args.split_size) if args.split_size else None
     offline_cli.needs_advisories(policy, args.advisories)
     if args.advisories is not None and not args.advisories.exists():
         raise UsageError(f"advisory database {args.advisories} does not exist")
@@ -363,10 +299,6 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
              "--allow-unsigned, which proves nothing about who made it")
     sources = None
     if args.lock:
-        from wheelferry.build import fetch_sources
-        from wheelferry.config import IndexConfig, merge, pip_index_config
-        from wheelferry.index import IndexClient
-
         lock = read_lock_dir(args.lock)
         # Where to fetch from: the lock's URLs, after any index or find-links given here;
         # credentials come from these and from pip's configuration, never from the lock.
@@ -374,7 +306,8 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
                       find_links=args.find_links)
         config = merge(pip_index_config(warn=warn), index_url=args.index_url,
                        extra=args.extra_index_url, find_links=args.find_links)
-        session = network_session(args, list(config.all_urls()), given)
+        session = open_session(net_settings(args), list(config.all_urls()), given,
+                               describe=say if args.verbose else None)
         cache_root = args.cache or default_cache_root()
         if given.all_urls():
             sources = fetch_sources(lock, IndexClient(given, session, jobs=args.jobs,
@@ -382,11 +315,25 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
     else:
         lock, net = do_lock(read_spec(args), args)
         session, cache_root = net.session, net.cache_root
-    found: list[Any] = []
+    found: list[Finding] = []
     if args.advisories is not None:
-        found = _lock_advisories(args.advisories, lock)
+        scan, found = scan_findings(args.advisories, {(p.name, p.version) for t in lock.targets
+                                                      for p in t.packages})
+        if found:
+            say(render_table(found, None))
+        for line in summary_lines(scan, found):
+            say(line)
     if policy is not None:
-        _check_lock_policy(policy, lock, found)
+        # Package and age rules before any download; licences are judged once the wheels are fetched.
+        report = policy_report(policy, facts_from_lock(lock), found, licences=False)
+        for note in report.ignored:
+            say(f"policy: {note}")
+        for w in report.warnings:
+            warn(f"policy: {w}")
+        report.raise_if_failed()
+        say(f"policy {policy.source}: the lock passes (package and age rules)")
+        for note in report.skipped:
+            say(f"policy: {note}")
     opts = BuildOptions(out_dir=args.output or Path("wheelhouse"), name=lock.spec.name, jobs=args.jobs,
                         sequence=args.sequence, expires_days=args.expires, compress=args.compress,
                         split_size=split_size, export_key=args.export_key, progress=progress_enabled(),
@@ -415,48 +362,8 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
             "signed_by": signer.key.fingerprint if signer else None, "volumes": result.volumes}
 
 
-def _policy_and_split(args: argparse.Namespace) -> tuple[Any, int | None]:
-    """`build --policy` and `--split-size`, read before anything is fetched (bad input: exit 2)."""
-    from wheelferry.offline.policy import load_policy
-    from wheelferry.offline.volumes import parse_size
-
-    policy = load_policy(args.policy) if args.policy else None
-    return policy, parse_size(args.split_size) if args.split_size else None
-
-
-def _lock_advisories(db: Path, lock: Any) -> list[Any]:
-    """The known vulnerabilities of the lock's packages, printed with the database's identity."""
-    from wheelferry.offline.advisories import render_table, summary_lines
-
-    packages = sorted({(p.name, p.version) for t in lock.targets for p in t.packages})
-    scan, found = offline_cli.advisory_findings(db, packages)
-    if found:
-        say(render_table(found, None))
-    for line in summary_lines(scan, found):
-        say(line)
-    return found
-
-
-def _check_lock_policy(policy: Any, lock: Any, found: list[Any]) -> None:
-    """Judge the lock by the policy before any download; licences are judged once the wheels are fetched."""
-    from wheelferry.offline.osv import canonical_name
-    from wheelferry.offline.policy import evaluate, facts_from_lock, with_advisories
-
-    facts = facts_from_lock(lock)
-    files = {(canonical_name(f.name), f.version): f.file for f in facts}
-    report = with_advisories(evaluate(policy, facts, licences=False), policy, found, files)
-    for note in report.ignored:
-        say(f"policy: {note}")
-    for w in report.warnings:
-        warn(f"policy: {w}")
-    report.raise_if_failed()
-    say(f"policy {policy.source}: the lock passes (package and age rules)")
-    for note in report.skipped:
-        say(f"policy: {note}")
-
-
 def cmd_cache(args: argparse.Namespace) -> dict[str, Any]:
-    from wheelferry.cacheadmin import render_summary, summary
+    from wheelferry.cacheadmin import render_summary, summary  # lazy, see above
 
     root = args.cache or default_cache_root()
     parts = summary(root)
@@ -466,7 +373,7 @@ def cmd_cache(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_cache_prune(args: argparse.Namespace) -> dict[str, Any]:
-    from wheelferry.cacheadmin import locked_sha256s, prune
+    from wheelferry.cacheadmin import locked_sha256s, prune  # lazy, see above
 
     if args.older_than is None and not args.keep_lock and not args.all:
         raise UsageError("say what to remove: --older-than DAYS, --keep-lock DIR or --all",

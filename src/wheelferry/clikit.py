@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Callable
 
 from wheelferry.errors import UsageError, WheelferryError
@@ -50,6 +50,18 @@ def human_size(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} GB"
+
+
+def sizes_text(sizes: Iterable[int | None]) -> str:
+    """The total of *sizes* for people; files of unknown size are counted, never taken as 0 B."""
+    sizes = list(sizes)
+    known = [s for s in sizes if s is not None]
+    unknown = len(sizes) - len(known)
+    if not unknown:
+        return human_size(sum(known))
+    if not known:
+        return "size unknown"
+    return f"{human_size(sum(known))} + {unknown} of unknown size"
 
 
 def progress_enabled() -> bool:

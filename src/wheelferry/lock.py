@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from wheelferry import __version__
+from wheelferry.clikit import sizes_text
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
 from wheelferry.files import atomic_write, clean_stale_temporaries, temp_prefix
 from wheelferry.lockfile import (
@@ -204,6 +205,27 @@ def _wheel_file(dist: DistFile, index: IndexLike, hasher: Hasher, warn: Warn) ->
         urls = [strip_credentials(dist.url)]
     return WheelFile(dist.filename, sha, size, tuple(dict.fromkeys(urls)), dist.requires_python,
                      dist.upload_time)
+
+
+def unused_excludes(exclude: Iterable[str], lock: Lock) -> list[str]:
+    """The names in *exclude* that cut nothing in any target: most likely misspelt."""
+    cut = {canonicalize_name(Requirement(t.requirement).name)
+           for target in lock.targets for t in target.trimmed if t.reason == "excluded"}
+    return [name for name in exclude if canonicalize_name(name) not in cut]
+
+
+def trim_report(lock: Lock) -> list[dict[str, Any]]:
+    """What exclusions removed per target, with sizes and who declared it (JSON-ready)."""
+    out = []
+    for t in lock.targets:
+        removed = [r.to_json() for r in t.removed]
+        if removed or any(e.reason == "excluded" for e in t.trimmed):
+            sizes = [r.size for r in t.removed]
+            out.append({"target": t.id, "removed": removed,
+                        "saved-bytes": None if None in sizes else sum(s or 0 for s in sizes),
+                        "saved": sizes_text(sizes),
+                        "excluded-edges": [e.to_json() for e in t.trimmed if e.reason == "excluded"]})
+    return out
 
 
 def environment_marker(markers: Mapping[str, str]) -> str:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cvss
 from packaging.version import InvalidVersion, Version
 
 from wheelferry.offline.osv import Advisory, Scan, canonical_name
+from wheelferry.offline.osv import scan as scan_database
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _LABELS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high", "critical": "critical"}
@@ -118,6 +120,13 @@ def _severity_of(group: list[Advisory], vectors: Iterable[str]) -> tuple[str | N
     found += [name for _, name in scores if name in SEVERITIES]
     top = max((s for s, _ in scores), default=None)
     return (max(found, key=SEVERITIES.index) if found else None), top
+
+
+def scan_findings(db: Path, packages: Iterable[tuple[str, str]]) -> tuple[Scan, list[Finding]]:
+    """Read *db* for these (name, version) pairs: the scan and the alias-merged findings."""
+    packages = list(packages)
+    result = scan_database(db, frozenset(canonical_name(n) for n, _ in packages))
+    return result, findings(result, packages)
 
 
 def findings(scan: Scan, packages: Iterable[tuple[str, str]]) -> list[Finding]:

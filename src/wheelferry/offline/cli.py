@@ -1,16 +1,24 @@
-"""Command line of the air-gapped half (also the entry point of wheelferry-offline.pyz)."""
+"""Command line of the air-gapped half (also the entry point of wheelferry-offline.pyz).
+
+Each command imports its stage modules when it runs ("lazy" below): the build-side
+`wheelferry` imports this module to register these commands, and `wheelferry lock`
+should not load the verifier, the installer and the policy's packaging modules.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
+import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, add_key_arguments, dispatch, human_size, say, warn
-from wheelferry.errors import UsageError
+from wheelferry.errors import UsageError, VerificationError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -42,6 +50,7 @@ def _trust(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     """`verify`: check signature, freshness and every member; remember the sequence."""
+    # lazy, see above
     from wheelferry.offline.state import default_state_dir, record_accepted
     from wheelferry.offline.verify import verify_bundle
     from wheelferry.offline.volumes import joined_bundle
@@ -64,13 +73,13 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     """`install`: verify, pick the lock target of this interpreter, install with no index."""
+    # lazy, see above
     from wheelferry.offline.install import install_bundle
+    from wheelferry.offline.volumes import joined_bundle
 
     if (args.venv is None) == (args.python is None):
         raise UsageError("say where to install: exactly one of --venv DIR or --python PY",
                          hint="--venv creates or replaces a virtual environment atomically")
-    from wheelferry.offline.volumes import joined_bundle
-
     for command in args.smoke:
         try:
             if not shlex.split(command):
@@ -102,10 +111,7 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
     """`probe`: capture this (or --python's) interpreter for `lock --target @FILE`."""
-    import json
-    import sys
-
-    from wheelferry.offline.probe import capture, write_capture
+    from wheelferry.offline.probe import capture, write_capture  # lazy, see above
 
     doc = capture(args.python or sys.executable, args.name)
     doc["variant"] = args.variant
@@ -131,19 +137,8 @@ def _keys(args: argparse.Namespace, *bundles: Path) -> dict[str, Any]:
             "allow_unsigned": args.allow_unsigned, "threshold": args.threshold}
 
 
-def _print_json(doc: Any) -> None:
-    import json
-
+def _print_json(doc: Any) -> None:  # Any: a JSON document
     print(json.dumps(doc, indent=2, sort_keys=True))
-
-
-def advisory_findings(db: Path, packages: list[tuple[str, str]]) -> tuple[Any, list[Any]]:
-    """Read *db* for these (name, version) pairs: the scan and the alias-merged findings."""
-    from wheelferry.offline.advisories import findings
-    from wheelferry.offline.osv import canonical_name, scan
-
-    result = scan(db, frozenset(canonical_name(n) for n, _ in packages))
-    return result, findings(result, packages)
 
 
 def needs_advisories(policy: Any, db: Path | None) -> None:
@@ -155,14 +150,11 @@ def needs_advisories(policy: Any, db: Path | None) -> None:
 
 def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
     """`audit`: verify, then report every wheel (licence, why, trims), an SBOM, advisories and the policy."""
-    import shutil
-    import sys
-
-    from wheelferry.errors import VerificationError
+    # lazy, see above
     from wheelferry.offline import advisories as adv
     from wheelferry.offline import audit
     from wheelferry.offline.osv import canonical_name
-    from wheelferry.offline.policy import evaluate, load_policy, with_advisories
+    from wheelferry.offline.policy import load_policy, policy_report
 
     policy = load_policy(args.policy) if args.policy else None
     needs_advisories(policy, args.advisories)
@@ -171,15 +163,14 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
         rows = audit.audit_rows(bundle, bundle.extracted)
         sbom_problems = audit.check_sbom(audit.sbom_bytes(bundle.extracted), rows)
     result = audit.audit_json(bundle, rows)
-    scan, found = advisory_findings(args.advisories, [(r.name, r.version) for r in rows]) \
+    scan, found = adv.scan_findings(args.advisories, [(r.name, r.version) for r in rows]) \
         if args.advisories else (None, [])
     if scan is not None:
         result["advisories"] = adv.report_json(scan, found)
     result["sbom-problems"] = sbom_problems
     report = None
     if policy is not None:
-        files = {(canonical_name(r.name), r.version): r.file for r in rows}
-        report = with_advisories(evaluate(policy, [r.facts() for r in rows]), policy, found, files)
+        report = policy_report(policy, [r.facts() for r in rows], found)
         result["policy"] = report.to_json()
     if args.format == "cyclonedx":
         result["cyclonedx"] = audit.cyclonedx(bundle, rows)
@@ -206,7 +197,7 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
                 for line in adv.summary_lines(scan, found):
                     say(line)
         elif args.format == "html":
-            from wheelferry.offline.htmlreport import render_html
+            from wheelferry.offline.htmlreport import render_html  # lazy, see above
 
             sys.stdout.write(render_html(result))
         else:
@@ -230,7 +221,7 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_advisories(args: argparse.Namespace) -> dict[str, Any]:
     """`advisories DB`: read every record; print the identity and what was skipped (bad DB: exit 1)."""
-    from wheelferry.offline.osv import scan, write_zip
+    from wheelferry.offline.osv import scan, write_zip  # lazy, see above
 
     result = scan(args.db)
     live = len(result.advisories)
@@ -253,7 +244,7 @@ def cmd_advisories(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
     """`diff`: verify both bundles, then per target what was added, removed, up- or downgraded."""
-    from wheelferry.errors import VerificationError
+    # lazy, see above
     from wheelferry.offline.audit import checked_bundle
     from wheelferry.offline.diff import backwards, diff_locks, render_diff
 
@@ -286,6 +277,7 @@ def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
     """`export-index`: verify, then add the bundle's wheels to a static PEP 503/691/658 index."""
+    # lazy, see above
     from wheelferry.offline.audit import checked_bundle
     from wheelferry.offline.exportindex import export_index
     from wheelferry.offline.state import default_state_dir, record_accepted
@@ -391,7 +383,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def cmd_approve(args: argparse.Namespace) -> dict[str, Any]:
     """`approve`: verify, show what is approved, then sign it with the approver's key."""
-    from wheelferry.offline.approve import approve_bundle
+    from wheelferry.offline.approve import approve_bundle  # lazy, see above
 
     keys = _keys(args, args.bundle)
     done = approve_bundle(args.bundle, sign_key=args.sign_key, gnupghome=args.gnupghome,

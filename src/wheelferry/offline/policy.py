@@ -311,6 +311,14 @@ def with_advisories(report: PolicyReport, policy: Policy, found: Iterable[Findin
                         report.ignored + tuple(notes))
 
 
+def policy_report(policy: Policy, packages: Iterable[PackageFacts], found: Iterable[Finding], *,
+                  licences: bool = True) -> PolicyReport:
+    """:func:`evaluate` and the ``[advisories]`` rules on *found*, in one report."""
+    packages = list(packages)
+    files = {(canonical_name(p.name), p.version): p.file for p in packages}
+    return with_advisories(evaluate(policy, packages, licences=licences), policy, found, files)
+
+
 def facts_from_lock(lock: Any) -> list[PackageFacts]:
     """Name, version, file and upload time of every wheel a lock pins (no licences yet)."""
     out = {}
