@@ -255,3 +255,71 @@ def test_kill_during_upgrade_in_place(site: Site, tmp_path: Path, signame: str, 
     final = site.install(site.new)
     assert final.returncode == 0, final.stderr
     assert site.versions() == "alpha==2.0 beta==2.0 gamma==2.0" and site.leftovers() == []
+
+
+
+def _sigkill_at(site: Site, phase: str, ready: Path) -> int:
+    """Start the upgrade of the old set, SIGKILL it at *phase*; its pid."""
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen(site.argv(site.new), env=site.environ(WHEELFERRY_TEST_PAUSE=f"{phase}:{ready}"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(ready, proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert list((site.state / "transactions").glob("python-*.json"))
+    return proc.pid
+
+
+@pytest.mark.parametrize("phase", ["stashed", "compile"])
+def test_next_run_after_sigkill_reads_the_environment_it_undid(site: Site, tmp_path: Path, phase: str) -> None:
+    """SIGKILL with the old files aside and nothing new written (stashed), or with every new
+    file but RECORD written (compile): the next run undoes it before it reads what is installed,
+    so a failing retry puts back every file (bytecode of the replaced packages included), and a
+    good retry installs the whole new set, not only what the half-written state lacked."""
+    _reset(site)
+    pid = _sigkill_at(site, phase, tmp_path / "ready")
+    again = site.install(site.new, "--smoke", "false")
+    assert again.returncode == 1 and "smoke test `false` failed" in again.stderr, again.stderr
+    assert (f"note: an earlier install into {site.python} (pid {pid}) was interrupted at phase "
+            f"installing; undid it") in again.stderr
+    assert snapshot(site.env) == site.before  # type: ignore[attr-defined]
+    assert site.leftovers() == []
+    pid = _sigkill_at(site, phase, tmp_path / "ready")
+    good = site.install(site.new)
+    assert good.returncode == 0, good.stderr
+    assert f"(pid {pid}) was interrupted at phase installing; undid it" in good.stderr
+    assert "alpha 1.0 -> 2.0" in good.stdout and "beta 1.0 -> 2.0" in good.stdout, good.stdout
+    assert site.versions() == "alpha==2.0 beta==2.0 gamma==2.0" and site.leftovers() == []
+    lib = Path(interpreter_scheme(str(site.python))["purelib"])
+    assert not (lib / "alpha" / "legacy.py").exists() and not (lib / "alpha-1.0.dist-info").exists()
+    assert sorted(p.name for p in (lib / "alpha" / "__pycache__").iterdir()) == sorted(
+        f"{m}.{sys.implementation.cache_tag}.pyc" for m in ("__init__", "fresh"))
+
+
+def test_bytecode_the_interpreter_wrote_goes_aside_and_back(site: Site, tmp_path: Path) -> None:
+    """The old set installed without bytecode, then imported: the interpreter's own
+    __pycache__ files are in no RECORD.  A failed upgrade puts them back unchanged; a good one
+    leaves no bytecode of the module it removed."""
+    _reset(site)
+    env = tmp_path / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    where = ("--python", str(env / "bin" / "python"))
+    first = site.install(site.old, "--no-compile", where=where)
+    assert first.returncode == 0, first.stderr
+    (site.state / "demo.json").unlink()
+    lib = Path(interpreter_scheme(where[1])["purelib"])
+    assert not list(lib.rglob("*.pyc"))
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    subprocess.run([where[1], "-c", "import alpha.legacy, beta"], env=plain, check=True)
+    cached = sorted(p.name for p in lib.rglob("*.pyc"))
+    tag = sys.implementation.cache_tag
+    assert cached == sorted([f"__init__.{tag}.pyc", f"legacy.{tag}.pyc", f"__init__.{tag}.pyc"])
+    before = snapshot(env)
+    bad = site.install(site.new, "--smoke", "false", where=where)
+    assert bad.returncode == 1 and "smoke test `false` failed" in bad.stderr, bad.stderr
+    assert snapshot(env) == before
+    good = site.install(site.new, where=where)
+    assert good.returncode == 0, good.stderr
+    assert sorted(p.name for p in (lib / "alpha" / "__pycache__").iterdir()) == [f"__init__.{tag}.pyc",
+                                                                                 f"fresh.{tag}.pyc"]
+    assert site.leftovers() == [] and not list(lib.glob(f"{STASH_PREFIX}*"))

@@ -238,13 +238,15 @@ def install_python(python: str, bundle: VerifiedBundle, target: LockedTarget, wh
     """
     scheme = interpreter_scheme(python, run)
     site_dirs = [Path(scheme["purelib"]), Path(scheme["platlib"])]
-    before = {n: v for n, (_, v, _) in installed_distributions(site_dirs).items()}
-    changes = compare_sets(before, {p.name: p.version for p in target.packages}, replace=False)
-    check_downgrades(changes, allow_downgrade)
-    todo = [p for p in target.packages
-            if _canon(p.name) not in before or not _same_version(before[_canon(p.name)], p.version)]
-    wheels = [wheels_dir / bundle.lock.wheels[p.wheel].filename for p in todo]
     with site_transaction(python, scheme, state_dir or default_state_dir()) as stx:
+        # What is installed is read only now, under the lock and after an interrupted earlier
+        # run was undone: its half-written state is no measure of what to replace.
+        before = {n: v for n, (_, v, _) in installed_distributions(site_dirs).items()}
+        changes = compare_sets(before, {p.name: p.version for p in target.packages}, replace=False)
+        check_downgrades(changes, allow_downgrade)
+        todo = [p for p in target.packages
+                if _canon(p.name) not in before or not _same_version(before[_canon(p.name)], p.version)]
+        wheels = [wheels_dir / bundle.lock.wheels[p.wheel].filename for p in todo]
         stx.prepare([p.name for p in todo if _canon(p.name) in before], wheels)
         # As for --venv: a signal waits until the engine's threads and processes have stopped and
         # removed what they wrote; then the stash is put back and the signal raised.

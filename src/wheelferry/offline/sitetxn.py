@@ -3,16 +3,18 @@
 Standard library only.  An existing interpreter's environment cannot be built
 beside itself and switched in, so the install happens in place:
 
-1. every file of a distribution the install replaces (its RECORD) and every file
-   that exists where a new wheel will write is *moved* into a stash directory
-   inside site-packages (one rename each, same file system), the move list in a
-   journal in the state directory first (fsync'd);
+1. every file of a distribution the install replaces (its RECORD), every file
+   that exists where a new wheel will write, and the bytecode of every module
+   among them (recorded or written by an interpreter on import) is *moved* into
+   a stash directory inside site-packages (one rename each, same file system),
+   the move list in a journal in the state directory first (fsync'd);
 2. the wheels are installed;
 3. on success the stash is deleted; on any failure, and on SIGINT, SIGTERM or
    SIGHUP, what the install wrote is removed (the planned destinations, their
    bytecode, console scripts, directories that did not exist before) and the
    stash is moved back.  After SIGKILL or power loss the next install into the
-   same interpreter undoes it first and says so.
+   same interpreter undoes it first and says so, and only then reads what is
+   installed (a half-written set is no measure of what to replace).
 
 Paths written or stashed are confined to the interpreter's scheme directories.
 """
@@ -44,6 +46,7 @@ from wheelferry.offline.txn import (
     _SignalGuard,
     _transactions_dir,
     _write_atomic,
+    checkpoint,
 )
 
 SCHEME_KEYS = ("purelib", "platlib", "headers", "scripts", "data")
@@ -165,10 +168,15 @@ def plan_wheel(wheel: Path, scheme: Mapping[str, Any]) -> WheelPlan:
     return plan
 
 
-def _bytecode(source: str) -> list[str]:
-    stem = os.path.splitext(os.path.basename(source))[0]
-    return glob.glob(os.path.join(glob.escape(os.path.dirname(source)), "__pycache__",
-                                  glob.escape(stem) + ".*.pyc"))
+def _bytecode(source: str, partial: bool = False) -> list[str]:
+    """The bytecode files of *source* that exist (any interpreter, any optimisation level);
+    *partial*: also the temporary files of a write the kill interrupted (``X.pyc.<number>``)."""
+    stem = os.path.join(glob.escape(os.path.dirname(source)), "__pycache__",
+                        glob.escape(os.path.splitext(os.path.basename(source))[0]))
+    found = glob.glob(stem + ".*.pyc")
+    if partial:
+        found += [p for p in glob.glob(stem + ".*.pyc.*") if p.rsplit(".", 1)[1].isdigit()]
+    return found
 
 
 def record_files(dist_info: Path, roots: Sequence[str]) -> list[str]:
@@ -247,9 +255,13 @@ class SiteTransaction:
         for name in replaced:
             for info in find_dist_info(site_dirs, name):
                 aside += record_files(info, self.roots)
+        # The bytecode of every module removed or overwritten goes aside too, recorded or not (an
+        # interpreter writes __pycache__ on import; compile overwrites it): an undo puts it back
+        # as it was, a success leaves no stale bytecode of a module that is gone.
+        modules = [p for p in aside if p.endswith(".py")] + self.sources
+        aside += [b for s in modules for b in _bytecode(s)]
+        aside += [p for p in self.planned if os.path.lexists(p) and not os.path.isdir(p)]
         aside = list(dict.fromkeys(aside))
-        seen = set(aside)
-        aside += [p for p in self.planned if p not in seen and os.path.lexists(p) and not os.path.isdir(p)]
         self.moves = [(p, f"{n:06d}") for n, p in enumerate(aside)]
         self._journal("stashing")
         if self.moves:
@@ -269,6 +281,7 @@ class SiteTransaction:
             if top is not None and top not in self.new_dirs:
                 self.new_dirs.append(top)
         self._journal("installing")
+        checkpoint("stashed")  # test hook: the old files are aside, nothing new is written yet
 
     # -- after
     def commit(self) -> None:
@@ -306,9 +319,9 @@ def _prune(d: str, roots: Sequence[str]) -> None:
 def undo(planned: Sequence[str], sources: Sequence[str], new_dirs: Sequence[str],
          moves: Sequence[Sequence[Any]], stash: Path, roots: Sequence[str]) -> None:
     """Remove the planned files (and their bytecode, and new directories), restore the stash."""
-    stashed = {m[0] for m in moves}
-    for p in [*planned, *[b for s in sources for b in _bytecode(s)]]:
-        if p not in stashed or os.path.lexists(stash / _name_of(moves, p)):
+    stashed = {str(m[0]): str(m[1]) for m in moves}
+    for p in [*planned, *[b for s in sources for b in _bytecode(s, partial=True)]]:
+        if p not in stashed or os.path.lexists(stash / stashed[p]):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
                 os.unlink(p)
     for d in sorted(new_dirs, key=len, reverse=True):
@@ -322,10 +335,6 @@ def undo(planned: Sequence[str], sources: Sequence[str], new_dirs: Sequence[str]
             os.unlink(orig)
         _move(str(src), Path(orig))
     shutil.rmtree(stash, ignore_errors=True)
-
-
-def _name_of(moves: Sequence[Sequence[Any]], path: str) -> str:
-    return next(str(m[1]) for m in moves if m[0] == path)
 
 
 def _recover(journal_file: Path, python: str) -> str:

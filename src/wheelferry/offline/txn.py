@@ -63,7 +63,8 @@ def checkpoint(phase: str) -> None:
     process's pid to FILE and sleeps until a signal arrives, so the kill tests hit
     a named phase deterministically.  Phases: ``unpack`` (the biggest wheel is
     being unpacked), ``compile`` (bytecode is being compiled), ``before-switch``,
-    ``after-switch``; and in ``build``, ``pack`` (a wheel is in the half-written tar).
+    ``after-switch``, ``stashed`` (``--python``: the replaced files are aside, nothing
+    new is written yet); and in ``build``, ``pack`` (a wheel is in the half-written tar).
     """
     spec = os.environ.get(TEST_PAUSE_ENV)
     if not spec or spec.split(":", 1)[0] != phase or ":" not in spec:
