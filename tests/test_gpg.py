@@ -162,7 +162,7 @@ def test_streamed_check_matches_whole_file_check(gpg_keys: GpgKeys, tmp_path: Pa
 
 def test_streamed_check_survives_gpg_quitting_early(gpg_keys: GpgKeys, tmp_path: Path) -> None:
     from wheelferry.offline.gpg import signature_check
-    from wheelferry.offline.openpgp import armor
+    from wheelferry.signedmessage import armor
     junk = tmp_path / "junk.asc"
     # A truncated version 3 signature packet of class 0x00: it passes the shape check, gpg gives up on it.
     junk.write_bytes(armor(bytes([0xC2, 7, 3, 5, 0, 0, 0, 0, 0])))

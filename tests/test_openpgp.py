@@ -17,12 +17,11 @@ from wheelferry.offline.gpg import parse_status, signature_check, verify_signatu
 from wheelferry.offline.openpgp import (
     PIECE_BITS,
     LiteralFramer,
-    PacketScanner,
-    armor,
     dearmor,
     signature_packet,
     single_signature,
 )
+from wheelferry.signedmessage import PacketScanner, armor
 
 LITERAL_HEAD = b"b\x00\x00\x00\x00\x00"
 

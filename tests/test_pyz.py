@@ -53,6 +53,10 @@ def test_deterministic_bytes_and_layout(kit: Path, tmp_path: Path) -> None:
     assert not [n for n in names if n.endswith("vendor.txt") or n.startswith("wheelferry/_vendor")]
     # Nothing of the build half rides along.
     assert "wheelferry/bundle.py" not in names and "wheelferry/cli.py" not in names
+    # The kit only reads signatures: what cuts one out of gpg's signed message stays behind.
+    assert "wheelferry/signedmessage.py" not in names
+    with zipfile.ZipFile(kit) as zf:
+        assert not [n for n in names if n.startswith("wheelferry/") and b"class PacketScanner" in zf.read(n)]
 
 
 def _run_isolated(python: str, kit: Path) -> subprocess.CompletedProcess[str]:

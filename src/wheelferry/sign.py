@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -21,8 +20,9 @@ import gnupg
 
 from wheelferry.errors import SigningError, UsageError
 from wheelferry.files import atomic_write
-from wheelferry.offline.gpg import PipeFeeder, normalize_fingerprint, widen_pipe
-from wheelferry.offline.openpgp import PacketScanner, armor, single_signature
+from wheelferry.offline.gpg import PipeFeeder, find_gpg, gpg_env, normalize_fingerprint, widen_pipe
+from wheelferry.offline.openpgp import single_signature
+from wheelferry.signedmessage import PacketScanner, armor
 
 PASSPHRASE_ENV = "WHEELFERRY_PASSPHRASE"
 _MAX_PASSPHRASE = 4095  # with its newline, one page: what any pipe holds
@@ -38,9 +38,16 @@ class SigningKey:
     expires: int | None
 
 
+def _binary() -> str:
+    path = find_gpg()
+    if path is None:
+        raise SigningError("gpg is not installed, so nothing can be signed", hint="install GnuPG 2.1 or newer")
+    return path
+
+
 def _gpg(gnupghome: str | None) -> gnupg.GPG:
     try:
-        return gnupg.GPG(gnupghome=gnupghome)
+        return gnupg.GPG(gpgbinary=_binary(), gnupghome=gnupghome, env=gpg_env(gnupghome))
     except (OSError, ValueError) as exc:
         raise SigningError(f"cannot run gpg: {exc}",
                            hint="install GnuPG 2.1 or newer, and check --gnupghome") from None
@@ -157,7 +164,7 @@ class StreamSigner:
     def __init__(self, key: SigningKey, gnupghome: str | None, passphrase: str | None) -> None:
         _check_passphrase(passphrase)
         self.key, self.gnupghome, self.passphrase = key, gnupghome, passphrase
-        cmd = [shutil.which("gpg") or "gpg", "--status-fd", "2", "--no-tty", "--batch"]
+        cmd = [_binary(), "--status-fd", "2", "--no-tty", "--batch"]
         if gnupghome:
             cmd += ["--homedir", gnupghome]
         read_end = None
@@ -169,7 +176,7 @@ class StreamSigner:
         self._status = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=self._status,
+                                          stderr=self._status, env=gpg_env(gnupghome),
                                           pass_fds=(read_end,) if read_end is not None else ())
         except OSError as exc:
             self._status.close()

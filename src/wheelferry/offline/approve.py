@@ -20,7 +20,7 @@ from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.offline.approvals import approval_path
-from wheelferry.offline.gpg import gpg_binary, normalize_fingerprint
+from wheelferry.offline.gpg import gpg_binary, gpg_env, normalize_fingerprint
 from wheelferry.offline.volumes import _list_of, is_split
 
 CHUNK = 4 << 20
@@ -63,11 +63,9 @@ def sign_file(data: Path, out: Path, fingerprint: str, gnupghome: str | None,
     """Detached armoured signature of *data* by *fingerprint* into *out*, atomically."""
     gpg = gpg_binary()
     args = [gpg, "--batch", "--no-tty", "--status-fd", "2", "--yes"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GPG_")}
-    env["LC_ALL"] = "C"
+    env = gpg_env(gnupghome or None)
     if gnupghome:
         args += ["--homedir", str(gnupghome)]
-        env["GNUPGHOME"] = str(gnupghome)
     if passphrase_file is not None:
         if not Path(passphrase_file).is_file():
             raise UsageError(f"passphrase file {passphrase_file} does not exist")

@@ -67,15 +67,32 @@ def normalize_fingerprint(text: str) -> str:
     return fpr
 
 
+def find_gpg() -> str | None:
+    """The gpg that every part of wheelferry runs: ``gpg`` on PATH (Gpg4win's ``gpg.exe`` on
+    Windows), else ``gpg2``; None when there is neither."""
+    return shutil.which("gpg") or shutil.which("gpg2")
+
+
 def gpg_binary() -> str:
     """Path of the gpg binary, or a VerificationError saying how to get one."""
-    path = shutil.which("gpg") or shutil.which("gpg2")
+    path = find_gpg()
     if path is None:
         raise VerificationError(
             "gpg is not installed, so the bundle's signature cannot be checked",
             hint="install GnuPG (package gnupg) or, for a lab only, pass --allow-unsigned",
         )
     return path
+
+
+def gpg_env(home: str | os.PathLike[str] | None) -> dict[str, str]:
+    """The environment every gpg runs in: this one with ``LC_ALL=C`` (gpg's messages, quoted in
+    errors, in English), ``GNUPGHOME`` set to *home* when one is given, and no ``GPG_*``
+    variable but ``GPG_TTY`` (the others point at an agent of another home)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPG_") or k == "GPG_TTY"}
+    env["LC_ALL"] = "C"
+    if home is not None:
+        env["GNUPGHOME"] = os.fspath(home)
+    return env
 
 
 def _when(epoch: str) -> str:
@@ -95,11 +112,8 @@ def _private_home() -> Path:
 
 
 def _command(gpg: str, home: Path, args: list[str]) -> tuple[list[str], dict[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GPG_")}
-    env["GNUPGHOME"] = str(home)
-    env["LC_ALL"] = "C"
     return [gpg, "--homedir", str(home), "--batch", "--no-tty", "--no-auto-key-retrieve",
-            "--no-auto-key-locate", "--status-fd", "1", *args], env
+            "--no-auto-key-locate", "--status-fd", "1", *args], gpg_env(home)
 
 
 def _run(gpg: str, home: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -285,7 +299,10 @@ def signature_check(sig_path: Path, keyring_path: Path,
 
 
 def _cleanup(home: Path) -> None:
-    gpgconf = shutil.which("gpgconf")
+    # gpgconf stops the agent a private home started: the one installed beside gpg first.
+    gpg = find_gpg()
+    beside = Path(gpg).with_name("gpgconf" + Path(gpg).suffix) if gpg else None
+    gpgconf = str(beside) if beside is not None and beside.is_file() else shutil.which("gpgconf")
     if gpgconf is not None:
         subprocess.run([gpgconf, "--homedir", str(home), "--kill", "all"],
                        capture_output=True, check=False, stdin=subprocess.DEVNULL)

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 from wheelferry.errors import VerificationError
 
-_ARMOR_BEGIN = "-----BEGIN PGP SIGNATURE-----"
-_ARMOR_END = "-----END PGP SIGNATURE-----"
+ARMOR_BEGIN = "-----BEGIN PGP SIGNATURE-----"
+ARMOR_END = "-----END PGP SIGNATURE-----"
 _ARMOR_HEADER = re.compile(r"^[A-Za-z][A-Za-z0-9-]*: ")
 _TAG_SIGNATURE = 2
 _TAG_ONE_PASS = 4
-_TAG_LITERAL = 11
+TAG_LITERAL = 11
 _SUB_ISSUER = 16
 _SUB_ISSUER_FPR = 33
 # Partial body lengths of 2**20: whole pieces of a stream whose length is not known up front.
@@ -47,10 +47,10 @@ class Signature:
     def one_pass(self) -> bytes:
         """The one-pass signature packet announcing this signature (RFC 4880 5.4)."""
         body = bytes([3, 0x00, self.hash_algo, self.pubkey_algo]) + self.keyid + b"\x01"
-        return _new_header(_TAG_ONE_PASS, len(body)) + body
+        return _newpacket_header(_TAG_ONE_PASS, len(body)) + body
 
 
-def _new_header(tag: int, length: int) -> bytes:
+def _newpacket_header(tag: int, length: int) -> bytes:
     return bytes([0xC0 | tag, 0xFF]) + length.to_bytes(4, "big")
 
 
@@ -61,9 +61,9 @@ def dearmor(text: bytes) -> bytes | None:
     except UnicodeDecodeError:
         return None
     stripped = [ln.strip() for ln in lines]
-    if stripped.count(_ARMOR_BEGIN) != 1 or stripped.count(_ARMOR_END) != 1:
+    if stripped.count(ARMOR_BEGIN) != 1 or stripped.count(ARMOR_END) != 1:
         return None
-    start, end = stripped.index(_ARMOR_BEGIN), stripped.index(_ARMOR_END)
+    start, end = stripped.index(ARMOR_BEGIN), stripped.index(ARMOR_END)
     if any(stripped[:start]) or any(stripped[end + 1:]):
         return None  # anything around the block: gpg's own parser decides
     block = stripped[start + 1:end]
@@ -75,14 +75,14 @@ def dearmor(text: bytes) -> bytes | None:
     checksum = body.pop() if body and body[-1].startswith("=") else None
     try:
         data = base64.b64decode("".join(body), validate=True)
-        if checksum is not None and base64.b64decode(checksum[1:], validate=True) != _crc24(data):
+        if checksum is not None and base64.b64decode(checksum[1:], validate=True) != crc24(data):
             return None
     except (binascii.Error, ValueError):
         return None
     return data
 
 
-def _crc24(data: bytes) -> bytes:
+def crc24(data: bytes) -> bytes:
     crc = 0xB704CE
     for byte in data:
         crc ^= byte << 16
@@ -96,7 +96,7 @@ def _crc24(data: bytes) -> bytes:
 def _packet(data: bytes) -> tuple[int, int, int] | None:
     """(tag, body offset, body length) of the packet at the start of *data*; None if unusual."""
     try:
-        head = _header(data) if data else None
+        head = packet_header(data) if data else None
     except ValueError:
         return None
     if head is None or head[3]:  # partial lengths are not used for signatures
@@ -146,7 +146,7 @@ def signature_packet(raw: bytes, name: str) -> bytes:
     at = 0
     while at < len(data):
         try:
-            head = _header(data[at:at + 6])
+            head = packet_header(data[at:at + 6])
         except ValueError:
             head = None
         if head is None or head[3] or at + head[1] + head[2] > len(data):
@@ -162,7 +162,7 @@ def signature_packet(raw: bytes, name: str) -> bytes:
         raise VerificationError(f"{name} holds {count} signatures; exactly one expected",
                                 hint="re-sign the bundle with a single key")
     packet = packets[0]
-    body = packet[_header(packet[:6])[1]:]  # type: ignore[index]
+    body = packet[packet_header(packet[:6])[1]:]  # type: ignore[index]
     # RFC 4880 5.2.2: a version 3 signature has its class after a length octet; 5.2.3 (and
     # RFC 9580's version 6) right after the version.
     sig_class = body[2] if body[:1] == b"\x03" and len(body) > 2 else body[1] if len(body) > 1 else None
@@ -178,7 +178,7 @@ def signature_packet(raw: bytes, name: str) -> bytes:
 
 def _dearmor_blocks(raw: bytes) -> bytes | None:
     """The packets of one or more armoured signature blocks with nothing but blank lines around them."""
-    blocks = re.split(rb"(?<=" + _ARMOR_END.encode() + rb")", raw)
+    blocks = re.split(rb"(?<=" + ARMOR_END.encode() + rb")", raw)
     if blocks and not blocks[-1].strip():
         blocks.pop()
     out = [dearmor(block) for block in blocks]
@@ -239,7 +239,7 @@ class LiteralFramer:
         self._pending = bytearray(b"b\x00\x00\x00\x00\x00")
 
     def start(self) -> bytes:
-        return bytes([0xC0 | _TAG_LITERAL])
+        return bytes([0xC0 | TAG_LITERAL])
 
     def frame(self, chunk: bytes) -> list[bytes | memoryview]:
         out: list[bytes | memoryview] = []
@@ -264,15 +264,7 @@ class LiteralFramer:
         return b"\xFF" + len(rest).to_bytes(4, "big") + rest
 
 
-def armor(packet: bytes) -> bytes:
-    """*packet* as an ASCII-armoured signature block, the way ``gpg --armor`` writes one."""
-    text = base64.b64encode(packet).decode("ascii")
-    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
-    crc = base64.b64encode(_crc24(packet)).decode("ascii")
-    return "\n".join([_ARMOR_BEGIN, "", *lines, f"={crc}", _ARMOR_END, ""]).encode("ascii")
-
-
-def _length(buf: bytes | bytearray, at: int) -> tuple[int, bool, int] | None:
+def body_length(buf: bytes | bytearray, at: int) -> tuple[int, bool, int] | None:
     """A new-format body length at *at*: (length, partial, octets it took); None until all are there."""
     o1 = buf[at]
     if o1 < 192:
@@ -284,7 +276,7 @@ def _length(buf: bytes | bytearray, at: int) -> tuple[int, bool, int] | None:
     return (int.from_bytes(buf[at + 1:at + 5], "big"), False, 5) if len(buf) >= at + 5 else None
 
 
-def _header(buf: bytes | bytearray) -> tuple[int, int, int, bool] | None:
+def packet_header(buf: bytes | bytearray) -> tuple[int, int, int, bool] | None:
     """(tag, header size, body length, partial) of the packet header at the start of *buf*.
 
     None while more bytes are needed; ValueError for what is no packet header read here.
@@ -293,7 +285,7 @@ def _header(buf: bytes | bytearray) -> tuple[int, int, int, bool] | None:
     if not first & 0x80:
         raise ValueError("not an OpenPGP packet stream")
     if first & 0x40:  # new format
-        parsed = _length(buf, 1) if len(buf) > 1 else None
+        parsed = body_length(buf, 1) if len(buf) > 1 else None
         return None if parsed is None else (first & 0x3F, 1 + parsed[2], parsed[0], parsed[1])
     width = {0: 1, 1: 2, 2: 4}.get(first & 0x03)
     if width is None:
@@ -301,88 +293,3 @@ def _header(buf: bytes | bytearray) -> tuple[int, int, int, bool] | None:
     if len(buf) < 1 + width:
         return None
     return (first >> 2) & 0x0F, 1 + width, int.from_bytes(buf[1:1 + width], "big"), False
-
-
-class PacketScanner:
-    """Splits an OpenPGP packet stream fed in pieces; keeps whole packets except literal data.
-
-    Used on the output of ``gpg --sign``: the literal data (the whole signed
-    file again) is skipped without a copy, the packets around it are kept,
-    at most *cap* bytes of them.
-    """
-
-    def __init__(self, cap: int = 1 << 20) -> None:
-        self.packets: list[tuple[int, bytes]] = []
-        self.error = ""
-        self._cap = cap
-        self._head = bytearray()
-        self._in_body = False
-        self._more_pieces = False  # the body continues after this partial piece
-        self._left = 0
-        self._tag = 0
-        self._kept: bytearray | None = None
-
-    def feed(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        pos, end = 0, len(view)
-        while pos < end and not self.error:
-            if self._in_body:
-                take = min(self._left, end - pos)
-                if self._kept is not None:
-                    self._kept += view[pos:pos + take]
-                pos += take
-                self._left -= take
-                if self._left == 0:
-                    self._in_body = False
-                    if not self._more_pieces:
-                        self._end_packet()
-                continue
-            octet = view[pos]
-            pos += 1
-            if self._more_pieces and not self._head and 224 <= octet < 255:
-                # The next piece of a partial body (gpg writes 8 KiB ones): no header to keep.
-                if self._kept is not None:
-                    self._kept.append(octet)
-                self._left, self._in_body = 1 << (octet & 0x1F), True
-                continue
-            self._head.append(octet)
-            self._parse_head()
-
-    def _parse_head(self) -> None:
-        head = self._head
-        if self._more_pieces:  # the next length of a partial body: no tag before it
-            length = _length(head, 0)
-            parsed = None if length is None else length[:2]
-        else:
-            try:
-                found = _header(head)
-            except ValueError as exc:
-                self.error = str(exc)
-                return
-            if found is None:
-                return
-            self._tag, parsed = found[0], (found[2], found[3])
-            self._kept = None if self._tag == _TAG_LITERAL else bytearray()
-        if parsed is None:
-            return
-        if self._kept is not None:
-            self._kept += head
-            if len(self._kept) + parsed[0] + sum(len(p) for _, p in self.packets) > self._cap:
-                self.error = "more than a signature around the data"
-                return
-        self._head = bytearray()
-        self._left, self._more_pieces = parsed
-        self._in_body = True
-        if self._left == 0:
-            self._in_body = False
-            if not self._more_pieces:
-                self._end_packet()
-
-    def _end_packet(self) -> None:
-        if self._kept is not None:
-            self.packets.append((self._tag, bytes(self._kept)))
-        self._kept = None
-
-    def complete(self) -> bool:
-        """True when the stream ended exactly at a packet boundary with no error."""
-        return not self.error and not self._in_body and not self._head and not self._more_pieces
