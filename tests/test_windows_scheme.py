@@ -1,16 +1,22 @@
 """A windows-amd64 lock laid out by the engine in a Windows scheme, on Linux: Lib/site-packages,
 Scripts/*.exe from the vendored installer's launchers, RECORD naming them; and the in-place
-transaction's plan of the same wheels names exactly what the engine wrote."""
+transaction's plan of the same wheels names exactly what the engine wrote; and the same from
+the kit's .pyz run by Python 3.9 (launchers read from inside the zip)."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io
+import json
+import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from tests.support.pythons import python39
 from tests.support.wheels import build_wheel
 from wheelferry.offline.engine import install_wheels, installed_distributions
 from wheelferry.offline.sitetxn import plan_wheel
@@ -88,3 +94,61 @@ def test_state_directory_on_windows_is_under_localappdata() -> None:
     assert str(default_state_dir(windows=True, environ={"LOCALAPPDATA": local})) == local + "/wheelferry"
     assert default_state_dir(windows=False, environ={"XDG_STATE_HOME": "/var/lib/s"}, root=False) == Path(
         "/var/lib/s/wheelferry")
+
+
+# Run by Python 3.9 with -I -S and the kit's .pyz first on the path (nothing from a checkout or
+# site-packages): read every launcher installer ships through importlib.resources (a zip
+# import), then lay out the Windows wheels as the engine does for a windows-amd64 install.
+KIT_WINDOWS = """
+import hashlib, json, os, sys
+pyz, root, shebang, tags, *wheels = sys.argv[1:]
+sys.path.insert(0, pyz)
+from importlib.resources import read_binary
+from wheelferry.offline.engine import _vendored, install_wheels
+_vendored()
+import installer._scripts
+read = {n: hashlib.sha256(read_binary(installer._scripts, n)).hexdigest()
+        for n in ("t32.exe", "t64.exe", "w32.exe", "w64.exe", "t64-arm.exe", "w64-arm.exe")}
+scheme = {"purelib": os.path.join(root, "Lib", "site-packages"), "scripts": os.path.join(root, "Scripts"),
+          "data": root, "headers": os.path.join(root, "Include", "site")}
+scheme["platlib"] = scheme["purelib"]
+install_wheels(wheels, scheme, sys.executable, shebang=shebang, compile=False, launcher="win-amd64",
+               tags=json.loads(tags))
+mods = {n: getattr(m, "__file__", None) for n, m in list(sys.modules.items())}
+print(json.dumps({"read": read, "version": list(sys.version_info[:2]),
+                  "installer": mods["installer"], "engine": mods["wheelferry.offline.engine"]}))
+"""
+
+
+@pytest.mark.skipif(python39() is None, reason="no pyenv Python 3.9 ($PYENV_ROOT/versions or ~/.pyenv/versions)")
+def test_windows_launchers_from_the_pyz_on_python39(tmp_path: Path, wheels: list[Path]) -> None:
+    """The kit as build writes it, run by Python 3.9: installer's .exe launchers are read from
+    inside the zip, and a windows-amd64 install writes Scripts/*.exe made of exactly them."""
+    from wheelferry.pyz import write_offline_pyz
+
+    kit = write_offline_pyz(tmp_path / "wheelferry-offline.pyz")
+    with zipfile.ZipFile(kit) as zf:  # the kit carries every launcher, byte for byte
+        for exe in sorted(LAUNCHERS.glob("*.exe")):
+            assert zf.read(f"installer/_scripts/{exe.name}") == exe.read_bytes(), exe.name
+    py39 = python39()
+    assert py39 is not None
+    root = tmp_path / "tf"
+    proc = subprocess.run([py39, "-I", "-S", "-c", KIT_WINDOWS, str(kit), str(root), PYTHON_EXE,
+                           json.dumps(WIN_TAGS), *map(str, wheels)],
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["version"] == [3, 9]
+    assert got["installer"].startswith(str(kit)) and got["engine"].startswith(str(kit)), got
+    assert got["read"] == {n: hashlib.sha256((LAUNCHERS / n).read_bytes()).hexdigest() for n in got["read"]}
+    for name, launcher in (("alpha-tool", "t64.exe"), ("alpha-gui", "w64.exe")):
+        exe = (root / "Scripts" / f"{name}.exe").read_bytes()
+        template = (LAUNCHERS / launcher).read_bytes()
+        assert exe[:len(template)] == template, name
+        assert exe[len(template):].startswith(f"#!{PYTHON_EXE}\n".encode()), name
+        with zipfile.ZipFile(io.BytesIO(exe)) as zf:
+            assert "from alpha import" in zf.read("__main__.py").decode()
+    rows = {r[0]: r for r in csv.reader((root / "Lib" / "site-packages" / "alpha-1.0.dist-info" / "RECORD")
+                                         .read_text().splitlines())}
+    digest = hashlib.sha256((root / "Scripts" / "alpha-tool.exe").read_bytes()).digest()
+    assert rows["../../Scripts/alpha-tool.exe"][1] == "sha256=" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
