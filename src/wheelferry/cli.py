@@ -174,7 +174,7 @@ def resolve_progress(label: str) -> Iterator[Any]:
     from resolvelib import BaseReporter
     from tqdm import tqdm
 
-    from wheelferry.resolver import Candidate, Req
+    from wheelferry.finder import Candidate, Req
 
     bar = tqdm(desc=f"resolving {label}", unit=" pkg", leave=False)
 

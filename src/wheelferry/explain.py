@@ -23,8 +23,8 @@ from wheelferry.errors import (
     NoWheelError,
     ResolutionError,
 )
+from wheelferry.finder import PYTHON, Candidate, Finder, Req
 from wheelferry.pages import DistFile
-from wheelferry.resolver import PYTHON, Candidate, Finder, Req
 from wheelferry.target import Target, tag_ladder
 
 Info = RequirementInformation[Req, Candidate]

@@ -28,6 +28,7 @@ from wheelferry import __version__
 from wheelferry.clikit import sizes_text
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
 from wheelferry.files import atomic_write, clean_stale_temporaries, temp_prefix
+from wheelferry.finder import IndexLike, MetadataLike
 from wheelferry.lockfile import (
     LOCK_FILENAME,
     Lock,
@@ -39,7 +40,7 @@ from wheelferry.lockfile import (
     loads_lock,
 )
 from wheelferry.pages import DistFile, name_and_version
-from wheelferry.resolver import IndexLike, MetadataLike, Resolution, resolve
+from wheelferry.resolver import Resolution, resolve
 from wheelferry.rules import Rule, apply_rules
 from wheelferry.spec import Spec
 from wheelferry.target import Target, marker_environment

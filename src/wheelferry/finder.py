@@ -1,0 +1,241 @@
+"""The finder: which wheels of a project fit the TARGET, and what each one needs.
+
+Index files, tag ranks on the target's ladder, Requires-Python judged for the
+target's Python, yanked files (PEP 592), package rules' release ranges, and the
+core metadata of the chosen wheels, loaded in the background ahead of the
+resolver.  Only wheels are candidates; an sdist is never chosen, built or run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from wheelferry.coremetadata import read_core_metadata
+from wheelferry.errors import MetadataError
+from wheelferry.pages import DistFile
+from wheelferry.target import Target, evaluation_environment, tag_ladder
+
+PYTHON = "<python>"
+
+
+class IndexLike(Protocol):
+    def files(self, project: str, keep: Callable[[str], bool] | None = None) -> list[DistFile]: ...
+
+
+class MetadataLike(Protocol):
+    def get(self, dist: DistFile) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement and the name under which resolvelib tracks it."""
+
+    name: str  # canonical
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    text: str
+
+    @property
+    def identifier(self) -> str:
+        return self.name if not self.extras else f"{self.name}[{','.join(sorted(self.extras))}]"
+
+    @classmethod
+    def from_requirement(cls, req: Requirement) -> Req:
+        return cls(str(canonicalize_name(req.name)), frozenset(canonicalize_name(e) for e in req.extras),
+                   req.specifier, str(req))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A version of a project with the best wheel for the target."""
+
+    name: str
+    version: Version
+    extras: frozenset[str]
+    dist: DistFile | None  # None only for the Python pseudo-candidate
+
+    @property
+    def identifier(self) -> str:
+        return self.name if not self.extras else f"{self.name}[{','.join(sorted(self.extras))}]"
+
+
+
+class Finder:
+    """Candidates and dependencies for one target, with background prefetching."""
+
+    def __init__(self, index: IndexLike, metadata: MetadataLike, target: Target, *, jobs: int = 8,
+                 release_ok: Mapping[str, Callable[[Version], bool]] | None = None) -> None:
+        self.index = index
+        self.release_ok = dict(release_ok or {})
+        self.metadata = metadata
+        self.target = target
+        self._rank: dict[str, int] = {}
+        for i, t in enumerate(tag_ladder(target)):
+            self._rank.setdefault(str(t), i)
+        self._triple_rank: dict[str, int | None] = {}
+        self._prefetched: set[tuple[str, SpecifierSet]] = set()
+        self._python_ok: dict[str, bool] = {}
+        self._best: dict[str, dict[Version, tuple[DistFile, bool]]] = {}
+        self._env = {e: evaluation_environment(target, e) for e in ("",)}
+        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="wheelferry-meta")
+        self._meta: dict[str, Future[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def env(self, extra: str) -> dict[str, str]:
+        if extra not in self._env:
+            self._env[extra] = evaluation_environment(self.target, extra)
+        return self._env[extra]
+
+    def python_ok(self, spec: str | None) -> bool:
+        """Does Requires-Python *spec* admit the target's Python?
+
+        A target written ``3.9`` stands for every 3.9.z from 3.9.0 on, judged as uv's
+        ``--python-version`` does: the specifier must admit 3.9.0, or admit some 3.9.z
+        while its lower bound lies below 3.9 (``>=3.8,!=3.9.0,!=3.9.1`` passes,
+        ``>=3.9,!=3.9.0,!=3.9.1`` does not).  ``3.9.1`` means exactly that version.
+        """
+        if not spec:
+            return True
+        ok = self._python_ok.get(spec)
+        if ok is None:
+            t = self.target
+            major, minor = t.python
+            try:
+                parsed = SpecifierSet(spec)
+            except InvalidSpecifier:
+                ok = True  # as pip does: an unparsable Requires-Python does not hide the file
+            else:
+                if t.patch_given:
+                    ok = parsed.contains(t.python_full_version, prereleases=True)
+                else:
+                    ok = parsed.contains(f"{major}.{minor}.0", prereleases=True) or (
+                        any(parsed.contains(f"{major}.{minor}.{p}", prereleases=True) for p in range(1, 50))
+                        and any(parsed.contains(f"{major}.{m}.{p}", prereleases=True)
+                                for m in range(minor) for p in (0, 99)))
+            self._python_ok[spec] = ok
+        return ok
+
+    def wheel_rank(self, filename: str) -> int | None:
+        """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
+        # PEP 427: the tag triple is the last three dash-separated parts.  Pages hold tens of
+        # thousands of wheels but few distinct triples: each is ranked once, then looked up.
+        end = filename.rfind("-")
+        start = filename.rfind("-", 0, filename.rfind("-", 0, end))
+        if filename.find("-") >= start:
+            return None  # no name-version part before the triple
+        try:
+            return self._triple_rank[filename[start + 1:-4]]
+        except KeyError:
+            pass
+        parts = filename[:-4].rsplit("-", 3)
+        pys, abis, plats = parts[1].split("."), parts[2].split("."), parts[3].split(".")
+        ranks = [r for py in pys for abi in abis for plat in plats
+                 if (r := self._rank.get(f"{py}-{abi}-{plat}")) is not None]
+        rank = self._triple_rank[filename[start + 1:-4]] = min(ranks) if ranks else None
+        return rank
+
+    def _fits(self, filename: str) -> bool:
+        return filename.endswith(".whl") and self.wheel_rank(filename) is not None
+
+    def best_wheels(self, name: str) -> dict[Version, tuple[DistFile, bool]]:
+        """Newest-first map version -> (best wheel for the target, yanked); memoised per project."""
+        cached = self._best.get(name)
+        if cached is not None:
+            return cached
+        best: dict[Version, tuple[int, DistFile]] = {}
+        # Only wheels that fit the target become DistFile objects (most of a page does not).
+        for dist in self.index.files(name, self._fits):
+            rank = self.wheel_rank(dist.filename)
+            if rank is None or not self.python_ok(dist.requires_python):
+                continue
+            try:
+                version = dist.version
+            except InvalidVersion:
+                continue
+            cur = best.get(version)
+            if cur is None or (rank, dist.filename) < (cur[0], cur[1].filename):
+                best[version] = (rank, dist)
+        ok = self.release_ok.get(name)  # a rule's Python range narrows like Requires-Python
+        result = {v: (d, d.yanked is not None) for v, (_, d) in sorted(best.items(), reverse=True)
+                  if ok is None or ok(v)}
+        self._best[name] = result
+        return result
+
+    def _load(self, dist: DistFile) -> dict[str, Any]:
+        raw = self.metadata.get(dist)
+        meta = read_core_metadata(raw)
+        reqs: list[Requirement] = []
+        for line in meta.requires_dist:
+            try:
+                reqs.append(Requirement(line))
+            except InvalidRequirement as exc:
+                raise MetadataError(f"{dist.filename}: bad Requires-Dist {line!r}: {exc}") from None
+        return {
+            "requires": reqs,
+            "requires_python": meta.requires_python,
+            "extras": [str(canonicalize_name(e)) for e in meta.provides_extra],
+        }
+
+    def metadata_for(self, dist: DistFile) -> dict[str, Any]:
+        with self._lock:
+            fut = self._meta.get(dist.filename)
+            if fut is None:
+                fut = self._pool.submit(self._load, dist)
+                self._meta[dist.filename] = fut
+        return fut.result()
+
+    def prefetch(self, reqs: Iterable[Req]) -> None:
+        """Warm index pages and the likely candidate's metadata for *reqs* in the background."""
+        for r in reqs:
+            if r.name == PYTHON:
+                continue  # Requires-Python: no page to read
+            with self._lock:
+                if (r.name, r.specifier) in self._prefetched:
+                    continue
+                self._prefetched.add((r.name, r.specifier))
+            try:
+                self._pool.submit(self._prefetch_one, r)
+            except RuntimeError:  # the finder is closed: the resolution is over
+                return
+
+    def _prefetch_one(self, req: Req) -> None:
+        try:
+            for version, (dist, yanked) in self.best_wheels(req.name).items():
+                if not yanked and req.specifier.contains(version):
+                    with self._lock:
+                        fresh = dist.filename not in self._meta
+                        if fresh:
+                            self._meta[dist.filename] = self._pool.submit(self._load, dist)
+                        fut = self._meta[dist.filename]
+                    # Outside the lock: a future already done runs its callback right here.
+                    if fresh:
+                        fut.add_done_callback(self._prefetch_next)
+                    return
+        except Exception:  # noqa: BLE001 - a prefetch failure resurfaces when the resolver asks
+            return
+
+    def _prefetch_next(self, loaded: Future[dict[str, Any]]) -> None:
+        """Speculate one level deeper, so the pages of a whole tree load at once, not level by level."""
+        if loaded.cancelled() or loaded.exception() is not None:
+            return
+        env = self.env("")
+        self.prefetch(Req.from_requirement(r) for r in loaded.result()["requires"]
+                      if _marker_true(r.marker, env))
+
+
+def _marker_true(marker: Marker | None, env: dict[str, str]) -> bool:
+    return marker is None or marker.evaluate(env)
+

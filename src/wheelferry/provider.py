@@ -1,0 +1,147 @@
+"""The resolvelib provider: resolvelib's interface, judged for the TARGET through the finder.
+
+Markers and Requires-Python are evaluated against the target's complete marker
+environment, never the host's.  Extras follow resolvelib's pattern
+``X[e]==v -> X==v``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+from resolvelib import AbstractProvider
+
+from wheelferry.finder import PYTHON, Candidate, Finder, Req, _marker_true
+from wheelferry.lockfile import TrimmedEdge
+from wheelferry.pages import version_or_none
+
+
+class Provider(AbstractProvider[Req, Candidate, str]):
+    """resolvelib hooks; all packaging knowledge lives here, judged for the target."""
+
+    def __init__(self, finder: Finder, exclude: frozenset[str], roots: Sequence[Req]) -> None:
+        self.finder = finder
+        self.exclude = exclude
+        self.root_names = {r.identifier for r in roots}
+        self.trimmed: list[TrimmedEdge] = []
+        self._pins: dict[str, bool] = {}
+        self._python_reqs: dict[str, bool] = {}
+        self._satisfied: dict[tuple[str, str, Version, frozenset[str]], bool] = {}
+        self._trim_seen: set[tuple[str | None, str, str]] = set()
+
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        return requirement_or_candidate.identifier
+
+    def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
+                       candidates: Mapping[str, Iterator[Candidate]], information: Any,
+                       backtrack_causes: Sequence[Any]) -> Any:
+        causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
+        return self._preference(identifier, information, causes)
+
+    def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Candidate],
+                                     candidates: Mapping[str, Iterator[Candidate]], information: Any,
+                                     backtrack_causes: Sequence[Any]) -> Iterable[str]:
+        # The one identifier get_preference would rank first (its key ends with the identifier,
+        # so the minimum is unique): found in one pass with the backtrack causes gathered once,
+        # instead of resolvelib calling get_preference for every unpinned name each round.
+        causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
+        return [min(identifiers, key=lambda i: self._preference(i, information, causes))]
+
+    def _preference(self, identifier: str, information: Any, causes: Any) -> tuple[bool, bool, bool, bool, str]:
+        pinned = any(self._is_pin(i.requirement) for i in information[identifier])
+        return (identifier != PYTHON, identifier.split("[")[0] not in causes, not pinned,
+                identifier not in self.root_names, identifier)
+
+    def _python_req_ok(self, req: Req) -> bool:
+        ok = self._python_reqs.get(req.text)
+        if ok is None:
+            ok = self._python_reqs[req.text] = self.finder.python_ok(str(req.specifier))
+        return ok
+
+    def _is_pin(self, req: Req) -> bool:
+        pin = self._pins.get(req.text)
+        if pin is None:
+            pin = any(s.operator in ("==", "===") and "*" not in s.version for s in req.specifier)
+            self._pins[req.text] = pin
+        return pin
+
+    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
+                     incompatibilities: Mapping[str, Iterator[Candidate]]) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        bad = {c.version for c in incompatibilities[identifier]}
+        if identifier == PYTHON:
+            version = Version(self.finder.target.python_full_version)
+            ok = all(self._python_req_ok(r) for r in reqs)
+            return [Candidate(PYTHON, version, frozenset(), None)] if ok and version not in bad else []
+        name = identifier.split("[")[0]
+        extras = frozenset().union(*(r.extras for r in reqs)) if reqs else frozenset()
+        spec = SpecifierSet()
+        for r in reqs:
+            spec &= r.specifier
+        # An ``===`` string that is no PEP 440 version pins nothing (None).
+        pins = {version_or_none(s.version) for r in reqs for s in r.specifier
+                if s.operator in ("==", "===") and "*" not in s.version}
+        wheels = self.finder.best_wheels(name)
+        allowed = set(spec.filter(v for v in wheels if v not in bad))
+        return [Candidate(name, v, extras, d) for v, (d, yanked) in wheels.items()
+                if v in allowed and (not yanked or v in pins)]  # PEP 592
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        # resolvelib re-checks every pin against every criterion each round: memoise.
+        key = (requirement.text, candidate.name, candidate.version, candidate.extras)
+        ok = self._satisfied.get(key)
+        if ok is None:
+            if candidate.name == PYTHON:
+                ok = self._python_req_ok(requirement)
+            else:
+                ok = requirement.specifier.contains(candidate.version, prereleases=True) and (
+                    requirement.extras <= candidate.extras)
+            self._satisfied[key] = ok
+        return ok
+
+    def get_dependencies(self, candidate: Candidate) -> list[Req]:
+        if candidate.name == PYTHON or candidate.dist is None:
+            return []
+        meta = self.finder.metadata_for(candidate.dist)
+        deps: list[Req] = []
+        if candidate.extras:
+            # X[e]==v depends on X==v, plus what extra e adds.
+            deps.append(Req(candidate.name, frozenset(), SpecifierSet(f"=={candidate.version}"),
+                            f"{candidate.name}=={candidate.version}"))
+        elif meta["requires_python"] and not self.finder.python_ok(meta["requires_python"]):
+            # Only a Requires-Python the target fails becomes a requirement (and the conflict
+            # that rejects this candidate).  One the target meets can never fail, and as a
+            # requirement it would grow one criterion by a line per package, re-checked each round.
+            deps.append(Req(PYTHON, frozenset(), _safe_specifier(meta["requires_python"]),
+                            f"Requires-Python {meta['requires_python']}"))
+        wanted = sorted(candidate.extras) if candidate.extras else [""]
+        for req in meta["requires"]:
+            if not any(_marker_true(req.marker, self.finder.env(e)) for e in wanted):
+                continue
+            if candidate.extras and _marker_true(req.marker, self.finder.env("")):
+                continue  # already a dependency of the base X==v
+            dep = Req.from_requirement(req)
+            if dep.name in self.exclude:
+                self._trim(candidate.name, req, "excluded")
+                continue
+            deps.append(dep)
+        self.finder.prefetch(deps)
+        return deps
+
+    def _trim(self, parent: str | None, req: Requirement, reason: str) -> None:
+        key = (parent, str(req), reason)
+        if key not in self._trim_seen:
+            self._trim_seen.add(key)
+            self.trimmed.append(TrimmedEdge(parent, str(req), reason))
+
+
+def _safe_specifier(text: str) -> SpecifierSet:
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        return SpecifierSet()
+
