@@ -119,7 +119,7 @@ def read_core_metadata(data: bytes | str) -> CoreMetadata:
         raw, unparsed = parse_email(text)
     except Exception as exc:  # noqa: BLE001 - the email package on arbitrary input; a reader never raises
         return CoreMetadata(problems=(*problems, f"not an RFC 822 header block ({type(exc).__name__})"))
-    fields: dict[str, Any] = dict(raw)
+    fields: dict[str, object] = dict(raw)
     for email_name, values in unparsed.items():
         key = email_name.replace("-", "_")
         key = {"classifier": "classifiers", "license_file": "license_files", "platform": "platforms",
@@ -131,6 +131,7 @@ def read_core_metadata(data: bytes | str) -> CoreMetadata:
                 problems.append(f"{len(values)} {email_name.title()} fields (the first is used)")
         elif key in _MULTIPLE or key == "project_urls":
             fields[key] = values
+    # Any: the fields of several types go to CoreMetadata(**out) by name; each is checked here.
     out: dict[str, Any] = {}
     for key in _SINGLE:
         value = fields.get(key)

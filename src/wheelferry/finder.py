@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Callable, Protocol
 
 from packaging.markers import Marker
 from packaging.requirements import InvalidRequirement, Requirement
@@ -25,14 +25,18 @@ from wheelferry.errors import MetadataError
 from wheelferry.pages import DistFile
 from wheelferry.target import Target, evaluation_environment, tag_ladder
 
-PYTHON = "<python>"
+PYTHON = "<python>"  # the identifier of the target's Python, which Requires-Python asks for
 
 
 class IndexLike(Protocol):
+    """Where a project's files are listed (index.IndexClient)."""
+
     def files(self, project: str, keep: Callable[[str], bool] | None = None) -> list[DistFile]: ...
 
 
 class MetadataLike(Protocol):
+    """Where a file's core metadata comes from (metadata.MetadataSource)."""
+
     def get(self, dist: DistFile) -> bytes: ...
 
 
@@ -69,6 +73,14 @@ class Candidate:
         return self.name if not self.extras else f"{self.name}[{','.join(sorted(self.extras))}]"
 
 
+@dataclass(frozen=True)
+class WheelDeps:
+    """What the resolution reads of a wheel's core metadata, parsed once per wheel."""
+
+    requires: tuple[Requirement, ...]  # every Requires-Dist, markers not yet judged
+    requires_python: str | None
+    extras: tuple[str, ...]  # Provides-Extra, canonical names
+
 
 class Finder:
     """Candidates and dependencies for one target, with background prefetching."""
@@ -88,7 +100,7 @@ class Finder:
         self._best: dict[str, dict[Version, tuple[DistFile, bool]]] = {}
         self._env = {e: evaluation_environment(target, e) for e in ("",)}
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="wheelferry-meta")
-        self._meta: dict[str, Future[dict[str, Any]]] = {}
+        self._meta: dict[str, Future[WheelDeps]] = {}
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -174,7 +186,7 @@ class Finder:
         self._best[name] = result
         return result
 
-    def _load(self, dist: DistFile) -> dict[str, Any]:
+    def _load(self, dist: DistFile) -> WheelDeps:
         raw = self.metadata.get(dist)
         meta = read_core_metadata(raw)
         reqs: list[Requirement] = []
@@ -183,13 +195,11 @@ class Finder:
                 reqs.append(Requirement(line))
             except InvalidRequirement as exc:
                 raise MetadataError(f"{dist.filename}: bad Requires-Dist {line!r}: {exc}") from None
-        return {
-            "requires": reqs,
-            "requires_python": meta.requires_python,
-            "extras": [str(canonicalize_name(e)) for e in meta.provides_extra],
-        }
+        return WheelDeps(tuple(reqs), meta.requires_python,
+                         tuple(str(canonicalize_name(e)) for e in meta.provides_extra))
 
-    def metadata_for(self, dist: DistFile) -> dict[str, Any]:
+    def metadata_for(self, dist: DistFile) -> WheelDeps:
+        """The wheel's dependencies (loaded once, in the background when prefetched)."""
         with self._lock:
             fut = self._meta.get(dist.filename)
             if fut is None:
@@ -227,15 +237,16 @@ class Finder:
         except Exception:  # noqa: BLE001 - a prefetch failure resurfaces when the resolver asks
             return
 
-    def _prefetch_next(self, loaded: Future[dict[str, Any]]) -> None:
+    def _prefetch_next(self, loaded: Future[WheelDeps]) -> None:
         """Speculate one level deeper, so the pages of a whole tree load at once, not level by level."""
         if loaded.cancelled() or loaded.exception() is not None:
             return
         env = self.env("")
-        self.prefetch(Req.from_requirement(r) for r in loaded.result()["requires"]
-                      if _marker_true(r.marker, env))
+        self.prefetch(Req.from_requirement(r) for r in loaded.result().requires
+                      if marker_true(r.marker, env))
 
 
-def _marker_true(marker: Marker | None, env: dict[str, str]) -> bool:
+def marker_true(marker: Marker | None, env: dict[str, str]) -> bool:
+    """Does *marker* hold in *env* (a target's evaluation environment)?  No marker always does."""
     return marker is None or marker.evaluate(env)
 

@@ -16,19 +16,20 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from resolvelib import BaseReporter
 
 from wheelferry import __version__
 from wheelferry.clikit import sizes_text
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
 from wheelferry.files import atomic_write, clean_stale_temporaries, temp_prefix
-from wheelferry.finder import IndexLike, MetadataLike
+from wheelferry.finder import Candidate, IndexLike, MetadataLike, Req
 from wheelferry.lockfile import (
     LOCK_FILENAME,
     Lock,
@@ -90,7 +91,7 @@ def lock_target(
     rules: Sequence[Rule],
     *,
     jobs: int = 8,
-    reporter: Any = None,
+    reporter: BaseReporter[Req, Candidate, str] | None = None,
     size_of: SizeOf | None = None,
 ) -> TargetLock:
     """Resolve *spec* for one *target*, applying package rules and exclusions."""

@@ -2,56 +2,74 @@
 
 Markers and Requires-Python are evaluated against the target's complete marker
 environment, never the host's.  Extras follow resolvelib's pattern
-``X[e]==v -> X==v``.
+``X[e]==v -> X==v``.  The edges left out on the way (``--exclude``) are the
+provider's record, read through ``trimmed``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
-from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
 from resolvelib import AbstractProvider
+from resolvelib.structs import RequirementInformation
 
-from wheelferry.finder import PYTHON, Candidate, Finder, Req, _marker_true
+from wheelferry.finder import PYTHON, Candidate, Finder, Req, marker_true
 from wheelferry.lockfile import TrimmedEdge
 from wheelferry.pages import version_or_none
 
+Info = RequirementInformation[Req, Candidate]
+Preference = tuple[bool, bool, bool, bool, str]  # Python first, then causes, pins, roots; by name last
+
 
 class Provider(AbstractProvider[Req, Candidate, str]):
-    """resolvelib hooks; all packaging knowledge lives here, judged for the target."""
+    """resolvelib hooks, judged for the target; the wheels and their metadata come from the finder.
 
-    def __init__(self, finder: Finder, exclude: frozenset[str], roots: Sequence[Req]) -> None:
+    *requested* are the top-level requirements that apply to the target; ``roots`` are
+    those the resolution starts from: an excluded one is trimmed instead.
+    """
+
+    def __init__(self, finder: Finder, exclude: frozenset[str], requested: Sequence[Req]) -> None:
         self.finder = finder
         self.exclude = exclude
-        self.root_names = {r.identifier for r in roots}
-        self.trimmed: list[TrimmedEdge] = []
+        self.root_names = {r.identifier for r in requested}
+        self._trimmed: list[TrimmedEdge] = []
         self._pins: dict[str, bool] = {}
         self._python_reqs: dict[str, bool] = {}
         self._satisfied: dict[tuple[str, str, Version, frozenset[str]], bool] = {}
         self._trim_seen: set[tuple[str | None, str, str]] = set()
+        for r in requested:
+            if r.name in exclude:
+                self._trim(None, r.text, "excluded")
+        self.roots = [r for r in requested if r.name not in exclude]
+
+    @property
+    def trimmed(self) -> tuple[TrimmedEdge, ...]:
+        """The edges left out so far (excluded requirements), in the order they were met."""
+        return tuple(self._trimmed)
 
     def identify(self, requirement_or_candidate: Req | Candidate) -> str:
         return requirement_or_candidate.identifier
 
     def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
-                       candidates: Mapping[str, Iterator[Candidate]], information: Any,
-                       backtrack_causes: Sequence[Any]) -> Any:
+                       candidates: Mapping[str, Iterator[Candidate]], information: Mapping[str, Iterator[Info]],
+                       backtrack_causes: Sequence[Info]) -> Preference:
         causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
         return self._preference(identifier, information, causes)
 
     def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Candidate],
-                                     candidates: Mapping[str, Iterator[Candidate]], information: Any,
-                                     backtrack_causes: Sequence[Any]) -> Iterable[str]:
+                                     candidates: Mapping[str, Iterator[Candidate]],
+                                     information: Mapping[str, Iterator[Info]],
+                                     backtrack_causes: Sequence[Info]) -> Iterable[str]:
         # The one identifier get_preference would rank first (its key ends with the identifier,
         # so the minimum is unique): found in one pass with the backtrack causes gathered once,
         # instead of resolvelib calling get_preference for every unpinned name each round.
         causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
         return [min(identifiers, key=lambda i: self._preference(i, information, causes))]
 
-    def _preference(self, identifier: str, information: Any, causes: Any) -> tuple[bool, bool, bool, bool, str]:
+    def _preference(self, identifier: str, information: Mapping[str, Iterator[Info]],
+                    causes: Collection[str]) -> Preference:
         pinned = any(self._is_pin(i.requirement) for i in information[identifier])
         return (identifier != PYTHON, identifier.split("[")[0] not in causes, not pinned,
                 identifier not in self.root_names, identifier)
@@ -112,31 +130,31 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             # X[e]==v depends on X==v, plus what extra e adds.
             deps.append(Req(candidate.name, frozenset(), SpecifierSet(f"=={candidate.version}"),
                             f"{candidate.name}=={candidate.version}"))
-        elif meta["requires_python"] and not self.finder.python_ok(meta["requires_python"]):
+        elif meta.requires_python and not self.finder.python_ok(meta.requires_python):
             # Only a Requires-Python the target fails becomes a requirement (and the conflict
             # that rejects this candidate).  One the target meets can never fail, and as a
             # requirement it would grow one criterion by a line per package, re-checked each round.
-            deps.append(Req(PYTHON, frozenset(), _safe_specifier(meta["requires_python"]),
-                            f"Requires-Python {meta['requires_python']}"))
+            deps.append(Req(PYTHON, frozenset(), _safe_specifier(meta.requires_python),
+                            f"Requires-Python {meta.requires_python}"))
         wanted = sorted(candidate.extras) if candidate.extras else [""]
-        for req in meta["requires"]:
-            if not any(_marker_true(req.marker, self.finder.env(e)) for e in wanted):
+        for req in meta.requires:
+            if not any(marker_true(req.marker, self.finder.env(e)) for e in wanted):
                 continue
-            if candidate.extras and _marker_true(req.marker, self.finder.env("")):
+            if candidate.extras and marker_true(req.marker, self.finder.env("")):
                 continue  # already a dependency of the base X==v
             dep = Req.from_requirement(req)
             if dep.name in self.exclude:
-                self._trim(candidate.name, req, "excluded")
+                self._trim(candidate.name, str(req), "excluded")
                 continue
             deps.append(dep)
         self.finder.prefetch(deps)
         return deps
 
-    def _trim(self, parent: str | None, req: Requirement, reason: str) -> None:
-        key = (parent, str(req), reason)
+    def _trim(self, parent: str | None, requirement: str, reason: str) -> None:
+        key = (parent, requirement, reason)
         if key not in self._trim_seen:
             self._trim_seen.add(key)
-            self.trimmed.append(TrimmedEdge(parent, str(req), reason))
+            self._trimmed.append(TrimmedEdge(parent, requirement, reason))
 
 
 def _safe_specifier(text: str) -> SpecifierSet:

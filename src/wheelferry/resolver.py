@@ -11,23 +11,27 @@ from __future__ import annotations
 from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable, cast
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
-from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+from resolvelib.resolvers import Criterion, ResolutionImpossible, ResolutionTooDeep, Result
 from resolvelib.resolvers import resolution as _resolution
 from resolvelib.structs import State
 
 from wheelferry.errors import ResolutionError
-from wheelferry.finder import PYTHON, Candidate, Finder, IndexLike, MetadataLike, Req, _marker_true
+from wheelferry.explain import explain_impossible
+from wheelferry.finder import PYTHON, Candidate, Finder, IndexLike, MetadataLike, Req, marker_true
 from wheelferry.lockfile import Edge, TrimmedEdge
 from wheelferry.pages import DistFile
 from wheelferry.provider import Provider
 from wheelferry.statestack import StateStack
 from wheelferry.target import Target
+
+_State = State[Req, Candidate, str]
+_Criterion = Criterion[Req, Candidate]
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Resolution:
     trimmed: list[TrimmedEdge] = field(default_factory=list)
 
 
-class _Resolution(_resolution.Resolution):  # type: ignore[type-arg]
+class _Resolution(_resolution.Resolution[Req, Candidate, str]):
     """resolvelib's resolution, with its per-round work and memory bounded by what changed.
 
     Each round resolvelib asks, for every criterion, whether the current pin satisfies
@@ -67,22 +71,25 @@ class _Resolution(_resolution.Resolution):  # type: ignore[type-arg]
     """
 
     def _push_new_state(self) -> None:
-        states: Any = self._states
+        states: list[_State] | StateStack[Req, Candidate, str] = self._states
         if not isinstance(states, StateStack):
-            states = self._states = StateStack(State, states[-1])  # type: ignore[assignment]  # the root state
+            states = StateStack(State, states[-1])  # the root state
+            # The stack stands in for resolvelib's list: it does all resolvelib does with one
+            # ([-1], del [-1], pop, len, truth), which is not all a list does.
+            self._states = states  # type: ignore[assignment]  # see above
         states.push()
 
     def _save_state(self) -> None:
         if self._save_states is None:
-            states: Any = self._states
-            self._save_states = states.clone()
+            states = cast("StateStack[Req, Candidate, str]", self._states)  # put in place by the first _push_new_state
+            self._save_states = states.clone()  # type: ignore[assignment]  # as in _push_new_state
 
-    def _patch_criteria(self, incompatibilities_from_broken: Any) -> bool:
+    def _patch_criteria(self, incompatibilities_from_broken: list[tuple[str, list[Candidate]]]) -> bool:
         # resolvelib joins the broken state's incompatibilities to the current ones, which
         # already hold most of them: each backjump doubled the lists, and every later
         # find_matches walked them.  Passing on only the new ones gives the same union.
         criteria = self.state.criteria
-        fresh: list[tuple[Any, list[Any]]] = []
+        fresh: list[tuple[str, list[Candidate]]] = []
         for key, incompatibilities in incompatibilities_from_broken:
             criterion = criteria.get(key)
             have = {id(c) for c in criterion.incompatibilities} if criterion is not None else set()
@@ -92,29 +99,32 @@ class _Resolution(_resolution.Resolution):  # type: ignore[type-arg]
                     have.add(id(c))
                     new.append(c)
             fresh.append((key, new))
-        return bool(super()._patch_criteria(fresh))
+        return super()._patch_criteria(fresh)
 
-    def _get_updated_criteria(self, candidate: Any) -> Any:
-        changed: dict[str, Any] = {}
+    def _get_updated_criteria(self, candidate: Candidate) -> dict[str, _Criterion]:
+        changed: dict[str, _Criterion] = {}
         view = ChainMap(changed, self.state.criteria)  # reads fall through, writes stay in *changed*
         for requirement in self._p.get_dependencies(candidate=candidate):
-            self._add_to_criteria(view, requirement, parent=candidate)  # type: ignore[arg-type]
+            # _add_to_criteria reads and writes its dict as a mapping, which the view is.
+            self._add_to_criteria(view, requirement, parent=candidate)  # type: ignore[arg-type]  # see above
         return changed
 
-    def _is_current_pin_satisfying(self, name: Any, criterion: Any) -> bool:
+    def _is_current_pin_satisfying(self, name: str, criterion: _Criterion) -> bool:
         pin = self.state.mapping.get(name)
         if pin is None:
             return False
-        seen = criterion.__dict__.get("_wheelferry_pin")
+        seen: tuple[Candidate, bool] | None = criterion.__dict__.get("_wheelferry_pin")
         if seen is not None and seen[0] is pin:
-            return bool(seen[1])
+            return seen[1]
         ok = super()._is_current_pin_satisfying(name, criterion)
-        criterion._wheelferry_pin = (pin, ok)
-        return bool(ok)
+        criterion.__dict__["_wheelferry_pin"] = (pin, ok)
+        return ok
 
 
-class _Resolver(Resolver):  # type: ignore[type-arg]
-    def resolve(self, requirements: Any, max_rounds: int = 100) -> Any:  # type: ignore[override]
+class _Resolver(Resolver[Req, Candidate, str]):
+    # As resolvelib's own Resolver.resolve: max_rounds where the abstract one takes **kwargs.
+    def resolve(self, requirements: Iterable[Req],  # type: ignore[override]
+                max_rounds: int = 100) -> Result[Req, Candidate, str]:
         state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
         return _resolution._build_result(state)
 
@@ -137,19 +147,13 @@ def resolve(
     excluded = frozenset(str(canonicalize_name(e)) for e in exclude)
     finder = Finder(index, metadata, target, jobs=jobs, release_ok=release_ok)
     env = finder.env("")
-    roots = [Req.from_requirement(r) for r in requirements if _marker_true(r.marker, env)]
-    provider = Provider(finder, excluded, roots)
-    for r in roots:
-        if r.name in excluded:
-            provider._trim(None, Requirement(r.text), "excluded")
-    roots = [r for r in roots if r.name not in excluded]
+    provider = Provider(finder, excluded, [Req.from_requirement(r) for r in requirements
+                                           if marker_true(r.marker, env)])
+    roots = provider.roots
     finder.prefetch(roots)
     try:
         result = _Resolver(provider, reporter or BaseReporter()).resolve(roots, max_rounds=20000)
     except ResolutionImpossible as exc:
-        # Only a failed resolution needs the prose, and explain.py builds on this module's types.
-        from wheelferry.explain import explain_impossible
-
         raise explain_impossible(exc, finder) from None
     except ResolutionTooDeep:
         raise ResolutionError(f"resolution for {target.id} did not finish: too much backtracking",
@@ -159,7 +163,8 @@ def resolve(
     return _collect(result, provider, finder, [r.text for r in roots])
 
 
-def _collect(result: Any, provider: Provider, finder: Finder, root_texts: list[str]) -> Resolution:
+def _collect(result: Result[Req, Candidate, str], provider: Provider, finder: Finder,
+             root_texts: list[str]) -> Resolution:
     mapping: dict[str, Candidate] = result.mapping
     base: dict[str, Candidate] = {}
     extras: dict[str, set[str]] = {}
@@ -182,18 +187,20 @@ def _collect(result: Any, provider: Provider, finder: Finder, root_texts: list[s
             if parent is not None and parent in depends:
                 depends[parent].add(name)
     trimmed = list(provider.trimmed)
+    dists: dict[str, DistFile] = {}
     for name, cand in base.items():
-        assert cand.dist is not None
+        assert cand.dist is not None  # only the Python pseudo-candidate has none
+        dists[name] = cand.dist
         meta = finder.metadata_for(cand.dist)
-        for req in meta["requires"]:
-            if req.marker is None or _marker_true(req.marker, finder.env("")):
+        for req in meta.requires:
+            if req.marker is None or marker_true(req.marker, finder.env("")):
                 continue
-            unused = [e for e in meta["extras"] if e not in extras[name] and _marker_true(req.marker, finder.env(e))]
+            unused = [e for e in meta.extras if e not in extras[name] and marker_true(req.marker, finder.env(e))]
             if unused:
                 trimmed.append(TrimmedEdge(name, str(req), "extra"))
     packages = {
         name: ResolvedPackage(
-            name=name, version=str(cand.version), dist=cand.dist,  # type: ignore[arg-type]
+            name=name, version=str(cand.version), dist=dists[name],
             extras=tuple(sorted(extras[name])),
             required_by=tuple(Edge(p, r) for p, r in sorted(required_by[name], key=lambda x: (x[0] or "", x[1]))),
             dependencies=tuple(sorted(depends[name])),
