@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
@@ -216,7 +216,7 @@ def unused_excludes(exclude: Iterable[str], lock: Lock) -> list[str]:
     return [name for name in exclude if canonicalize_name(name) not in cut]
 
 
-def trim_report(lock: Lock) -> list[dict[str, Any]]:
+def trim_report(lock: Lock) -> list[dict[str, Any]]:  # Any: JSON objects, for --json
     """What exclusions removed per target, with sizes and who declared it (JSON-ready)."""
     out = []
     for t in lock.targets:
