@@ -100,7 +100,7 @@ def test_hand_edited_lock_is_refused_with_exit_2(index_server: Callable[..., Any
     (lock_dir / "wheelferry.lock.json").write_text(json.dumps(data))
     code, res = run("build", "--lock", str(lock_dir), "--no-sign", "-o", str(tmp_path / "out"), capsys=capsys)
     assert code == 2 and "sha256" in res["message"]
-    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not (tmp_path / "out").exists()
 
 
 def _swap_first_two(lock_dir: Path, files: tuple[str, ...]) -> tuple[str, str]:
@@ -173,7 +173,7 @@ def test_unfetchable_wheel_names_file_and_every_url(index_server: Callable[..., 
     assert code == 1, res
     assert "dep-1.0-py3-none-any.whl" in res["message"] and "127.0.0.1" in res["message"]
     out = tmp_path / "out"
-    assert not out.exists() or not list(out.glob("*.tar*")), "nothing half-written"
+    assert not out.exists(), "nothing half-written"
     cached = list((tmp_path / "cache").rglob("dep-1.0-py3-none-any.whl"))
     assert cached == [], "a bad download never enters the cache"
 
@@ -185,8 +185,8 @@ def test_unusable_signing_key_fails_before_any_download(index_server: Callable[.
     server = index_server(repo)
     fpr = gpg_keys.fpr["expired"] if key == "expired" else "0" * 40
     code, res = build(server, tmp_path, capsys, "--sign-key", fpr, "--gnupghome", str(gpg_keys.home))
-    assert code in (1, 2), res
-    assert res["error"] in ("SigningError", "UsageError")
+    assert code == 1 and res["error"] == "SigningError", res
+    assert ("expired on" if key == "expired" else f"no key {fpr} in") in res["message"], res
     assert server.requests == [], "the key is checked before anything is fetched"
 
 

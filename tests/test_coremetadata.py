@@ -127,7 +127,7 @@ def test_crlf_bom_and_a_repeated_single_field() -> None:
 def test_what_is_not_metadata_reads_as_nothing() -> None:
     for data in (b"", b"\x00\xff\xfe garbage", b"<html><body>404</body></html>", b"Name:\nVersion:\n"):
         meta = read_core_metadata(data)
-        assert meta.name is None or meta.version is None
+        assert (meta.name, meta.version) == (None, None), data
         assert "no Name or no Version field" in meta.problems
 
 

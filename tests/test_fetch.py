@@ -84,10 +84,19 @@ def test_parallel_download_of_many_files(tmp_path: Path, index_server: Server) -
     assert fetch_summary(again)["bytes_from_cache"] == summary["bytes_downloaded"]
 
 
-def test_connection_pool_is_sized_to_jobs(tmp_path: Path) -> None:
-    s = session()
-    fetch_wheels([], WheelCache(tmp_path), s, jobs=24)
-    assert all(a._pool_maxsize >= 24 for a in s.adapters.values())  # type: ignore[attr-defined]
+def test_every_job_keeps_its_connection_to_the_index(tmp_path: Path, index_server: Server) -> None:
+    """24 jobs hold 24 connections at once; all of them stay open for the session's next fetch."""
+    for i in range(48):
+        build_wheel(tmp_path / "wheels", f"pkg{i:02}", "1.0")
+    server = index_server(tmp_path / "wheels", together=24)  # every response waits until 24 are asked
+    wheels = [locked(p, server.file_url(p.name)) for p in sorted((tmp_path / "wheels").iterdir())]
+    s, cache = session(), WheelCache(tmp_path / "cache")
+    first = fetch_wheels(wheels[:24], cache, s, jobs=24)
+    assert server.connections == 24
+    second = fetch_wheels(wheels[24:], cache, s, jobs=24)
+    assert [r.wheel for r in first + second] == wheels and not any(r.from_cache for r in first + second)
+    assert server.count("GET", ".whl") == 48
+    assert server.connections == 24, "a connection was dropped and dialled again"
 
 
 def test_a_dropped_connection_resumes_with_range(tmp_path: Path, index_server: Server, big: Path) -> None:

@@ -142,7 +142,7 @@ def test_symlink_replacing_a_listed_wheel(tmp_path: Path, wheels: list[Path]) ->
                                   "other/file", "demo\\..\\evil"])
 def test_paths_outside_the_bundle(tmp_path: Path, wheels: list[Path], name: str) -> None:
     e = _hostile(tmp_path, wheels, lambda ms: ms[:2] + [Member(name, b"x")] + ms[2:])
-    assert repr(name) in str(e) or repr(name.lstrip("/")) in str(e)
+    assert repr(name) in str(e), str(e)
 
 
 def test_member_bigger_than_manifest_size(tmp_path: Path, wheels: list[Path]) -> None:
@@ -326,24 +326,26 @@ def test_bad_signature_wins_over_member_damage(gpg_keys: GpgKeys, tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
-def test_good_signature_is_checked_in_the_same_read(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
-                                                     trust: dict[str, Any],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import builtins
-    tar = make_bundle(tmp_path, wheels)
+def _bytes_read() -> int:
+    """Bytes read through read(2) and the like so far by this process and its reaped children (gpg)."""
+    with open("/proc/self/io", encoding="ascii") as f:
+        return int(next(line for line in f if line.startswith("rchar:")).split()[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs /proc/self/io (Linux)")
+def test_good_signature_is_checked_in_the_same_read(gpg_keys: GpgKeys, tmp_path: Path,
+                                                     trust: dict[str, Any]) -> None:
+    """The bytes the signature is checked on are the bytes that are parsed: the bundle is read once,
+    and gpg reads that same stream from its pipe (its reads count here too)."""
+    big = [build_wheel(tmp_path / "w", "big", "1.0", padding=8 << 20)]
+    tar = make_bundle(tmp_path, big)
     gpg_keys.sign("good", tar)
-    opened: list[str] = []
-    real_open = builtins.open
-
-    def counting_open(file: Any, *a: Any, **kw: Any) -> Any:
-        if str(file) == str(tar):
-            opened.append(str(file))
-        return real_open(file, *a, **kw)
-
-    monkeypatch.setattr(builtins, "open", counting_open)
+    verify_bundle(tar, **trust)  # every module the check needs is loaded before counting
+    before = _bytes_read()
     b = verify_bundle(tar, **trust)
+    read = _bytes_read() - before
     assert b.signature is not None and b.bytes == tar.stat().st_size
-    assert len(opened) == 2  # a 4-byte peek at the magic number, then the one full read
+    assert 2 * b.bytes <= read < 2.5 * b.bytes, (read, b.bytes)
 
 
 def test_zstd_bundle_is_named_not_called_damaged(tmp_path: Path, wheels: list[Path]) -> None:

@@ -86,7 +86,7 @@ def test_windows_wheel_refused_for_a_linux_interpreter(tmp_path: Path, wheels: l
     with pytest.raises(InstallError, match="alpha-1.0-cp39-cp39-win_amd64.whl"):
         install_wheels(wheels, _scheme(tmp_path / "x"), "python3", compile=False,
                        tags=["cp39-cp39-manylinux_2_28_x86_64", "py3-none-any"])
-    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").rglob("*.py"))
+    assert not (tmp_path / "x").exists()
 
 
 def test_state_directory_on_windows_is_under_localappdata() -> None:

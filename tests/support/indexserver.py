@@ -13,6 +13,8 @@ Switches, also settable as attributes while the server runs:
 ``range``           honour ``Range: bytes=`` (206) for files; False sends 200 with the whole file
 ``fail``            {path_or_filename: n}: the first n matching requests get a 500
 ``slow``            seconds to sleep before every response
+``together``        n: hold every response until n requests wait at once (set at start only;
+                    a group that does not fill within 10 s is let through)
 ``drop_after``      {filename: nbytes}: the first request closes after nbytes of body
 ``corrupt``         {filename}: different bytes, same length
 ``html_200``        {filename}: an HTML error page with status 200 instead of the file
@@ -60,7 +62,7 @@ from packaging.utils import (
 JSON_V1 = "application/vnd.pypi.simple.v1+json"
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
 _SWITCHES = {
-    "mode": "json", "pep658": True, "range": True, "fail": None, "slow": 0.0,
+    "mode": "json", "pep658": True, "range": True, "fail": None, "slow": 0.0, "together": None,
     "drop_after": None, "corrupt": None, "html_200": None, "yanked": None,
     "requires_python": None, "auth": None, "hide_size": False, "max_age": None, "tls": None,
     "bind": "127.0.0.1", "name": None,
@@ -140,6 +142,8 @@ class IndexServer:
         self.lock = threading.Lock()
         self._hash_cache: dict[tuple[str, float, int], str] = {}
         self._conns: set[socket.socket] = set()
+        self.connections = 0  # TCP connections accepted so far
+        self._together = threading.Barrier(self.together) if self.together else None
         self._httpd = _Server((self.bind, 0), _Handler)
         self._httpd.index = self
         self.port = self._httpd.server_address[1]
@@ -223,6 +227,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.index.lock:
             self.index._conns.add(request)
+            self.index.connections += 1
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -274,6 +279,9 @@ class _Handler(BaseHTTPRequestHandler):
             idx.requests.append((self.command, path, self.headers.get("Range")))
         if idx.slow:
             time.sleep(idx.slow)
+        if idx._together is not None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                idx._together.wait(timeout=10)
         if idx.auth is not None:
             expected = "Basic " + base64.b64encode(":".join(idx.auth).encode()).decode()
             if self.headers.get("Authorization") != expected:
