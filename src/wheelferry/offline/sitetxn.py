@@ -246,6 +246,12 @@ class SiteTransaction:
     def prepare(self, replaced: Iterable[str], wheels: Iterable[Path]) -> None:
         """Plan *wheels*, then move aside the files of the *replaced* distributions and whatever
         sits where the wheels will write, so the install writes only into free places."""
+        # Signals wait (a move is never cut in two); one that came is raised after the last move,
+        # and the caller's undo puts everything back.
+        with self.guard.held():
+            self._prepare(replaced, wheels)
+
+    def _prepare(self, replaced: Iterable[str], wheels: Iterable[Path]) -> None:
         for w in wheels:
             plan = plan_wheel(Path(w), self.scheme)
             self.planned += plan.files
