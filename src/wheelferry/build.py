@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -27,6 +26,7 @@ from wheelferry.offline.licences import Licence, wheel_licences
 from wheelferry.pages import name_and_version, version_or_none
 from wheelferry.pyz import write_offline_pyz
 from wheelferry.sign import SigningKey, StreamSigner, export_public_key, sign_detached
+from wheelferry.timestamps import parse_utc
 from wheelferry.urls import strip_credentials
 
 KIT_NAME = "wheelferry-offline.pyz"
@@ -91,11 +91,9 @@ def created_epoch(lock: Lock) -> int:
         return epoch
     times = []
     for w in lock.wheels.values():
-        if w.upload_time:
-            try:
-                times.append(dt.datetime.fromisoformat(w.upload_time.replace("Z", "+00:00")))
-            except ValueError:
-                continue
+        stamp = parse_utc(w.upload_time) if w.upload_time else None
+        if stamp is not None:
+            times.append(stamp)
     return int(max(times).timestamp()) if times else 0
 
 

@@ -16,7 +16,6 @@ copied into the tar, and hashed on the way to catch a changed cache.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import gzip
 import hashlib
 import io
@@ -47,6 +46,7 @@ from wheelferry.manifest import (
 from wheelferry.offline import cyclonedx
 from wheelferry.offline.licences import Licence
 from wheelferry.offline.txn import checkpoint
+from wheelferry.timestamps import utc_text
 
 # Each chunk is read, hashed, written and handed to gpg while it is still in the CPU's cache:
 # 695 MB signed bundle, 1 MiB chunks 1.96 s, 256 KiB 1.75 s (and a third less system time).
@@ -151,11 +151,6 @@ class _Output:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._out, name)
-
-
-def rfc3339(epoch: int) -> str:
-    """Seconds since the epoch as an RFC 3339 UTC time (``2026-11-23T08:00:00Z``)."""
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def source_date_epoch() -> int | None:
@@ -317,13 +312,13 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
     check_compression(compress)
     if sbom is None:
         sbom = cyclonedx.dumps(cyclonedx.bom(lock, licences or {}, name=name, sequence=sequence,
-                                             created=rfc3339(created)))
+                                             created=utc_text(created)))
     members = _plan(name, lock, lock_files, wheel_paths, sbom)
     files = [m.entry for m in members if m.entry is not None]
     manifest = Manifest(
-        name=name, sequence=sequence, created=rfc3339(created),
+        name=name, sequence=sequence, created=utc_text(created),
         targets=tuple({"id": t.id, "spec": t.spec} for t in lock.targets),
-        files=tuple(files), expires=rfc3339(expires) if expires is not None else None, tool=tool,
+        files=tuple(files), expires=utc_text(expires) if expires is not None else None, tool=tool,
         approvals=approvals)
     manifest_bytes = manifest.dumps().encode()
     mtime = tar_mtime(created)

@@ -7,7 +7,6 @@ pure and deterministic; only :func:`write_lock_dir` touches the disk.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import shutil
@@ -45,6 +44,7 @@ from wheelferry.resolver import Resolution, resolve
 from wheelferry.rules import Rule, apply_rules
 from wheelferry.spec import Spec
 from wheelferry.target import Target, marker_environment
+from wheelferry.timestamps import parse_utc
 from wheelferry.urls import strip_credentials
 
 if sys.version_info >= (3, 11):
@@ -236,15 +236,6 @@ def environment_marker(markers: Mapping[str, str]) -> str:
             f'"{markers["platform_machine"]}" and python_version == "{markers["python_version"]}"')
 
 
-def _upload_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def render_pylock(lock: Lock, target: LockedTarget) -> str:
     """PEP 751 ``pylock.<id>.toml`` for one target; checked by packaging.pylock before return."""
     packages = []
@@ -253,7 +244,7 @@ def render_pylock(lock: Lock, target: LockedTarget) -> str:
         wheel: dict[str, object] = {"name": w.filename, "url": w.urls[0], "hashes": {"sha256": w.sha256}}
         if w.size is not None:
             wheel["size"] = w.size
-        up = _upload_time(w.upload_time)
+        up = parse_utc(w.upload_time) if w.upload_time else None
         if up is not None:
             wheel["upload-time"] = up
         entry: dict[str, object] = {"name": p.name, "version": p.version, "wheels": [wheel]}

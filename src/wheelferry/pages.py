@@ -22,6 +22,7 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 from packaging.version import InvalidVersion, Version
 
 from wheelferry.errors import IndexUnreachableError
+from wheelferry.files import SHA256_HEX
 from wheelferry.urls import redact_url, strip_credentials
 
 
@@ -151,14 +152,13 @@ def _wheel_head_ok(head: str) -> bool:
 
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
 _WHEEL_NAME = re.compile(r"[\w\d._]*", re.UNICODE)  # as packaging.utils.parse_wheel_filename
 
 
 def _hashes(raw: Any) -> dict[str, str]:
     if type(raw) is dict and len(raw) == 1:  # the usual {"sha256": "<lowercase hex>"}
         value = raw.get("sha256")
-        if type(value) is str and _SHA256.fullmatch(value):
+        if type(value) is str and SHA256_HEX.fullmatch(value):
             return {"sha256": value}
     if not isinstance(raw, dict):
         return {}

@@ -9,21 +9,18 @@ atomically.  The file must be unchanged between the check and the signature.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.files import atomic_path, hash_file
 from wheelferry.offline.approvals import approval_path
 from wheelferry.offline.gpg import gpg_binary, gpg_env, normalize_fingerprint
 from wheelferry.offline.volumes import _list_of, is_split
-
-CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -51,11 +48,7 @@ def _stamp(path: Path) -> tuple[int, int, int, int]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return str(hash_file(path).hexdigest())
 
 
 def sign_file(data: Path, out: Path, fingerprint: str, gnupghome: str | None,
@@ -70,10 +63,8 @@ def sign_file(data: Path, out: Path, fingerprint: str, gnupghome: str | None,
         if not Path(passphrase_file).is_file():
             raise UsageError(f"passphrase file {passphrase_file} does not exist")
         args += ["--pinentry-mode", "loopback", "--passphrase-file", str(passphrase_file)]
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
-    try:
-        args += ["--armor", "--local-user", fingerprint + "!", "--output", tmp, "--detach-sign", str(data)]
+    with atomic_path(out, 0o644) as tmp:
+        args += ["--armor", "--local-user", fingerprint + "!", "--output", str(tmp), "--detach-sign", str(data)]
         proc = subprocess.run(args, capture_output=True, text=True, env=env, check=False,
                               stdin=subprocess.DEVNULL)
         if proc.returncode != 0 or "[GNUPG:] SIG_CREATED D " not in proc.stderr:
@@ -83,12 +74,6 @@ def sign_file(data: Path, out: Path, fingerprint: str, gnupghome: str | None,
                 or "KEYREVOKED" in proc.stderr else f"gpg exit code {proc.returncode}"
             raise VerificationError(f"gpg could not sign {data.name} with {fingerprint}: {reason}",
                                     hint="check --sign-key, --gnupghome and --passphrase-file")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-        tmp = ""
-    finally:
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def approve_bundle(path: Path, *, sign_key: str, gnupghome: str | None = None,

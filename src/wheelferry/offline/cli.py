@@ -51,7 +51,7 @@ def _trust(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     """`verify`: check signature, freshness and every member; remember the sequence."""
     # lazy, see above
-    from wheelferry.offline.state import default_state_dir, record_accepted
+    from wheelferry.offline.state import default_state_dir
     from wheelferry.offline.verify import verify_bundle
     from wheelferry.offline.volumes import joined_bundle
 
@@ -59,9 +59,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     with joined_bundle(args.bundle, keyring=trust["keyring"], trusted=trust["trusted"],
                        allow_unsigned=trust["allow_unsigned"]) as tar:
         bundle = verify_bundle(tar, **trust)
-    if bundle.signature is not None:  # only a verified signature moves the replay mark
-        record_accepted(args.state_dir or default_state_dir(), bundle.manifest.name,
-                        bundle.manifest.sequence, bundle.manifest_sha256, args.force_older)
+    bundle.accept(args.state_dir or default_state_dir(), args.force_older)
     m = bundle.manifest
     signer = bundle.signed_by()
     say(f"{args.bundle.name}: bundle {m.name} #{m.sequence}, {len(bundle.files)} files, "
@@ -280,7 +278,7 @@ def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
     # lazy, see above
     from wheelferry.offline.audit import checked_bundle
     from wheelferry.offline.exportindex import export_index
-    from wheelferry.offline.state import default_state_dir, record_accepted
+    from wheelferry.offline.state import default_state_dir
 
     keys = _keys(args, args.bundle)
     state = args.state_dir or default_state_dir()
@@ -289,9 +287,7 @@ def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
                         work_parent=parent if parent.is_dir() else None) as bundle:
         assert bundle.extracted is not None
         report = export_index(bundle, bundle.extracted, args.dir)
-    if bundle.signature is not None:  # only a verified signature moves the replay mark
-        record_accepted(state, bundle.manifest.name, bundle.manifest.sequence, bundle.manifest_sha256,
-                        args.force_older)
+    bundle.accept(state, args.force_older)
     say(f"{args.dir}: {len(report.added)} wheels added, {len(report.kept)} already there, "
         f"projects {', '.join(report.projects)}")
     say(bundle.signed_by())

@@ -35,6 +35,7 @@ from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.audit import read_metadata, requires_python_of
 from wheelferry.offline.policy import canonical_name, version_key
 from wheelferry.offline.verify import VerifiedBundle
+from wheelferry.timestamps import upload_time_z
 
 API_VERSION = "1.1"
 
@@ -68,13 +69,6 @@ def _place(src: Path, dst: Path) -> None:
             os.replace(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-
-
-def _upload_time(text: str | None) -> str | None:
-    if not text:
-        return None
-    # PEP 700: ISO 8601 in UTC with the Z suffix.
-    return text.replace("+00:00", "Z") if text.endswith(("Z", "+00:00")) else None
 
 
 def _existing_files(page: Path, project: str) -> dict[str, dict[str, Any]]:
@@ -210,7 +204,7 @@ def export_index(bundle: VerifiedBundle, extracted: Path, out: Path) -> ExportRe
         project = canonical_name(project_of.get(filename) or _project(filename))
         pages[project][filename] = _entry(filename, wheel.sha256, bundle.files[f"{WHEELS_DIR}/{filename}"][1],
                                           wheel.requires_python or requires_python_of(metadata),
-                                          _upload_time(wheel.upload_time),
+                                          upload_time_z(wheel.upload_time),
                                           hashlib.sha256(metadata).hexdigest())
     for project, entries in sorted(pages.items()):
         listed = list(entries.values())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import hashlib
 import os
 import queue
@@ -27,17 +26,18 @@ from pathlib import Path
 from typing import IO
 
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.files import FILE_CHUNK
 from wheelferry.offline.openpgp import (
     MAX_SIGNATURE_FILE,
     LiteralFramer,
     signature_packet,
     single_signature,
 )
+from wheelferry.timestamps import utc_text
 
 _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 _ERRSIG_MISSING_KEY = "9"
 # Big reads keep per-call overhead negligible next to gpg's own hashing.
-CHUNK = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,9 @@ def gpg_env(home: str | os.PathLike[str] | None) -> dict[str, str]:
 
 def _when(epoch: str) -> str:
     try:
-        stamp = dt.datetime.fromtimestamp(int(epoch), tz=dt.timezone.utc)
+        return utc_text(int(epoch))
     except (ValueError, OverflowError, OSError):
         return "an unknown date"
-    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _private_home() -> Path:
@@ -378,7 +377,7 @@ def verify_signature(data_path: Path, sig_path: Path, keyring_path: Path,
     digest = hashlib.sha256()
     with signature_check(sig_path, keyring_path, trusted_fingerprints) as check, \
             open(data_path, "rb") as data:
-        for chunk in iter(lambda: data.read(CHUNK), b""):
+        for chunk in iter(lambda: data.read(FILE_CHUNK), b""):
             digest.update(chunk)
             check.feed(chunk)
         info = check.result()

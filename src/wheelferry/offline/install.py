@@ -51,7 +51,7 @@ from wheelferry.offline.envchanges import (
 )
 from wheelferry.offline.hostmatch import Host, capture_drift, choose_target, probe_host
 from wheelferry.offline.sitetxn import interpreter_scheme, local_launcher, site_transaction
-from wheelferry.offline.state import default_state_dir, record_accepted
+from wheelferry.offline.state import default_state_dir
 from wheelferry.offline.txn import VenvTransaction, checkpoint, venv_transaction
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 from wheelferry.offline.wheelcheck import check_wheel_zip
@@ -323,15 +323,15 @@ def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | Non
             notes, smoked = install_venv(txn, bundle, target, wheels_dir, venv_job.result(), host, run,
                                          compile=compile, smoke=smoke)
             changes = compare_sets(txn.before, installed_versions(txn.staging))
-            if bundle.signature is not None:  # only a verified signature moves the replay mark
-                txn.accept_on_commit(m.name, m.sequence, bundle.manifest_sha256, force_older)
+            mark = bundle.replay_mark()
+            if mark is not None:  # recorded in the same step as the switch
+                txn.accept_on_commit(*mark, force_older)
             txn.commit(bytecode=False)
         else:
             notes, smoked, changes, recovered = install_python(
                 interpreter, bundle, target, wheels_dir, host, run, allow_downgrade=allow_downgrade,
                 compile=compile, state_dir=state_dir, smoke=smoke)
-            if bundle.signature is not None:
-                record_accepted(state_dir, m.name, m.sequence, bundle.manifest_sha256, force_older)
+            bundle.accept(state_dir, force_older)
     finally:
         # Workers finish before the transaction removes what they write into.
         with txn.guard.held() if txn is not None else contextlib.nullcontext():

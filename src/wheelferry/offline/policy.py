@@ -41,6 +41,7 @@ from packaging.version import Version
 
 from wheelferry.errors import PolicyFileError, PolicyViolation, UsageError
 from wheelferry.offline.advisories import AdvisoryRules, Finding, judge, parse_rules
+from wheelferry.timestamps import parse_utc
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -245,15 +246,6 @@ def _licence_ok(expression: str, policy: Policy) -> bool:
 
 # --- judging ---------------------------------------------------------------------------------------
 
-def _parse_time(text: str) -> dt.datetime | None:
-    text = re.sub(r"\.\d+", "", text.strip()).replace("Z", "+00:00")
-    try:
-        stamp = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
-
-
 def evaluate(policy: Policy, packages: Iterable[PackageFacts], *, licences: bool = True,
              now: dt.datetime | None = None) -> PolicyReport:
     """Judge *packages* by *policy*; with ``licences=False`` licence rules are skipped (build)."""
@@ -270,7 +262,7 @@ def evaluate(policy: Policy, packages: Iterable[PackageFacts], *, licences: bool
             if denied.matches(p.name, p.version):
                 hit("package-denied", f"matches {denied.text!r}")
         if policy.max_age_days is not None:
-            stamp = _parse_time(p.upload_time) if p.upload_time else None
+            stamp = parse_utc(p.upload_time) if p.upload_time else None
             if stamp is None:
                 hit("release-age-unknown", "the lock records no upload time", warned)
             elif (now - stamp).days > policy.max_age_days:

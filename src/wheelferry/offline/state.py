@@ -10,16 +10,16 @@ file, so two runs at once never lose the higher mark.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.files import atomic_write
+from wheelferry.timestamps import utc_text
 
 
 @dataclass(frozen=True)
@@ -129,18 +129,8 @@ def record_accepted(state_dir: Path, name: str, sequence: int, manifest_sha256: 
         last = load_accepted(state_dir, name)
         if last is not None and last.sequence > sequence and not force_older:
             return last
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = utc_text()
         entry = Accepted(name, sequence, manifest_sha256, now)
-        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entry.to_json(), f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, _state_file(state_dir, name))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(_state_file(state_dir, name),
+                     (json.dumps(entry.to_json(), indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return entry

@@ -42,8 +42,9 @@ from wheelferry.manifest import (
 )
 from wheelferry.offline.approvals import Tally, signature_files, signatures_check
 from wheelferry.offline.gpg import SignatureInfo, signature_check
-from wheelferry.offline.state import check_sequence, default_state_dir
+from wheelferry.offline.state import check_sequence, default_state_dir, record_accepted
 from wheelferry.offline.volumes import list_signers
+from wheelferry.timestamps import parse_utc
 
 # Big reads: per-call overhead stays negligible and hashlib releases the GIL for them.
 CHUNK = 4 << 20
@@ -72,6 +73,19 @@ class VerifiedBundle:
     extracted: Path | None = None
     warnings: tuple[str, ...] = field(default=())
     signers: Tally | None = None  # every counted signature and every one not counted
+
+    def replay_mark(self) -> tuple[str, int, str] | None:
+        """(name, sequence, manifest sha256) to remember as accepted, or None: only a verified
+        signature moves the replay mark (an unsigned lab bundle never does)."""
+        if self.signature is None:
+            return None
+        return self.manifest.name, self.manifest.sequence, self.manifest_sha256
+
+    def accept(self, state_dir: Path, force_older: bool = False) -> None:
+        """Remember this bundle as accepted on this host, once what it was checked for is done."""
+        mark = self.replay_mark()
+        if mark is not None:
+            record_accepted(state_dir, *mark, force_older)
 
     def signed_by(self) -> str:
         """Who signed, for one line of output."""
@@ -117,15 +131,12 @@ def _refuse(message: str, hint: str | None = None) -> VerificationError:
                                                    "from the sender and verify again")
 
 
-def _parse_time(text: str, what: str) -> dt.datetime:
-    try:
-        stamp = dt.datetime.strptime(text.replace("+00:00", "Z"), "%Y-%m-%dT%H:%M:%SZ")
-    except ValueError:
-        try:
-            stamp = dt.datetime.strptime(text, "%Y-%m-%d")
-        except ValueError:
-            raise _refuse(f"MANIFEST.json {what} {text!r} is not an RFC 3339 UTC time") from None
-    return stamp.replace(tzinfo=dt.timezone.utc)
+def _manifest_time(text: str, what: str) -> dt.datetime:
+    """A time MANIFEST.json gives (``created``, ``expires``), or the bundle is refused."""
+    stamp = parse_utc(text)
+    if stamp is None:
+        raise _refuse(f"MANIFEST.json {what} {text!r} is not an RFC 3339 UTC time")
+    return stamp
 
 
 def check_expiry(manifest: Manifest, now: dt.datetime | None = None) -> None:
@@ -135,7 +146,7 @@ def check_expiry(manifest: Manifest, now: dt.datetime | None = None) -> None:
     now = now or dt.datetime.now(dt.timezone.utc)
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt.timezone.utc)
-    if now >= _parse_time(manifest.expires, "expires"):
+    if now >= _manifest_time(manifest.expires, "expires"):
         raise _refuse(f"bundle {manifest.name} expired on {manifest.expires}",
                       hint="ask the sender for a newly built bundle")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -22,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
-from wheelferry.files import temp_prefix
+from wheelferry.files import FILE_CHUNK, SHA256_HEX, atomic_path
 from wheelferry.offline.openpgp import MAX_SIGNATURE_FILE
 
 FORMAT = "wheelferry-volumes"
 FORMAT_VERSION = 1
 LIST_SUFFIX = ".volumes.json"
-CHUNK = 1 << 20
 # shared/DESIGN.md: K, M, G, T are powers of 1000, Ki, Mi, Gi, Ti powers of 1024 (an optional
 # B after either); fat32 is the largest file FAT32 holds, 4 GiB - 1 byte.
 _SIZE = re.compile(r"^\s*(\d+)\s*(?:([KMGT])(i?)B?|B?)\s*$", re.IGNORECASE)
@@ -36,7 +34,6 @@ _POWERS = {"K": 1, "M": 2, "G": 3, "T": 4}
 FAT32 = (4 << 30) - 1
 _VOLUME = re.compile(r"^(?P<tar>.+\.tar(?:\.gz|\.zst)?)\.(?P<n>\d{3,})$")
 _TAR = re.compile(r"\.tar(?:\.gz|\.zst)?$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # The list is read before (with --allow-unsigned: instead of) its signature is judged: a list
 # of 100,000 volumes is about 15 MB, more than any medium needs.
 MAX_LIST_FILE = 16 << 20
@@ -97,21 +94,15 @@ def list_path_for(tar_name: str, directory: Path) -> Path:
 
 
 def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
 
 
 def _pieces(f: Any, limit: int) -> Iterator[bytes]:
     left = limit
     while left:
-        data = f.read(min(CHUNK, left))
+        data = f.read(min(FILE_CHUNK, left))
         if not data:
             return
         left -= len(data)
@@ -222,7 +213,7 @@ def parse_volume_list(raw: bytes, name: str) -> VolumeSet:
         # Compared as text: int() of a 5,000-digit number is refused by Python itself.
         ok = (m is not None and m.group("tar") == bundle and m.group("n").lstrip("0") == str(i).lstrip("0")
               and _count(v.get("size"))
-              and isinstance(v.get("sha256"), str) and _SHA256.match(v["sha256"]))
+              and isinstance(v.get("sha256"), str) and SHA256_HEX.fullmatch(v["sha256"]))
         if not ok:
             problems.append(f"volumes[{i}] is not {{name: {str(bundle)[:100]}.{i:03d}, size, sha256}}")
             if len(problems) > 5:
@@ -234,7 +225,7 @@ def parse_volume_list(raw: bytes, name: str) -> VolumeSet:
     for key in ("size", "volume-size"):
         if not _count(data.get(key)):
             problems.append(f"{key} is not a non-negative integer")
-    if not isinstance(data.get("sha256"), str) or not _SHA256.match(data["sha256"]):
+    if not isinstance(data.get("sha256"), str) or not SHA256_HEX.fullmatch(data["sha256"]):
         problems.append("sha256 is not 64 lowercase hex digits")
     if not problems and sum(v.size for v in volumes) != data["size"]:
         problems.append("the volumes' sizes do not add up to size")
