@@ -8,7 +8,7 @@ newline), so writing the same lock twice gives byte-identical files.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,6 +235,19 @@ def _strs(d: Mapping[str, Any], key: str, where: str, p: _Problems) -> tuple[str
     return tuple(v)
 
 
+def _objects(raw: object, where: str, p: _Problems,
+             not_list: str = "not a list") -> Iterator[tuple[str, dict[str, Any]]]:  # Any: JSON values
+    """The objects of the JSON list *raw*, each with its location; a problem for what is not one."""
+    if not isinstance(raw, list):
+        p.add(where, not_list)
+        return
+    for i, item in enumerate(raw):
+        if isinstance(item, dict):
+            yield f"{where}[{i}]", item
+        else:
+            p.add(f"{where}[{i}]", "not an object")
+
+
 def _edges(raw: Any, where: str, p: _Problems, trimmed: bool) -> list[Any]:
     out: list[Any] = []
     if not isinstance(raw, list):
@@ -300,25 +313,11 @@ def parse_lock(data: Any, source: str = LOCK_FILENAME) -> Lock:
         wheels[fname] = WheelFile(fname, sha, size, urls,
                                   w.get("requires-python"), w.get("upload-time"))
     targets: list[LockedTarget] = []
-    traw = data.get("targets")
-    if not isinstance(traw, list) or not traw:
+    if data.get("targets") == []:
         p.add("targets", "missing or empty")
-        traw = []
-    for ti, t in enumerate(traw):
-        where = f"targets[{ti}]"
-        if not isinstance(t, dict):
-            p.add(where, "not an object")
-            continue
+    for where, t in _objects(data.get("targets"), "targets", p, "missing or empty"):
         pkgs: list[LockedPackage] = []
-        praw = t.get("packages")
-        if not isinstance(praw, list):
-            p.add(f"{where}.packages", "not a list")
-            praw = []
-        for pi, pk in enumerate(praw):
-            pw = f"{where}.packages[{pi}]"
-            if not isinstance(pk, dict):
-                p.add(pw, "not an object")
-                continue
+        for pw, pk in _objects(t.get("packages"), f"{where}.packages", p):
             name = _str(pk, "name", pw, p)
             version = _str(pk, "version", pw, p)
             wheel = _str(pk, "wheel", pw, p)

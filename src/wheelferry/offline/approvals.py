@@ -22,13 +22,10 @@ from wheelferry.offline.gpg import (
     _ERRSIG_MISSING_KEY,
     SignatureCheck,
     SignatureInfo,
-    _cleanup,
-    _private_home,
     _when,
-    gpg_binary,
-    import_keyring,
     normalize_fingerprint,
     parse_status,
+    private_keyring,
     trust_inputs,
 )
 
@@ -184,14 +181,9 @@ def signatures_check(data_path: Path, keyring_path: Path,
     if not files:
         raise VerificationError(f"no signature file {data_path.name}.asc beside the bundle",
                                 hint="copy the .asc files too, or pass --allow-unsigned for a lab")
-    gpg = gpg_binary()
-    home = _private_home()
-    check = None
-    try:
-        import_keyring(gpg, home, keyring_path)
+    with private_keyring(keyring_path) as (gpg, home):
         check = SignaturesCheck(gpg, home, files, keyring_path.name, trusted)
-        yield check
-    finally:
-        if check is not None:
+        try:
+            yield check
+        finally:
             check.abort()
-        _cleanup(home)

@@ -284,16 +284,23 @@ def signature_check(sig_path: Path, keyring_path: Path,
     if not Path(sig_path).is_file():
         raise VerificationError(f"no signature file {sig_path} beside the bundle",
                                 hint="copy the .asc too, or pass --allow-unsigned for a lab")
+    with private_keyring(keyring_path) as (gpg, home):
+        check = SignatureCheck(gpg, home, Path(sig_path), keyring_path.name, trusted)
+        try:
+            yield check
+        finally:
+            check.abort()
+
+
+@contextlib.contextmanager
+def private_keyring(keyring_path: Path) -> Iterator[tuple[str, Path]]:
+    """(gpg, a private GNUPGHOME holding only *keyring_path*'s keys); the home and its agent go after."""
     gpg = gpg_binary()
     home = _private_home()
-    check = None
     try:
         import_keyring(gpg, home, keyring_path)
-        check = SignatureCheck(gpg, home, Path(sig_path), keyring_path.name, trusted)
-        yield check
+        yield gpg, home
     finally:
-        if check is not None:
-            check.abort()
         _cleanup(home)
 
 
