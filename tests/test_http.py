@@ -17,6 +17,8 @@ import requests
 from wheelferry import __version__
 from wheelferry import http as http_module
 from wheelferry.http import (
+    CACHE_WRITER,
+    CacheWriter,
     PageCache,
     PrefixAuth,
     describe_failure,
@@ -208,11 +210,35 @@ def test_damaged_stored_body_is_not_served(pages: str, tmp_path: Path) -> None:
     _Pages.headers_out = {"Cache-Control": "max-age=600"}
     cache, session = PageCache(tmp_path, _Clock()), make_session()
     cache.fetch(session, pages, ACCEPT)
+    CACHE_WRITER.flush()  # the page goes to disk on a thread of its own
     (body,) = tmp_path.rglob("*.body")
     body.write_bytes(b'{"a": 9}')
     stored = cache.fetch(session, pages, ACCEPT)
     assert stored.from_cache and stored.body() is None
     assert cache.fetch(session, pages, ACCEPT, use_cache=False).body() == b'{"a": 1}'
+
+
+def test_cache_writer_serves_queued_files_and_keeps_the_last_write(tmp_path: Path, monkeypatch: Any) -> None:
+    gate, real = threading.Event(), http_module.atomic_write
+
+    def held(path: Path, data: bytes) -> None:
+        assert gate.wait(10)
+        real(path, data)
+
+    monkeypatch.setattr(http_module, "atomic_write", held)
+    writer, path = CacheWriter(), tmp_path / "ab" / "k.meta"
+    writer.write(path, b"one")
+    writer.write(path, b"two")
+    assert writer.read(path) == b"two" and not path.exists()  # queued: served from memory
+    gate.set()
+    writer.flush()
+    assert path.read_bytes() == b"two" and writer.read(path) == b"two"
+    assert [p.name for p in path.parent.iterdir()] == ["k.meta"]  # no temporary left
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_bytes(b"")
+    writer.write(blocked / "k.meta", b"x")  # an unwritable cache costs the file, nothing else
+    writer.flush()
+    assert writer.read(blocked / "k.meta") is None
 
 
 class _Hello(BaseHTTPRequestHandler):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -81,8 +82,16 @@ def _files(root: Path) -> Iterator[tuple[Path, os.stat_result]]:
                 continue
 
 
+def _settle() -> None:
+    """Metadata and pages this process still has queued for the cache go to disk first."""
+    http = sys.modules.get("wheelferry.http")  # never imported: nothing was queued
+    if http is not None:
+        http.CACHE_WRITER.flush()
+
+
 def entries(root: Path, now: float | None = None) -> Iterator[Entry]:
     """Every entry of the cache at *root* (nothing if it does not exist)."""
+    _settle()
     now = time.time() if now is None else now
     wheels = root / "wheels"
     sha_root = wheels / "sha256"

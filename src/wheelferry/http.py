@@ -11,6 +11,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -432,15 +433,75 @@ class Page:
             return self.content
         if self.body_path is None:
             return None
-        try:
-            data = self.body_path.read_bytes()
-        except OSError:
+        data = CACHE_WRITER.read(self.body_path)
+        if data is None:
             return None
         return data if hashlib.sha256(data).hexdigest() == self.digest else None
 
 
 def _kept_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: headers[k] for k in ("Cache-Control", "Expires", "Date") if k in headers}
+
+
+class CacheWriter:
+    """Small cache files (core metadata, index pages) written on a thread of their own.
+
+    Each file goes in through atomic_write (fsync, then rename), which costs milliseconds
+    on a busy disk; a lock waiting for the metadata of the next candidate should not wait
+    for that too.  Until a file is on disk, :meth:`read` returns its bytes from memory, so
+    a reader in this process never misses it.  The writing thread finishes every queued
+    file before the interpreter exits (concurrent.futures joins its workers then).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[Path, bytes] = {}
+        self._pool: ThreadPoolExecutor | None = None
+
+    def write(self, path: Path, data: bytes) -> None:
+        """Queue *data* to replace *path*; a later write of the same path wins."""
+        with self._lock:
+            queued = path in self._pending
+            self._pending[path] = data
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wheelferry-cache")
+            if not queued:
+                self._pool.submit(self._write, path)
+
+    def read(self, path: Path) -> bytes | None:
+        """The bytes of *path*: queued ones first, else the file's (None when unreadable)."""
+        with self._lock:
+            data = self._pending.get(path)
+        if data is not None:
+            return data
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+
+    def flush(self) -> None:
+        """Wait until every queued file is on disk."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _write(self, path: Path) -> None:
+        while True:
+            with self._lock:
+                data = self._pending.get(path)
+            if data is None:
+                return
+            with contextlib.suppress(OSError):  # a read-only or full cache only costs speed
+                atomic_write(path, data)
+            with self._lock:
+                if self._pending.get(path) is data:
+                    del self._pending[path]
+                    return
+            # written again while this copy went to disk: write the newer one too
+
+
+CACHE_WRITER = CacheWriter()
 
 
 class PageCache:
@@ -526,9 +587,10 @@ class PageCache:
         path = self.sidecar(key, "meta")
         if path is None:
             return None
+        raw = CACHE_WRITER.read(path)
         try:
-            meta = json.loads(path.read_bytes())
-        except (OSError, ValueError):
+            meta = json.loads(raw) if raw is not None else None
+        except ValueError:
             return None
         ok = isinstance(meta, dict) and meta.get("format") == _CACHE_FORMAT and \
             isinstance(meta.get("url"), str) and isinstance(meta.get("digest"), str)
@@ -537,15 +599,12 @@ class PageCache:
     def _write_meta(self, key: str, meta: dict[str, Any]) -> None:
         path = self.sidecar(key, "meta")
         if path is not None:
-            with contextlib.suppress(OSError):  # a read-only or full cache only costs speed
-                atomic_write(path, json.dumps(meta, sort_keys=True).encode())
+            CACHE_WRITER.write(path, json.dumps(meta, sort_keys=True).encode())
 
     def _store(self, key: str, body: bytes, meta: dict[str, Any]) -> None:
-        # Body first: a reader that sees the new record finds a body that matches its digest.
+        # Body first (one writing thread, in order): a reader that sees the new record finds a
+        # body that matches its digest; a body that did not get written fails that check.
         body_path = self.sidecar(key, "body")
         assert body_path is not None
-        try:
-            atomic_write(body_path, body)
-        except OSError:
-            return
+        CACHE_WRITER.write(body_path, body)
         self._write_meta(key, meta)

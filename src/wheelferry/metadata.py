@@ -24,8 +24,7 @@ from packaging.utils import canonicalize_name
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import MetadataError
-from wheelferry.files import atomic_write
-from wheelferry.http import NET_CHUNK, describe_failure, http_status_text
+from wheelferry.http import CACHE_WRITER, NET_CHUNK, describe_failure, http_status_text
 from wheelferry.pages import DistFile, looks_like_html
 from wheelferry.urls import redact_url
 
@@ -263,9 +262,9 @@ class MetadataSource:
             raise MetadataError(f"{dist.filename} is not a wheel; sdists are never built",
                                 hint="wheelferry only uses binary wheels")
         cached = self._cache_path(dist)
-        if cached is not None and cached.is_file():
-            data = cached.read_bytes()
-            if self._advertised_ok(dist, data):
+        if cached is not None:
+            data = CACHE_WRITER.read(cached)
+            if data is not None and self._advertised_ok(dist, data):
                 return data
         whole = self._cached_wheel(dist)
         if whole is not None:
@@ -526,5 +525,5 @@ class MetadataSource:
 
     @staticmethod
     def _store(path: Path, data: bytes) -> None:
-        atomic_write(path, data)
+        CACHE_WRITER.write(path, data)  # on disk shortly; this process reads it from memory until then
 

@@ -1,0 +1,75 @@
+"""The finder's metadata loading: what the resolver waits for comes first, backtracking in batches."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import requests
+from packaging.requirements import Requirement
+
+from tests.support.wheels import build_wheel
+from wheelferry.config import IndexConfig
+from wheelferry.finder import Finder, Req
+from wheelferry.index import IndexClient
+from wheelferry.metadata import MetadataSource
+from wheelferry.pages import DistFile
+from wheelferry.target import parse_target
+
+
+class _Watched(MetadataSource):
+    """Real metadata reads, each noted with the thread that made it; ``hold``'s waits for a gate."""
+
+    def __init__(self) -> None:
+        super().__init__(requests.Session(), None)
+        self.holding, self.gate = threading.Event(), threading.Event()
+        self.loaded: dict[str, str] = {}
+
+    def get(self, dist: DistFile) -> bytes:
+        if dist.filename.startswith("hold-"):
+            self.holding.set()
+            assert self.gate.wait(10)
+        self.loaded[dist.filename.split("-")[1]] = threading.current_thread().name
+        return super().get(dist)
+
+
+def test_backtracking_loads_older_versions_in_a_batch_and_a_queued_load_is_done_at_once(
+        tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    for v in range(1, 31):
+        build_wheel(links, "a", f"{v}.0")
+    build_wheel(links, "hold", "1.0")
+    metadata = _Watched()
+    index = IndexClient(IndexConfig(None, (), (links.as_uri(),)), requests.Session())
+    finder = Finder(index, metadata, parse_target("linux-x86_64:3.11"), jobs=1)
+    try:
+        wheels = {str(v): d for v, (d, _yanked) in finder.best_wheels("a").items()}
+        finder.prefetch([Req.from_requirement(Requirement("hold"))])
+        assert metadata.holding.wait(10)  # the finder's one worker is busy until the gate opens
+        rescue = threading.Timer(10, metadata.gate.set)  # a failing check must not hang the test
+        rescue.start()
+        # The resolver tries a 30.0, 29.0, ... as it backtracks; each is loaded when asked.
+        for v in (30, 29, 28, 27):
+            finder.metadata_for(wheels[f"{v}.0"])
+        assert len(metadata.loaded) == 4
+        # The fifth try queues the next five older versions for the worker at once ...
+        finder.metadata_for(wheels["26.0"])
+        # ... and one of them asked for while still queued is loaded at once, on this thread.
+        assert finder.metadata_for(wheels["25.0"]).requires == ()
+        main = threading.current_thread().name
+        assert metadata.loaded["25.0"] == main and len(metadata.loaded) == 6
+        metadata.gate.set()
+        deadline = time.monotonic() + 10
+        while len(metadata.loaded) < 11 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert {v: t for v, t in metadata.loaded.items() if t != main} == dict.fromkeys(
+            ["1.0", "24.0", "23.0", "22.0", "21.0"], "wheelferry-meta_0"), metadata.loaded
+        for v in (24, 23, 22, 21):
+            assert finder.metadata_for(wheels[f"{v}.0"]).requires == ()
+        assert "20.0" not in metadata.loaded  # nothing beyond the batch was fetched unasked
+        rescue.cancel()
+    finally:
+        metadata.gate.set()
+        finder.close()
