@@ -11,17 +11,12 @@ PACKAGE = ROOT / "src" / "wheelferry"
 DOC = ROOT / "docs" / "ARCHITECTURE.md"
 
 
-def _documented() -> tuple[list[str], dict[tuple[str, str], str]]:
-    """The documented order and its exceptions ``(importer, imported) -> why``."""
-    section = DOC.read_text(encoding="utf-8").split("## Import order", 1)[1]
+def _documented() -> list[str]:
+    """The documented order: the first ``text`` block of the "Import order" section."""
+    section = DOC.read_text(encoding="utf-8").split("## Import order", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```text\n(.*?)```", section, re.S)
-    order = blocks[0].split()
-    exceptions = {}
-    for line in blocks[1].splitlines():
-        m = re.match(r"\s*(\S+) -> (\S+)\s+(.+)", line)
-        if m:
-            exceptions[(m[1], m[2])] = m[3]
-    return order, exceptions
+    assert len(blocks) == 1, "the import order section has one list and no exceptions"
+    return blocks[0].split()
 
 
 def _module(path: Path) -> str:
@@ -53,7 +48,7 @@ def _sources() -> dict[str, Path]:
 
 
 def test_every_module_has_its_place_in_the_documented_order() -> None:
-    order, _ = _documented()
+    order = _documented()
     missing = sorted(set(_sources()) - set(order))
     assert not missing, f"add {', '.join(missing)} to the import order in docs/ARCHITECTURE.md"
     gone = sorted(set(order) - set(_sources()))
@@ -61,22 +56,20 @@ def test_every_module_has_its_place_in_the_documented_order() -> None:
     assert len(order) == len(set(order)), "a module is listed twice in the import order"
 
 
-def test_no_module_imports_against_the_documented_order() -> None:
-    order, exceptions = _documented()
+def _against(sources: dict[str, Path], order: list[str]) -> list[str]:
     rank = {m: i for i, m in enumerate(order)}
-    sources = _sources()
-    against, used = [], set()
+    against = []
     for module, path in sources.items():
         for imported, line in sorted(_imports(path, set(sources))):
-            if imported == module or rank.get(imported, -1) < rank.get(module, len(order)):
-                continue
-            if (module, imported) in exceptions:
-                used.add((module, imported))
-            else:
-                against.append(f"{path.relative_to(ROOT)}:{line}: {module} imports {imported}, listed after it")
+            if imported != module and rank.get(imported, -1) >= rank.get(module, len(order)):
+                against.append(f"{path}:{line}: {module} imports {imported}, listed after it")
+    return against
+
+
+def test_no_module_imports_against_the_documented_order() -> None:
+    """No exception: an import inside a function counts the same as one at the top."""
+    against = _against(_sources(), _documented())
     assert not against, "\n".join(against)
-    stale = sorted(set(exceptions) - used)
-    assert not stale, f"documented exceptions no longer in the code: {stale}"
 
 
 def test_the_check_sees_an_import_against_the_order(tmp_path: Path) -> None:
@@ -85,3 +78,12 @@ def test_the_check_sees_an_import_against_the_order(tmp_path: Path) -> None:
                      "    from wheelferry.lock import write_lock_dir\n")
     assert _imports(probe, {"offline", "offline.verify", "lock"}) == {
         ("offline", 4), ("offline.verify", 4), ("lock", 5)}
+
+
+def test_a_function_level_import_against_the_order_fails(tmp_path: Path) -> None:
+    low, high = tmp_path / "low.py", tmp_path / "high.py"
+    low.write_text("def f():\n    from wheelferry.high import g\n    return g\n")
+    high.write_text("from wheelferry.low import f\n")
+    sources = {"low": low, "high": high}
+    assert _against(sources, ["low", "high"]) == [f"{low}:2: low imports high, listed after it"]
+    assert _against(sources, ["high", "low"]) == [f"{high}:1: high imports low, listed after it"]

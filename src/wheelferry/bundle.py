@@ -31,6 +31,7 @@ from typing import IO, Any, Callable
 
 from wheelferry.errors import BundleError, UsageError
 from wheelferry.files import BackgroundHash, temp_prefix
+from wheelferry.interrupt import checkpoint
 from wheelferry.lockfile import Lock
 from wheelferry.manifest import (
     LOCK_DIR,
@@ -45,7 +46,6 @@ from wheelferry.manifest import (
 )
 from wheelferry.offline import cyclonedx
 from wheelferry.offline.licences import Licence
-from wheelferry.offline.txn import checkpoint
 from wheelferry.timestamps import utc_text
 
 # Each chunk is read, hashed, written and handed to gpg while it is still in the CPU's cache:

@@ -11,12 +11,14 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Callable
 
 from wheelferry.errors import UsageError, WheelferryError
+from wheelferry.interrupt import SIGNALS, Interrupted
 from wheelferry.urls import redact_text
 
 Handler = Callable[[argparse.Namespace], "dict[str, Any]"]
@@ -132,15 +134,10 @@ def _signals_interrupt() -> Iterator[None]:
     cleanup finishes) and puts the default handlers back, so a third ends the
     process at once.
     """
-    import signal
-
-    from wheelferry.offline.txn import Interrupted
-
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
-    signals = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    signals = SIGNALS
     saved = {s: signal.getsignal(s) for s in signals}
     fired: list[int] = []
 

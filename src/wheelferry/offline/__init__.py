@@ -7,11 +7,12 @@ PyYAML, see ``vendor-purepy.txt``), which the kit carries at its
 root so they import by their own names.  It never imports the build half
 (requests, resolvelib, tqdm, msgspec, python-gnupg).  ``wheelferry-offline.pyz``
 is this package, the vendored libraries and the stdlib-only modules
-``errors``, ``urls``, ``clikit``, ``files``, ``lockfile``, ``manifest``,
+``errors``, ``urls``, ``interrupt``, ``clikit``, ``files``, ``lockfile``, ``manifest``,
 ``coremetadata`` and ``timestamps``.
 """
 
 # Modules of the top-level package that the air-gapped half may import.
-SHARED_MODULES = ("errors", "urls", "clikit", "files", "lockfile", "manifest", "coremetadata", "timestamps")
+SHARED_MODULES = ("errors", "urls", "interrupt", "clikit", "files", "lockfile", "manifest", "coremetadata",
+                  "timestamps")
 # The vendored libraries (top-level import names) the air-gapped half may import.
 VENDORED = ("cvss", "installer", "packaging", "tomli", "yaml")

@@ -325,7 +325,7 @@ class _Unpacker:
                 self._progress()
 
     def _progress(self) -> None:
-        from wheelferry.offline.txn import checkpoint
+        from wheelferry.interrupt import checkpoint
 
         assert self.biggest is not None
         with self.lock:
@@ -446,7 +446,7 @@ out.flush()
 def _compile(python: str, sources: list[str], moved: tuple[str, str] | None, workers: int,
              cancelled: Callable[[], bool]) -> list[str]:
     """Compile *sources* with N processes of *python*; returns the .pyc files written."""
-    from wheelferry.offline.txn import checkpoint
+    from wheelferry.interrupt import checkpoint
 
     if not sources:
         return []

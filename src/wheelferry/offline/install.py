@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 from wheelferry.clikit import warn
 from wheelferry.errors import InstallError, UsageError
+from wheelferry.interrupt import checkpoint
 from wheelferry.lockfile import LockedTarget
 from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.engine import (
@@ -52,7 +53,7 @@ from wheelferry.offline.envchanges import (
 from wheelferry.offline.hostmatch import Host, capture_drift, choose_target, probe_host
 from wheelferry.offline.sitetxn import interpreter_scheme, local_launcher, site_transaction
 from wheelferry.offline.state import default_state_dir
-from wheelferry.offline.txn import VenvTransaction, checkpoint, venv_transaction
+from wheelferry.offline.txn import VenvTransaction, venv_transaction
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 from wheelferry.offline.wheelcheck import check_wheel_zip
 

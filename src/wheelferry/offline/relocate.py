@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from wheelferry.errors import InstallError
+from wheelferry.interrupt import checkpoint
 from wheelferry.offline.envchanges import site_packages
 
 
@@ -97,8 +98,6 @@ def _recompile(staging: Path, final: Path, old: bytes) -> set[Path]:
             sources.append(str(src))
     if not sources:
         return set()
-    from wheelferry.offline.txn import checkpoint
-
     checkpoint("compile")
     python = _bin_dir(staging) / ("python.exe" if os.name == "nt" else "python")
     proc = subprocess.run([str(python), "-m", "compileall", "-q", "-f", "-j", "0", "-s", str(staging),

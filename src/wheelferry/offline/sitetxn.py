@@ -36,17 +36,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 from wheelferry.errors import InstallError
+from wheelferry.interrupt import Interrupted, checkpoint
+from wheelferry.interrupt import SignalGuard as _SignalGuard
 from wheelferry.offline.envchanges import canonical_name
 from wheelferry.offline.txn import (
-    Interrupted,
     _fsync_dir,
     _key,
     _path_lock,
     _say,
-    _SignalGuard,
     _transactions_dir,
     _write_atomic,
-    checkpoint,
 )
 
 SCHEME_KEYS = ("purelib", "platlib", "headers", "scripts", "data")
