@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.pythons import pip_for, pipless_venv
 from tests.support.wheels import build_wheel
 from wheelferry.errors import InstallError
 from wheelferry.offline.engine import (
@@ -75,10 +76,9 @@ def _rich_wheel(directory: Path) -> Path:
     return _rezip(base, directory / base.name, modes={"alpha/run.sh": 0o755})
 
 
-def _venv(path: Path, pip: bool) -> Path:
-    argv = [sys.executable, "-m", "venv", str(path)] + ([] if pip else ["--without-pip"])
-    subprocess.run(argv, check=True)
-    return path / "bin" / "python"
+def _venv(path: Path) -> Path:
+    """A venv without pip of its own: where pip is needed, pip_for() runs the suite's pip on it."""
+    return pipless_venv(path)
 
 
 def _record(site: Path, dist_info: str) -> dict[str, tuple[str, str]]:
@@ -97,11 +97,11 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The same wheels installed by real pip into one venv and by the engine into another."""
     root = tmp_path_factory.mktemp("engine")
     wheels = [_rich_wheel(root / "w"), build_wheel(root / "w", "beta", "1.0")]
-    by_pip = _venv(root / "pip-env", pip=True)
-    subprocess.run([str(by_pip), "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--find-links",
+    by_pip = _venv(root / "pip-env")
+    subprocess.run([*pip_for(by_pip), "install", "-q", "--no-index", "--no-deps", "--find-links",
                     str(root / "w"), "alpha==1.0", "beta==1.0"], check=True,
                    env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
-    ours = _venv(root / "engine-env", pip=False)
+    ours = _venv(root / "engine-env")
     written = install_wheels(wheels, venv_scheme(str(ours)), str(ours), workers=4)
     return {"root": root, "pip": by_pip, "ours": ours, "written": written}  # type: ignore[dict-item]
 
@@ -153,7 +153,7 @@ def test_scripts_entry_points_and_metadata_work(twins: dict[str, Path]) -> None:
 
 def test_bytecode_names_the_final_path(tmp_path: Path) -> None:
     built, lives = tmp_path / "env.staging", tmp_path / "env"
-    python = _venv(built, pip=False)
+    python = _venv(built)
     wheel = build_wheel(tmp_path / "w", "alpha", "1.0", files={"alpha/sub/mod.py": b"def f():\n    return 42\n"})
     install_wheels([wheel], venv_scheme(str(python)), str(python), shebang=str(lives / "bin" / "python"),
                    moved=(built, lives))
@@ -168,7 +168,7 @@ def test_bytecode_names_the_final_path(tmp_path: Path) -> None:
 
 
 def test_no_compile_writes_no_bytecode(tmp_path: Path) -> None:
-    python = _venv(tmp_path / "env", pip=False)
+    python = _venv(tmp_path / "env")
     wheel = build_wheel(tmp_path / "w", "alpha", "1.0")
     written = install_wheels([wheel], venv_scheme(str(python)), str(python), compile=False)
     assert written and not [p for p in written if p.suffix == ".pyc"]
@@ -282,10 +282,10 @@ def test_requirements_check_says_what_pip_check_says(tmp_path: Path) -> None:
               build_wheel(tmp_path / "w", "beta", "1.0", requires=["alpha==1.*"]),
               build_wheel(tmp_path / "w", "zeta", "1.0rc1"),
               build_wheel(tmp_path / "w", "eta", "1.0", requires=["zeta>=0.9"])]
-    python = _venv(tmp_path / "env", pip=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-index", "--no-deps", *map(str, wheels)],
+    python = _venv(tmp_path / "env")
+    subprocess.run([*pip_for(python), "install", "-q", "--no-index", "--no-deps", *map(str, wheels)],
                    check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
-    pip_says = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False)
+    pip_says = subprocess.run([*pip_for(python), "check"], capture_output=True, text=True, check=False)
     assert pip_says.returncode == 1
     markers = json.loads(subprocess.run([str(python), "-c", "import json, packaging.markers as m; "
                                          "print(json.dumps(m.default_environment()))"],
@@ -300,16 +300,16 @@ def test_requirements_check_says_what_pip_check_says(tmp_path: Path) -> None:
 
 def test_pip_sees_a_normal_environment(tmp_path: Path) -> None:
     """pip list, pip check and pip uninstall work on what the engine installed."""
-    python = _venv(tmp_path / "env", pip=True)
+    python = _venv(tmp_path / "env")
     env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
     install_wheels([_rich_wheel(tmp_path / "w"), build_wheel(tmp_path / "w", "beta", "1.0")],
                    venv_scheme(str(python)), str(python))
-    listed = subprocess.run([str(python), "-m", "pip", "list", "--format=json"], capture_output=True, text=True,
+    listed = subprocess.run([*pip_for(python), "list", "--format=json"], capture_output=True, text=True,
                             check=True, env=env).stdout
     assert {"name": "alpha", "version": "1.0"} in json.loads(listed)
-    check = subprocess.run([str(python), "-m", "pip", "check"], capture_output=True, text=True, check=False, env=env)
+    check = subprocess.run([*pip_for(python), "check"], capture_output=True, text=True, check=False, env=env)
     assert check.returncode == 0, check.stdout
-    subprocess.run([str(python), "-m", "pip", "uninstall", "-y", "-q", "alpha", "beta"], check=True, env=env)
+    subprocess.run([*pip_for(python), "uninstall", "-y", "-q", "alpha", "beta"], check=True, env=env)
     site = _site(python)
     assert not [p.name for p in site.iterdir() if p.name.startswith(("alpha", "beta"))]
     assert not (python.parent / "alpha-tool").exists() and not (tmp_path / "env" / "share" / "alpha").exists()

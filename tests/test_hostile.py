@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -162,7 +161,8 @@ def _rehash(members: list[Member], name: str, data: bytes) -> list[Member]:
     return out
 
 
-def test_many_members_checked_in_linear_time(tmp_path: Path) -> None:
+def test_a_manifest_at_its_cap_is_checked_to_the_last_member(tmp_path: Path) -> None:
+    """How the time grows with the count is measured by benchmarks/members_scale.py."""
     count = 100_000  # the 16 MiB manifest cap holds about this many entries
     empty = hashlib.sha256(b"").hexdigest()
     entries = tuple(FileEntry(f"wheels/e{i}.whl", empty, 0) for i in range(count))
@@ -171,11 +171,8 @@ def test_many_members_checked_in_linear_time(tmp_path: Path) -> None:
     members = [Member("demo/MANIFEST.json", manifest.dumps().encode())]
     members += [Member(f"demo/{e.path}") for e in entries]
     tar = write_tar(tmp_path / "demo.tar", members)
-    started = time.monotonic()
     with pytest.raises(VerificationError, match="SHA256SUMS"):
         verify_bundle(tar, keyring=None, trusted=[], allow_unsigned=True, state_dir=tmp_path / "state")
-    # Quadratic work would take tens of minutes here; linear work takes seconds.
-    assert time.monotonic() - started < 120
 
 
 _json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),

@@ -15,7 +15,6 @@ import pytest
 import requests
 
 from wheelferry import __version__
-from wheelferry import http as http_module
 from wheelferry.http import (
     CACHE_WRITER,
     CacheWriter,
@@ -273,25 +272,23 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     server.server_close()
 
 
-def test_tls_bundle_is_loaded_once_and_still_verifies(tls_server: tuple[int, Path], monkeypatch) -> None:
-    port, cert = tls_server
-    made: list[object] = []
-    real = http_module.create_urllib3_context
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        made.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(http_module, "create_urllib3_context", counting)
+def test_tls_bundle_is_loaded_once_and_still_verifies(tls_server: tuple[int, Path], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    port, served = tls_server
+    cert = tmp_path / "ca.pem"
+    cert.write_bytes(served.read_bytes())
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
     session = make_session(retries=0)
-    for _ in range(3):
+    assert session.get(f"https://127.0.0.1:{port}/", verify=str(cert)).content == b"ok"
+    # Every request is a new TLS connection (the server closes each one); the session parsed the
+    # bundle once, so a file that is no longer a bundle does not matter to it.
+    cert.write_text("this is not a certificate\n")
+    for _ in range(2):
         assert session.get(f"https://127.0.0.1:{port}/", verify=str(cert)).content == b"ok"
-    assert len(made) == 1  # three connections, one parse of the bundle
     # Still a real check: a name the certificate does not carry, and the default bundle.
     with pytest.raises(requests.exceptions.SSLError):
-        session.get(f"https://localhost:{port}/", verify=str(cert))
+        session.get(f"https://localhost:{port}/", verify=str(served))
     with pytest.raises(requests.exceptions.SSLError):
         make_session(retries=0).get(f"https://127.0.0.1:{port}/")
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.bundles import host_markers, make_bundle, make_lock
 from tests.support.gpgkeys import GpgKeys
-from tests.support.pythons import python39
+from tests.support.pythons import pip_for, pipless_venv, python39
 from tests.support.wheels import build_wheel
 from wheelferry.errors import InstallError, UsageError, VerificationError
 from wheelferry.lockfile import TrimmedEdge
@@ -141,9 +141,7 @@ def test_upgrade_swaps_venv(site: Site) -> None:
 
 
 def test_python_mode_restores_on_failure(site: Site) -> None:
-    env = site.root / "plain"
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-    py = str(env / "bin" / "python")
+    py = str(pipless_venv(site.root / "plain"))
     w = site.root / "w6"
     ok = site.bundle([build_wheel(w, "alpha", "6.0")], 6)
     report = install_bundle(ok, **site.trust(), python=py)
@@ -152,7 +150,7 @@ def test_python_mode_restores_on_failure(site: Site) -> None:
                        build_wheel(w, "zeta", "1.0", files={"zeta-1.0.dist-info/WHEEL": BAD_WHEEL_VERSION})], 7)
     with pytest.raises(InstallError):
         install_bundle(bad, **site.trust(), python=py)
-    listed = subprocess.run([py, "-m", "pip", "list", "--format=json"], capture_output=True, text=True,
+    listed = subprocess.run([*pip_for(py), "list", "--format=json"], capture_output=True, text=True,
                             check=True).stdout
     names = {d["name"].lower(): d["version"] for d in json.loads(listed)}
     assert names.get("alpha") == "6.0" and "beta" not in names and "zeta" not in names

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import venv
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 from packaging.pylock import Pylock
 
+from tests.support.pythons import pip_for, pipless_venv
 from tests.support.wheels import build_wheel
 from wheelferry.cli import main
 from wheelferry.target import host_target
@@ -270,9 +270,8 @@ def test_requirements_file_installs_with_stock_pip(index_server: Callable[..., A
     assert code == 0, res
     tid = host_target().id
     env = tmp_path / "venv"
-    venv.create(env, with_pip=True)
-    py = env / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(d),
+    py = pipless_venv(env)
+    proc = subprocess.run([*pip_for(py), "install", "-q", "--no-index", "--find-links", str(d),
                            "--require-hashes", "-r", str(tmp_path / "o" / f"requirements.{tid}.txt")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.bundles import make_bundle
 from tests.support.gpgkeys import GpgKeys
+from tests.support.pythons import pip_for, pipless_venv
 from tests.support.wheels import build_wheel
 from wheelferry.errors import InstallError
 from wheelferry.offline.envchanges import check_downgrades, compare_sets
@@ -88,11 +89,11 @@ def test_leftovers_are_only_what_earlier_runs_left(tmp_path: Path) -> None:
 
 def test_relocated_venv_works_at_its_final_path(tmp_path: Path) -> None:
     staging, final = tmp_path / "env.wheelferry-x", tmp_path / "env"
-    subprocess.run([sys.executable, "-m", "venv", str(staging)], check=True)
+    pipless_venv(staging)
     wheel = build_wheel(tmp_path / "w", "alpha", "1.0", files={"alpha-1.0.dist-info/entry_points.txt": ENTRY,
                                                                "alpha/__init__.py": b"def main():\n    "
                                                                b"print(__file__)\n"})
-    subprocess.run([str(staging / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
+    subprocess.run([*pip_for(staging / "bin" / "python"), "install", "-q", "--no-index",
                     "--no-deps", str(wheel)], check=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
     changed = relocate(staging, final)
     os.rename(staging, final)
@@ -326,9 +327,7 @@ def test_symlinked_env_is_switched_by_replacing_the_link(site: Site) -> None:
 
 
 def test_python_mode_refuses_a_downgrade(site: Site, tmp_path: Path) -> None:
-    env = tmp_path / "plain"
-    subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
-    py = str(env / "bin" / "python")
+    py = str(pipless_venv(tmp_path / "plain"))
     base = site.argv(site.new)[:-2]
     (site.state / "demo.json").unlink(missing_ok=True)
     ok = subprocess.run([*base, "--python", py], capture_output=True, text=True, env=site.environ(), check=False)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -27,3 +29,18 @@ def pyenv_python(series: str) -> str | None:
 def python39() -> str | None:
     """The newest pyenv-managed Python 3.9, or None."""
     return pyenv_python("3.9.")
+
+
+def pipless_venv(path: Path) -> Path:
+    """A new venv at *path* without pip in it (ensurepip costs seconds per venv); its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return path / "bin" / "python"
+
+
+def pip_for(python: str | Path) -> list[str]:
+    """The command line of real pip (the suite's own) working on *python*'s environment (``pip --python``).
+
+    pip runs under that interpreter and sees its environment as its own pip would, so a venv
+    needs no copy of pip where pip is a tool of the test rather than the thing tested.
+    """
+    return [sys.executable, "-m", "pip", "--python", str(python)]
