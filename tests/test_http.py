@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from wheelferry import __version__
+from wheelferry import http as http_module
 from wheelferry.http import (
     CACHE_WRITER,
     CacheWriter,
