@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
@@ -19,6 +19,7 @@ from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import LockFileError, MetadataError
 from wheelferry.fetch import fetch_summary, fetch_wheels
 from wheelferry.files import atomic_write, clean_stale_temporaries
+from wheelferry.jsontypes import JSONObject
 from wheelferry.lock import render_lock_files
 from wheelferry.lockfile import Lock
 from wheelferry.metadata import read_wheel_metadata
@@ -28,6 +29,12 @@ from wheelferry.pyz import write_offline_pyz
 from wheelferry.sign import SigningKey, StreamSigner, export_public_key, sign_detached
 from wheelferry.timestamps import parse_utc
 from wheelferry.urls import strip_credentials
+
+if TYPE_CHECKING:
+    import requests
+
+    from wheelferry.index import IndexClient
+    from wheelferry.offline.policy import Policy
 
 KIT_NAME = "wheelferry-offline.pyz"
 
@@ -68,7 +75,7 @@ class BuildOptions:
     export_key: bool = False
     progress: bool = False
     approvals: int = 1  # distinct pinned signers a verifier requires (MANIFEST.json "approvals")
-    policy: Any = None  # offline.policy.Policy: every rule, licences included, before anything is written
+    policy: Policy | None = None  # every rule, licences included, before anything is written
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,11 @@ class BuildResult:
 
     bundle: BundleResult
     kit: Path
-    fetch: dict[str, Any]
+    fetch: JSONObject
     fetch_seconds: float
     signatures: tuple[Path, ...] = ()
     public_key: Path | None = None
-    volumes: dict[str, Any] | None = field(default=None)
+    volumes: JSONObject | None = field(default=None)
 
 
 def created_epoch(lock: Lock) -> int:
@@ -133,7 +140,7 @@ def wheel_metadata(path: Path, filename: str) -> bytes:
         return b""
 
 
-def fetch_sources(lock: Lock, index: Any, warn: Callable[[str], None]) -> dict[str, tuple[str, ...]]:
+def fetch_sources(lock: Lock, index: IndexClient, warn: Callable[[str], None]) -> dict[str, tuple[str, ...]]:
     """Where else *index* offers each locked wheel: same file name, and no other sha256.
 
     ``build --lock DIR --index-url URL`` fetches from URL first (a mirror, or the same index
@@ -160,7 +167,7 @@ def fetch_sources(lock: Lock, index: Any, warn: Callable[[str], None]) -> dict[s
     return out
 
 
-def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
+def build_bundle(lock: Lock, session: requests.Session, cache_root: Path, opts: BuildOptions,
                  signer: Signer | None, sources: Mapping[str, tuple[str, ...]] | None = None) -> BuildResult:
     """Fetch every wheel of *lock*, write the bundle and the offline kit, sign and split them.
 
@@ -188,7 +195,7 @@ def build_bundle(lock: Lock, session: Any, cache_root: Path, opts: BuildOptions,
                               fetch_summary(results), fetch_seconds)
 
 
-def _check_wheel_policy(policy: Any, lock: Lock, licences: Mapping[str, Licence]) -> None:
+def _check_wheel_policy(policy: Policy, lock: Lock, licences: Mapping[str, Licence]) -> None:
     """Judge the fetched wheels by every rule of *policy*; a violation (exit 1) comes before any bundle or signature."""
     from wheelferry.clikit import say, warn
     from wheelferry.offline.audit import wheel_facts
@@ -218,7 +225,7 @@ def _output_dir(out_dir: Path) -> Iterator[None]:
 
 
 def _write_outputs(lock: Lock, paths: dict[str, Path], licences: Mapping[str, Licence], created: int,
-                   now: int, opts: BuildOptions, signer: Signer | None, fetched: dict[str, Any],
+                   now: int, opts: BuildOptions, signer: Signer | None, fetched: JSONObject,
                    fetch_seconds: float) -> BuildResult:
     """The bundle, its signature, the offline kit and its signature, the volumes."""
     stream = signer.stream() if signer is not None else None
@@ -264,7 +271,7 @@ def _signed(stream: StreamSigner, tmp: Path, asc: Path, out: list[bytes]) -> Non
 
 
 def split_volumes(tar: Path, size: int, signatures: list[Path],
-                  sign: Callable[[Path], Path] | None) -> dict[str, Any]:
+                  sign: Callable[[Path], Path] | None) -> JSONObject:
     """Cut the signed tar into volumes, sign their list, keep the tar's signature, drop the tar."""
     from wheelferry.offline.volumes import split_bundle
 

@@ -77,7 +77,7 @@ class _Member:
 class _HashingReader:
     """Reads a wheel for tarfile, hashing every byte (as pypa/installer hashes while copying)."""
 
-    def __init__(self, raw: IO[bytes], tick: Callable[[int], Any]) -> None:
+    def __init__(self, raw: IO[bytes], tick: Callable[[int], object]) -> None:
         self.raw = raw
         self.digest = hashlib.sha256()
         self.count = 0
@@ -149,7 +149,7 @@ class _Output:
         self._out.flush()
         os.fsync(self._out.fileno())
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # Any: whatever the wrapped file has
         return getattr(self._out, name)
 
 
@@ -228,7 +228,7 @@ def _info(path: str, size: int, mtime: int, is_dir: bool) -> tarfile.TarInfo:
     return info
 
 
-def check_compression(compress: str | None) -> Any:
+def check_compression(compress: str | None) -> Any:  # Any: the zstandard module, or None
     """Refuse a compression this host cannot write (checked before any download).
 
     Returns the ``zstandard`` module for zstd, else None.
@@ -259,7 +259,7 @@ def _open_compressed(raw: IO[bytes], compress: str | None, stack: ExitStack) -> 
 
 
 def _write_tar(out: IO[bytes], top: str, manifest_bytes: bytes, members: list[_Member],
-               mtime: int, compress: str | None, tick: Callable[[int], Any]) -> None:
+               mtime: int, compress: str | None, tick: Callable[[int], object]) -> None:
     with ExitStack() as stack:
         sink = _open_compressed(out, compress, stack)
         tar = stack.enter_context(tarfile.TarFile(fileobj=sink, mode="w", format=tarfile.PAX_FORMAT,
@@ -278,7 +278,7 @@ def _write_tar(out: IO[bytes], top: str, manifest_bytes: bytes, members: list[_M
                 checkpoint("pack")  # a test pauses here, the tar half-written
 
 
-def _add_wheel(tar: tarfile.TarFile, top: str, m: _Member, mtime: int, tick: Callable[[int], Any]) -> None:
+def _add_wheel(tar: tarfile.TarFile, top: str, m: _Member, mtime: int, tick: Callable[[int], object]) -> None:
     assert m.entry is not None and m.source is not None
     fname = m.path.split("/", 1)[1]
     with open(m.source, "rb") as f:
@@ -335,7 +335,7 @@ def write_bundle(out_dir: Path, *, name: str, lock: Lock, lock_files: Mapping[st
         with ExitStack() as stack:
             out = _Output(stack.enter_context(os.fdopen(fd, "wb")), tee)
             stack.callback(out.stop)
-            tick: Callable[[int], Any] = _no_progress
+            tick: Callable[[int], object] = _no_progress
             if progress:
                 from tqdm import tqdm
                 bar = stack.enter_context(tqdm(total=total, unit="B", unit_scale=True,

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import filelock
 
@@ -219,7 +219,7 @@ class Partial:
         self.sha256 = _check_sha(sha256)
         self.size = size
         self.path = cache.partial_path(sha256)
-        self._hash: Any = None
+        self._hash: hashlib._Hash | BackgroundHash | None = None
         self._out: BinaryIO | None = None
 
     def length(self) -> int:
@@ -241,13 +241,13 @@ class Partial:
             self._hash = self._new_hash(hashlib.sha256())
             self._out = open(self.path, "wb")  # noqa: SIM115
 
-    def _new_hash(self, start: Any) -> Any:
+    def _new_hash(self, start: hashlib._Hash) -> hashlib._Hash | BackgroundHash:
         big = self.size is None or self.size >= BACKGROUND_HASH_MIN
         return BackgroundHash(start) if big else start
 
     def write(self, chunk: bytes) -> None:
         """Append *chunk* (``bytes``: it is hashed after this returns) and feed it to the hash."""
-        assert self._out is not None
+        assert self._out is not None and self._hash is not None
         self._out.write(chunk)
         self._hash.update(chunk)
 

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from packaging.utils import canonicalize_name
 
@@ -37,11 +37,15 @@ from wheelferry.config import (
     pip_net_settings,
 )
 from wheelferry.errors import TargetError, UsageError
+from wheelferry.jsontypes import JSONObject
 from wheelferry.offline import cli as offline_cli
 from wheelferry.spec import Spec, expand_requirement_args, load_spec, spec_from_requirements
 from wheelferry.target import Target, host_target, parse_target, target_from_capture
 
 if TYPE_CHECKING:
+    from resolvelib import BaseReporter
+
+    from wheelferry.finder import Candidate, Req
     from wheelferry.lockfile import Lock
     from wheelferry.network import Network
     from wheelferry.offline.advisories import Finding
@@ -165,7 +169,7 @@ def open_network(spec: Spec, args: argparse.Namespace) -> Network:
 
 
 @contextlib.contextmanager
-def resolve_progress(label: str) -> Iterator[Any]:
+def resolve_progress(label: str) -> Iterator[BaseReporter[Req, Candidate, str] | None]:
     """A resolvelib reporter drawing a tqdm counter of pinned packages (terminal only)."""
     if not progress_enabled():
         yield None
@@ -226,7 +230,7 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Lock, Network]:
     return lock, net
 
 
-def cmd_lock(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_lock(args: argparse.Namespace) -> JSONObject:
     from wheelferry.lock import render_lock_files, trim_report, write_lock_dir  # lazy, see above
 
     spec = read_spec(args)
@@ -258,7 +262,7 @@ def _total_or_none(sizes: Iterable[int | None]) -> int | None:
     return None if None in sizes else sum(s or 0 for s in sizes)
 
 
-def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_build(args: argparse.Namespace) -> JSONObject:
     # lazy: requests, python-gnupg and the bundle writer, see above
     from wheelferry.build import BuildOptions, Signer, build_bundle, fetch_sources
     from wheelferry.bundle import check_compression
@@ -362,7 +366,7 @@ def cmd_build(args: argparse.Namespace) -> dict[str, Any]:
             "signed_by": signer.key.fingerprint if signer else None, "volumes": result.volumes}
 
 
-def cmd_cache(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_cache(args: argparse.Namespace) -> JSONObject:
     from wheelferry.cacheadmin import render_summary, summary  # lazy, see above
 
     root = args.cache or default_cache_root()
@@ -372,7 +376,7 @@ def cmd_cache(args: argparse.Namespace) -> dict[str, Any]:
     return {"cache": str(root), "parts": [p.to_json() for p in parts]}
 
 
-def cmd_cache_prune(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_cache_prune(args: argparse.Namespace) -> JSONObject:
     from wheelferry.cacheadmin import locked_sha256s, prune  # lazy, see above
 
     if args.older_than is None and not args.keep_lock and not args.all:

@@ -15,13 +15,14 @@ import signal
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Callable
+from typing import Callable
 
 from wheelferry.errors import UsageError, WheelferryError
 from wheelferry.interrupt import SIGNALS, Interrupted
+from wheelferry.jsontypes import JSONObject
 from wheelferry.urls import redact_text
 
-Handler = Callable[[argparse.Namespace], "dict[str, Any]"]
+Handler = Callable[[argparse.Namespace], "JSONObject"]
 
 _quiet = False
 

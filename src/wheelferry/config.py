@@ -12,10 +12,11 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from wheelferry.errors import InsecureOriginError, UsageError
+from wheelferry.jsontypes import JSONObject
 from wheelferry.urls import redact_url
 
 Warn = Callable[[str], None]
@@ -268,7 +269,10 @@ def _net_values(environ: Mapping[str, str], python: str,
     return found
 
 
-def _number(text: str, what: str, kind: type) -> Any:
+_N = TypeVar("_N", int, float)
+
+
+def _number(text: str, what: str, kind: Callable[[str], _N]) -> _N:
     try:
         value = kind(text)
     except ValueError:
@@ -307,7 +311,7 @@ def merge_net(base: NetSettings, *, cert: str | None = None, client_cert: str | 
              "retries": retries}
     hosts = tuple(trusted_hosts)
     sources = dict(base.sources)
-    changes: dict[str, Any] = {}
+    changes: JSONObject = {}
     for field, value in given.items():
         if value is not None:
             changes[field] = _path(str(value)) if field in ("cert", "client_cert") else value
@@ -320,13 +324,13 @@ def merge_net(base: NetSettings, *, cert: str | None = None, client_cert: str | 
 
 
 # pip's SECURE_ORIGINS (pip/_internal/network/session.py), from Chrome's list: (scheme, host, port).
-_SECURE_ORIGINS: tuple[tuple[str, str, Any], ...] = (
+_SECURE_ORIGINS: tuple[tuple[str, str, str | int | None], ...] = (
     ("https", "*", "*"), ("*", "localhost", "*"), ("*", "127.0.0.0/8", "*"), ("*", "::1/128", "*"),
     ("file", "*", None), ("ssh", "*", "*"),
 )
 
 
-def _trusted_origin(host: str) -> tuple[str, str, Any]:
+def _trusted_origin(host: str) -> tuple[str, str, str | int | None]:
     """pip's ``parse_netloc`` of a trusted-host entry, as a secure origin (no port: any port)."""
     netloc = f"[{host}]" if host.count(":") >= 2 and "[" not in host else host
     try:

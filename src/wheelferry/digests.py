@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any
 
 from wheelferry.errors import IndexHashError
 from wheelferry.urls import redact_url
@@ -28,7 +27,7 @@ class Digests:
 
     def __init__(self, advertised: Mapping[str, str] = {}) -> None:
         self.expected = checkable(advertised)
-        self._hashes: dict[str, Any] = {"sha256": hashlib.sha256()}
+        self._hashes: dict[str, hashlib._Hash] = {"sha256": hashlib.sha256()}
         for name in self.expected:
             # md5/sha1 are compared with what an index says, never trusted for security.
             self._hashes.setdefault(name, hashlib.new(name, usedforsecurity=False)

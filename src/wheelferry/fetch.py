@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -36,8 +36,12 @@ from wheelferry.cache import (
 from wheelferry.errors import FetchError
 from wheelferry.files import FILE_CHUNK
 from wheelferry.http import NET_CHUNK, describe_failure
+from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import WheelFile
 from wheelferry.urls import redact_url
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 ATTEMPTS_PER_URL = 4
 TIMEOUT = (15.0, 60.0)  # (connect, read) seconds: a read stall counts as a dropped connection
@@ -151,7 +155,7 @@ class _UrlFailed(Exception):
     """This URL will not give the wheel; try the next one."""
 
 
-EventHook = Callable[[FetchEvent], Any]
+EventHook = Callable[[FetchEvent], object]
 
 
 def fetch_wheels(
@@ -208,7 +212,7 @@ def fetch_wheels(
             for w in wheels]
 
 
-def fetch_summary(results: Sequence[FetchResult]) -> dict[str, Any]:
+def fetch_summary(results: Sequence[FetchResult]) -> JSONObject:
     """Counts, bytes and wall-clock seconds of one fetch, for the CLI and ``--json``."""
     cached = [r for r in results if r.from_cache]
     seconds = (max(r.finished for r in results) - min(r.started for r in results)) if results else 0.0
@@ -233,7 +237,7 @@ def _size_connection_pools(session: requests.Session, jobs: int) -> None:
                                      block=getattr(adapter, "_pool_block", False))
 
 
-def _progress_bar(missing: Sequence[WheelFile], enabled: bool) -> Any:
+def _progress_bar(missing: Sequence[WheelFile], enabled: bool) -> tqdm[NoReturn] | None:
     if not enabled or not missing:
         return None
     from tqdm import tqdm
@@ -246,7 +250,7 @@ class _Fetcher:
     """The per-wheel download logic shared by the worker threads."""
 
     def __init__(self, cache: WheelCache, session: requests.Session, cancel: threading.Event,
-                 on_event: EventHook | None, bar: Any, timeout: tuple[float, float]) -> None:
+                 on_event: EventHook | None, bar: tqdm[NoReturn] | None, timeout: tuple[float, float]) -> None:
         self.cache = cache
         self.session = session
         self.cancel = cancel

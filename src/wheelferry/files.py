@@ -15,7 +15,6 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 # Reads of a local file (hashing, copying, feeding gpg): big, so per-call overhead is negligible.
 FILE_CHUNK = 4 << 20
@@ -118,7 +117,7 @@ def atomic_write(path: Path, data: bytes, mode: int | None = None) -> None:
         tmp.write_bytes(data)
 
 
-def hash_file(path: Path) -> Any:
+def hash_file(path: Path) -> hashlib._Hash:
     """A sha256 object fed with the whole of *path* (to continue with more bytes, or digest)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -137,7 +136,7 @@ class BackgroundHash:
     *depth* of them wait, so memory stays bounded.
     """
 
-    def __init__(self, start: Any = None, depth: int = 16) -> None:
+    def __init__(self, start: hashlib._Hash | None = None, depth: int = 16) -> None:
         self._hash = start if start is not None else hashlib.sha256()
         self._queue: queue.Queue[bytes | None] = queue.Queue(depth)
         self._thread: threading.Thread | None = None

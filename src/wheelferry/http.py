@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -28,6 +28,7 @@ from urllib3.util.ssl_ import create_urllib3_context
 from wheelferry import __version__
 from wheelferry.config import NetSettings
 from wheelferry.files import atomic_write
+from wheelferry.jsontypes import JSONObject
 from wheelferry.urls import redact_text, redact_url, strip_credentials
 
 # (connect, read) seconds; a read timeout is per socket read, not for a whole download.
@@ -50,7 +51,7 @@ class _Credential:
     password: str
 
 
-def _netloc(parts: Any) -> str:
+def _netloc(parts: SplitResult) -> str:
     host = (parts.hostname or "").lower()
     port = parts.port
     default = {"http": 80, "https": 443}.get(parts.scheme)
@@ -102,7 +103,7 @@ _CONTEXTS: dict[str, ssl.SSLContext] = {}
 _CONTEXTS_LOCK = threading.Lock()
 
 
-def _ca_bundle(verify: Any) -> str | None:
+def _ca_bundle(verify: bool | str | None) -> str | None:
     """The CA bundle file a requests ``verify`` value stands for (None: a directory, or no check)."""
     if verify is True:
         return str(DEFAULT_CA_BUNDLE_PATH)
@@ -135,8 +136,8 @@ def tls_context(bundle: str) -> ssl.SSLContext:
 class _TimeoutAdapter(HTTPAdapter):
     """An adapter that applies DEFAULT_TIMEOUT when the caller gives none and shares TLS contexts."""
 
-    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
-                                             cert: Any = None) -> Any:
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,  # Any: requests' own
+                                             cert: Any = None) -> Any:  # Any: requests' own
         host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
         bundle = _ca_bundle(verify)
         # With a client certificate the context would carry it to every host: not shared then.
@@ -145,14 +146,14 @@ class _TimeoutAdapter(HTTPAdapter):
             pool["ssl_context"] = tls_context(bundle)
         return host, pool
 
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:  # Any: requests' own
         super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
         if _ca_bundle(verify) is not None and url.lower().startswith("https") and not cert:
             conn.ca_certs = None  # the pool's shared context already trusts this bundle
 
     def send(self, request: requests.PreparedRequest, stream: bool = False,
-             timeout: Any = None, verify: Any = True, cert: Any = None,
-             proxies: Any = None) -> requests.Response:
+             timeout: Any = None, verify: Any = True, cert: Any = None,  # Any: requests' own
+             proxies: Any = None) -> requests.Response:  # Any: requests' own
         return super().send(request, stream=stream,
                             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
                             verify=verify, cert=cert, proxies=proxies)
@@ -161,11 +162,11 @@ class _TimeoutAdapter(HTTPAdapter):
 class _InsecureAdapter(_TimeoutAdapter):
     """For a trusted host (pip's ``trusted-host``): HTTPS without certificate verification."""
 
-    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
-                                             cert: Any = None) -> Any:
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,  # Any: requests' own
+                                             cert: Any = None) -> Any:  # Any: requests' own
         return super().build_connection_pool_key_attributes(request, False, cert)
 
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:  # Any: requests' own
         super().cert_verify(conn, url, False, cert)
 
 
@@ -179,8 +180,8 @@ class Session(requests.Session):
     net: NetSettings
     forced_timeout: tuple[float, float] | None = None
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,
-                **kwargs: Any) -> requests.Response:
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # Any: requests.Session.request's
+                **kwargs: Any) -> requests.Response:  # Any: requests.Session.request's
         if self.net.cert:
             kwargs.setdefault("verify", self.net.cert)
         if self.forced_timeout is not None:
@@ -248,7 +249,7 @@ class Session(requests.Session):
         return (f"could not go through the proxy {shown} ({where_from}): {why}; check pip's "
                 "`proxy` setting, --proxy or HTTPS_PROXY/NO_PROXY")
 
-    def _tls_failure(self, url: str, exc: BaseException, verify: Any) -> str | None:
+    def _tls_failure(self, url: str, exc: BaseException, verify: bool | str | None) -> str | None:
         text = str(exc)
         host = _netloc(urlsplit(url))
         hint = ("give the CA that signed the server's certificate with `cert` in pip's "
@@ -579,11 +580,11 @@ class PageCache:
                 self._write_meta(key, record)
         return Page(final, 200, ctype, digest, content=body)
 
-    def _stored(self, key: str, meta: dict[str, Any]) -> Page:
+    def _stored(self, key: str, meta: JSONObject) -> Page:
         return Page(meta["url"], 200, meta.get("content_type", ""), meta["digest"], from_cache=True,
                     body_path=self.sidecar(key, "body"))
 
-    def _read_meta(self, key: str) -> dict[str, Any] | None:
+    def _read_meta(self, key: str) -> JSONObject | None:
         path = self.sidecar(key, "meta")
         if path is None:
             return None
@@ -596,12 +597,12 @@ class PageCache:
             isinstance(meta.get("url"), str) and isinstance(meta.get("digest"), str)
         return meta if ok else None
 
-    def _write_meta(self, key: str, meta: dict[str, Any]) -> None:
+    def _write_meta(self, key: str, meta: JSONObject) -> None:
         path = self.sidecar(key, "meta")
         if path is not None:
             CACHE_WRITER.write(path, json.dumps(meta, sort_keys=True).encode())
 
-    def _store(self, key: str, body: bytes, meta: dict[str, Any]) -> None:
+    def _store(self, key: str, body: bytes, meta: JSONObject) -> None:
         # Body first (one writing thread, in order): a reader that sees the new record finds a
         # body that matches its digest; a body that did not get written fails that check.
         body_path = self.sidecar(key, "body")

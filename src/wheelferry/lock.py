@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
@@ -29,6 +29,7 @@ from wheelferry.clikit import sizes_text
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
 from wheelferry.files import atomic_write, clean_stale_temporaries, temp_prefix
 from wheelferry.finder import Candidate, IndexLike, MetadataLike, Req
+from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import (
     LOCK_FILENAME,
     Lock,
@@ -216,7 +217,7 @@ def unused_excludes(exclude: Iterable[str], lock: Lock) -> list[str]:
     return [name for name in exclude if canonicalize_name(name) not in cut]
 
 
-def trim_report(lock: Lock) -> list[dict[str, Any]]:  # Any: JSON objects, for --json
+def trim_report(lock: Lock) -> list[JSONObject]:
     """What exclusions removed per target, with sizes and who declared it (JSON-ready)."""
     out = []
     for t in lock.targets:

@@ -14,6 +14,7 @@ from typing import Any
 
 from wheelferry.errors import LockFileError
 from wheelferry.files import SHA256_HEX
+from wheelferry.jsontypes import JSONObject, JSONValue
 
 LOCK_FILENAME = "wheelferry.lock.json"
 LOCK_VERSION = 1
@@ -30,7 +31,7 @@ class WheelFile:
     requires_python: str | None = None
     upload_time: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "filename": self.filename,
             "sha256": self.sha256,
@@ -48,7 +49,7 @@ class Edge:
     parent: str | None
     requirement: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"parent": self.parent, "requirement": self.requirement}
 
 
@@ -60,7 +61,7 @@ class TrimmedEdge:
     requirement: str
     reason: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"parent": self.parent, "requirement": self.requirement, "reason": self.reason}
 
 
@@ -73,7 +74,7 @@ class RemovedPackage:
     size: int | None
     declared_by: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"name": self.name, "version": self.version, "size": self.size,
                 "declared-by": list(self.declared_by)}
 
@@ -89,7 +90,7 @@ class LockedPackage:
     dependencies: tuple[str, ...] = ()  # names of locked packages this one needs
     extras: tuple[str, ...] = ()  # extras of this package that were asked for
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "name": self.name,
             "version": self.version,
@@ -106,7 +107,7 @@ class LockedTarget:
 
     id: str
     spec: str
-    description: Mapping[str, Any]  # Target.describe()
+    description: Mapping[str, JSONValue]  # Target.describe()
     markers: Mapping[str, str]  # complete PEP 508 environment
     requirements: tuple[str, ...]  # root requirements after package rules
     packages: tuple[LockedPackage, ...]
@@ -115,8 +116,8 @@ class LockedTarget:
     notes: tuple[str, ...] = ()  # which package rules applied, and why
     tags: tuple[str, ...] | None = None  # a captured target's own tag ladder
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def to_json(self) -> JSONObject:
+        out: JSONObject = {
             "id": self.id,
             "spec": self.spec,
             "description": dict(self.description),
@@ -149,7 +150,7 @@ class SpecRecord:
     exclude: tuple[str, ...] = ()
     smoke: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "name": self.name,
             "requirements": list(self.requirements),
@@ -169,7 +170,7 @@ class Lock:
     wheels: Mapping[str, WheelFile] = field(default_factory=dict)
     tool: str = ""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "lock-version": LOCK_VERSION,
             "created-by": self.tool,
@@ -217,7 +218,7 @@ class _Problems:
             )
 
 
-def _str(d: Mapping[str, Any], key: str, where: str, p: _Problems, optional: bool = False) -> str | None:
+def _str(d: Mapping[str, JSONValue], key: str, where: str, p: _Problems, optional: bool = False) -> str | None:
     v = d.get(key)
     if v is None and optional:
         return None
@@ -227,7 +228,7 @@ def _str(d: Mapping[str, Any], key: str, where: str, p: _Problems, optional: boo
     return v
 
 
-def _strs(d: Mapping[str, Any], key: str, where: str, p: _Problems) -> tuple[str, ...]:
+def _strs(d: Mapping[str, JSONValue], key: str, where: str, p: _Problems) -> tuple[str, ...]:
     v = d.get(key, [])
     if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
         p.add(f"{where}.{key}", "not a list of strings")
@@ -236,7 +237,7 @@ def _strs(d: Mapping[str, Any], key: str, where: str, p: _Problems) -> tuple[str
 
 
 def _objects(raw: object, where: str, p: _Problems,
-             not_list: str = "not a list") -> Iterator[tuple[str, dict[str, Any]]]:  # Any: JSON values
+             not_list: str = "not a list") -> Iterator[tuple[str, JSONObject]]:
     """The objects of the JSON list *raw*, each with its location; a problem for what is not one."""
     if not isinstance(raw, list):
         p.add(where, not_list)
@@ -248,8 +249,9 @@ def _objects(raw: object, where: str, p: _Problems,
             p.add(f"{where}[{i}]", "not an object")
 
 
-def _edges(raw: Any, where: str, p: _Problems, trimmed: bool) -> list[Any]:
-    out: list[Any] = []
+def _edges(raw: JSONValue, where: str, p: _Problems,
+           trimmed: bool) -> list[Any]:  # Any: Edge or TrimmedEdge, as *trimmed* says
+    out: list[Any] = []  # Any: as above
     if not isinstance(raw, list):
         p.add(where, "not a list")
         return out
@@ -269,7 +271,7 @@ def _edges(raw: Any, where: str, p: _Problems, trimmed: bool) -> list[Any]:
     return out
 
 
-def parse_lock(data: Any, source: str = LOCK_FILENAME) -> Lock:
+def parse_lock(data: JSONValue, source: str = LOCK_FILENAME) -> Lock:
     """Build a :class:`Lock` from parsed JSON, reporting every problem with its location."""
     p = _Problems(source)
     if not isinstance(data, dict):

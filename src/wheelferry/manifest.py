@@ -17,10 +17,10 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from wheelferry.errors import VerificationError
 from wheelferry.files import SHA256_HEX
+from wheelferry.jsontypes import JSONObject, JSONValue
 
 FORMAT = "wheelferry-bundle"
 FORMAT_VERSION = 1
@@ -40,7 +40,7 @@ class FileEntry:
     sha256: str
     size: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"path": self.path, "sha256": self.sha256, "size": self.size}
 
 
@@ -61,7 +61,7 @@ class Manifest:
     def top(self) -> str:
         return self.name
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "format": FORMAT,
             "format-version": FORMAT_VERSION,
@@ -87,7 +87,7 @@ def is_safe_relpath(path: str) -> bool:
     return bool(_SAFE_PATH.match(path)) and ".." not in path.split("/")
 
 
-def parse_manifest(data: Any) -> Manifest:
+def parse_manifest(data: JSONValue) -> Manifest:
     """Validate parsed MANIFEST.json; every problem is reported with its location."""
     problems: list[str] = []
     if not isinstance(data, dict):

@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from wheelferry.errors import IndexUnreachableError
 from wheelferry.files import SHA256_HEX
+from wheelferry.jsontypes import JSONObject, JSONValue
 from wheelferry.urls import redact_url, strip_credentials
 
 
@@ -155,7 +156,7 @@ _HEX = re.compile(r"[0-9a-fA-F]+")
 _WHEEL_NAME = re.compile(r"[\w\d._]*", re.UNICODE)  # as packaging.utils.parse_wheel_filename
 
 
-def _hashes(raw: Any) -> dict[str, str]:
+def _hashes(raw: JSONValue) -> dict[str, str]:
     if type(raw) is dict and len(raw) == 1:  # the usual {"sha256": "<lowercase hex>"}
         value = raw.get("sha256")
         if type(value) is str and SHA256_HEX.fullmatch(value):
@@ -173,7 +174,7 @@ def _fragment_hashes(url: str) -> tuple[str, dict[str, str]]:
     return bare, (_hashes({name: value}) if sep else {})
 
 
-def _core_metadata(value: Any) -> Mapping[str, str] | bool:
+def _core_metadata(value: JSONValue) -> Mapping[str, str] | bool:
     """PEP 691/714 JSON value: a bool or a mapping of hashes; an empty mapping means available."""
     if isinstance(value, dict):
         return _hashes(value) or True
@@ -230,8 +231,8 @@ class PageFiles:
 
     __slots__ = ("_entries", "_make", "names", "source")
 
-    def __init__(self, names: list[str | None], entries: list[Any],
-                 make: Callable[[Any, str, str], DistFile | None], source: str = "") -> None:
+    def __init__(self, names: list[str | None], entries: list[Any],  # Any: JSON entries or HTML anchors
+                 make: Callable[[Any, str, str], DistFile | None], source: str = "") -> None:  # Any: an entry
         self.names = names
         self.source = source
         self._entries = entries
@@ -300,13 +301,13 @@ def read_json_page(content: bytes, page_url: str, *, source: str = "") -> PageFi
         entries = []
     names: list[str | None] = [_json_filename(e, join) for e in entries]
 
-    def make(entry: Any, filename: str, source: str) -> DistFile | None:
+    def make(entry: JSONObject, filename: str, source: str) -> DistFile | None:
         return _json_dist(entry, filename, join, source)
 
     return PageFiles(names, entries, make, source)
 
 
-def _json_filename(entry: Any, join: _Joiner) -> str | None:
+def _json_filename(entry: JSONValue, join: _Joiner) -> str | None:
     if type(entry) is not dict:
         return None
     name = entry.get("filename")
@@ -318,7 +319,7 @@ def _json_filename(entry: Any, join: _Joiner) -> str | None:
         return None
 
 
-def _json_dist(entry: dict[str, Any], filename: str, join: _Joiner, source: str) -> DistFile | None:
+def _json_dist(entry: JSONObject, filename: str, join: _Joiner, source: str) -> DistFile | None:
     try:
         url = join(entry["url"])
         bare, frag = _fragment_hashes(url) if "#" in url else (url, None)

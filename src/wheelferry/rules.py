@@ -11,7 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Callable
+from typing import Callable
 
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from wheelferry.errors import RuleError, UsageError
+from wheelferry.jsontypes import JSONValue
 from wheelferry.target import Target
 
 if sys.version_info >= (3, 11):
@@ -36,7 +37,7 @@ class Rule:
     id: str
     package: str
     versions: SpecifierSet
-    when: Mapping[str, Any]
+    when: Mapping[str, JSONValue]
     action: str
     reason: str
     source: str
@@ -70,7 +71,7 @@ class RuleOutcome:
     release_ok: Mapping[str, Callable[[Version], bool]] = field(default_factory=dict)
 
 
-def parse_rules(data: Mapping[str, Any], source: str) -> tuple[Rule, ...]:
+def parse_rules(data: Mapping[str, JSONValue], source: str) -> tuple[Rule, ...]:
     """Validate a rules document; every problem is reported with its rule index."""
     problems: list[str] = []
     rules: list[Rule] = []

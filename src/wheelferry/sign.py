@@ -58,7 +58,7 @@ def _where(gnupghome: str | None) -> str:
 
 
 
-def _find(keys: Any, fpr: str) -> dict[str, Any] | None:
+def _find(keys: Any, fpr: str) -> dict[str, Any] | None:  # Any: python-gnupg's untyped key listing
     """The listed key whose primary or a subkey has fingerprint *fpr*."""
     for key in keys:
         if key.get("fingerprint") == fpr:

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheelferry.errors import SpecError
+from wheelferry.jsontypes import JSONObject
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -42,8 +42,11 @@ class Spec:
     def parsed_requirements(self) -> list[Requirement]:
         return [Requirement(r) for r in self.requirements]
 
-    def with_overrides(self, **changes: Any) -> Spec:
-        return replace(self, **{k: v for k, v in changes.items() if v not in (None, (), [])})
+    def with_overrides(self, *, exclude: tuple[str, ...] = (), glibc: str | None = None,
+                       macos: str | None = None) -> Spec:
+        """This spec with each command-line value given (not None, not empty) in place of its own."""
+        return replace(self, exclude=exclude or self.exclude, glibc=self.glibc if glibc is None else glibc,
+                       macos=self.macos if macos is None else macos)
 
 
 def parse_requirement(text: str, where: str) -> Requirement:
@@ -67,7 +70,7 @@ def _check_names(values: Iterable[str], where: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _str_list(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+def _str_list(data: JSONObject, key: str, where: str) -> tuple[str, ...]:
     value = data.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SpecError(f"{where}: '{key}' must be a list of strings")

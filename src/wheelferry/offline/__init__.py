@@ -8,11 +8,11 @@ root so they import by their own names.  It never imports the build half
 (requests, resolvelib, tqdm, msgspec, python-gnupg).  ``wheelferry-offline.pyz``
 is this package, the vendored libraries and the stdlib-only modules
 ``errors``, ``urls``, ``interrupt``, ``clikit``, ``files``, ``lockfile``, ``manifest``,
-``coremetadata`` and ``timestamps``.
+``coremetadata``, ``timestamps`` and ``jsontypes``.
 """
 
 # Modules of the top-level package that the air-gapped half may import.
 SHARED_MODULES = ("errors", "urls", "interrupt", "clikit", "files", "lockfile", "manifest", "coremetadata",
-                  "timestamps")
+                  "timestamps", "jsontypes")
 # The vendored libraries (top-level import names) the air-gapped half may import.
 VENDORED = ("cvss", "installer", "packaging", "tomli", "yaml")

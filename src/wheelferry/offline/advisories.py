@@ -14,11 +14,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cvss
 from packaging.version import InvalidVersion, Version
 
+from wheelferry.jsontypes import JSONObject, JSONValue
 from wheelferry.offline.osv import Advisory, Scan, canonical_name
 from wheelferry.offline.osv import scan as scan_database
 
@@ -42,7 +42,7 @@ class Finding:
     records: tuple[str, ...]  # record files
     modified: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"package": self.name, "version": self.version, "ids": list(self.ids),
                 "summary": self.summary, "fixed-in": list(self.fixed_in), "severity": self.severity,
                 "cvss-score": self.score,
@@ -180,7 +180,7 @@ class AdvisoryRules:
     ignore: tuple[Ignore, ...] = ()
 
 
-def parse_rules(data: Mapping[str, Any], source: str) -> tuple[AdvisoryRules | None, list[str]]:
+def parse_rules(data: Mapping[str, JSONValue], source: str) -> tuple[AdvisoryRules | None, list[str]]:
     """The ``[advisories]`` table of a policy file, and every problem with it (each located)."""
     problems = []
     for key in data:
@@ -286,7 +286,7 @@ def summary_lines(scan: Scan, found: list[Finding]) -> list[str]:
     return lines
 
 
-def report_json(scan: Scan, found: list[Finding]) -> dict[str, Any]:
+def report_json(scan: Scan, found: list[Finding]) -> JSONObject:
     """The ``advisories`` part of the audit JSON."""
     return {"database": scan.identity.to_json(), **scan.counts(), "withdrawn-ids": list(scan.withdrawn),
             "malformed-records": [{"record": s, "problem": w} for s, w in scan.malformed],
@@ -294,12 +294,12 @@ def report_json(scan: Scan, found: list[Finding]) -> dict[str, Any]:
 
 
 def cyclonedx_vulnerabilities(found: list[Finding], refs: Mapping[tuple[str, str], list[str]],
-                              scan: Scan) -> list[dict[str, Any]]:
+                              scan: Scan) -> list[JSONObject]:
     """CycloneDX 1.6 ``vulnerabilities``: one per finding, ``affects`` by the wheels' bom-refs."""
     out = []
     for f in found:
         primary, *others = f.ids
-        v: dict[str, Any] = {
+        v: JSONObject = {
             "bom-ref": f"vuln:{primary}:{canonical_name(f.name)}@{f.version}", "id": primary,
             "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{primary}"},
             "references": [{"id": i, "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{i}"}}
@@ -311,9 +311,9 @@ def cyclonedx_vulnerabilities(found: list[Finding], refs: Mapping[tuple[str, str
         }
         if f.fixed_in:
             v["recommendation"] = f"Upgrade {f.name} to {' or '.join(f.fixed_in)} or later"
-        ratings: list[dict[str, Any]] = []
+        ratings: list[JSONObject] = []
         for s in f.cvss:
-            rating: dict[str, Any] = {"method": "CVSSv4" if s.startswith("CVSS:4") else "CVSSv31" if
+            rating: JSONObject = {"method": "CVSSv4" if s.startswith("CVSS:4") else "CVSSv31" if
                                       s.startswith("CVSS:3.1") else "CVSSv3" if s.startswith("CVSS:3") else
                                       "CVSSv2", "vector": s}
             scored = cvss_rating(s)

@@ -14,10 +14,10 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.files import atomic_path, hash_file
+from wheelferry.jsontypes import JSONObject
 from wheelferry.offline.approvals import approval_path
 from wheelferry.offline.gpg import gpg_binary, gpg_env, normalize_fingerprint
 from wheelferry.offline.volumes import _list_of, is_split
@@ -34,9 +34,9 @@ class Approval:
     sha256: str
     packages: int
     licences: dict[str, int]
-    signers: dict[str, Any]
+    signers: JSONObject
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"approved": str(self.data), "approval": str(self.signature), "name": self.name,
                 "sequence": self.sequence, "sha256": self.sha256, "packages": self.packages,
                 "licences": self.licences, **self.signers}

@@ -14,12 +14,13 @@ import zipfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import VerificationError
+from wheelferry.jsontypes import JSONObject
+from wheelferry.lockfile import Lock, LockedPackage, LockedTarget
 from wheelferry.manifest import SBOM_NAME, WHEELS_DIR
 from wheelferry.offline.cyclonedx import bom
 from wheelferry.offline.cyclonedx import check_sbom as cyclonedx_check
@@ -47,7 +48,7 @@ class WheelRow:
     upload_time: str | None
     dependencies: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"name": self.name, "version": self.version, "file": self.file, "sha256": self.sha256,
                 "size": self.size, "license": self.licence.text, "license-spdx": self.licence.spdx,
                 "license-source": self.licence.source,
@@ -61,7 +62,7 @@ class WheelRow:
                             self.upload_time, self.licence.evidence)
 
 
-def wheel_facts(lock: Any, licences: Mapping[str, Licence]) -> list[PackageFacts]:
+def wheel_facts(lock: Lock, licences: Mapping[str, Licence]) -> list[PackageFacts]:
     """What the policy judges about each fetched wheel of *lock*, licences included (``build --policy``)."""
     out: dict[str, PackageFacts] = {}
     for target in lock.targets:
@@ -132,7 +133,7 @@ def _tags(filename: str) -> str:
 def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
     """One row per wheel of a verified, extracted bundle."""
     lock = bundle.lock
-    used: dict[str, list[Any]] = {}
+    used: dict[str, list[tuple[LockedTarget, LockedPackage]]] = {}
     for target in lock.targets:
         for p in target.packages:
             used.setdefault(p.wheel, []).append((target, p))
@@ -144,6 +145,7 @@ def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
         name, version = (users[0][1].name, users[0][1].version) if users else (_project(filename), "")
         why = tuple({"target": t.id, "parent": e.parent, "requirement": e.requirement}
                     for t, p in users for e in p.required_by)
+        trimmed: tuple[dict[str, str | None], ...]
         trimmed = tuple({"target": t.id, "requirement": e.requirement, "reason": e.reason}
                         for t, p in users for e in t.trimmed if e.parent == p.name)
         rows.append(WheelRow(
@@ -157,7 +159,7 @@ def audit_rows(bundle: VerifiedBundle, extracted: Path) -> list[WheelRow]:
     return rows
 
 
-def trimmed_report(bundle: VerifiedBundle) -> list[dict[str, Any]]:
+def trimmed_report(bundle: VerifiedBundle) -> list[JSONObject]:
     """Per target: every edge that was not followed and every package an exclusion removed."""
     return [{"target": t.id, "edges": [e.to_json() for e in t.trimmed],
              "removed": [r.to_json() for r in t.removed]}
@@ -169,14 +171,14 @@ def check_sbom(sbom: bytes | None, rows: Iterable[WheelRow]) -> list[str]:
     return cyclonedx_check(sbom, [(r.file, r.sha256, r.licence) for r in rows])
 
 
-def cyclonedx(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> dict[str, Any]:
+def cyclonedx(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> JSONObject:
     """The CycloneDX 1.6 SBOM of the bundle: the same writer, lock and licences as its own ``sbom.cdx.json``."""
     m = bundle.manifest
     return bom(bundle.lock, {r.file: r.licence for r in rows}, name=m.name, sequence=m.sequence,
                created=m.created)
 
 
-def audit_json(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> dict[str, Any]:
+def audit_json(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> JSONObject:
     """The complete audit as JSON-ready data."""
     rows = list(rows)
     return {"bundle": bundle.manifest.name, "sequence": bundle.manifest.sequence,
@@ -212,7 +214,7 @@ def render_table(rows: Iterable[WheelRow], width: int | None = 120) -> str:
     return "\n".join(lines)
 
 
-def trim_lines(trimmed: list[dict[str, Any]], verbose: bool = False) -> list[str]:
+def trim_lines(trimmed: list[JSONObject], verbose: bool = False) -> list[str]:
     """The trims of a report: every exclusion; optional extras one line per target unless *verbose*."""
     lines = []
     for t in trimmed:

@@ -14,11 +14,15 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wheelferry import __version__
 from wheelferry.clikit import ArgumentParser, add_key_arguments, dispatch, human_size, say, warn
 from wheelferry.errors import UsageError, VerificationError
+from wheelferry.jsontypes import JSONObject
+
+if TYPE_CHECKING:
+    from wheelferry.offline.policy import Policy
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -37,7 +41,7 @@ def _trust_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print a machine-readable result")
 
 
-def _trust(args: argparse.Namespace) -> dict[str, Any]:
+def _trust(args: argparse.Namespace) -> JSONObject:
     if not args.bundle.is_file():
         raise UsageError(f"bundle {args.bundle} does not exist", hint="pass the path of NAME.tar")
     if not args.allow_unsigned and (not args.keyring or not args.trusted_key):
@@ -48,7 +52,7 @@ def _trust(args: argparse.Namespace) -> dict[str, Any]:
             "force_older": args.force_older, "threshold": args.threshold}
 
 
-def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_verify(args: argparse.Namespace) -> JSONObject:
     """`verify`: check signature, freshness and every member; remember the sequence."""
     # lazy, see above
     from wheelferry.offline.state import default_state_dir
@@ -69,7 +73,7 @@ def cmd_verify(args: argparse.Namespace) -> dict[str, Any]:
     return bundle.to_json()
 
 
-def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_install(args: argparse.Namespace) -> JSONObject:
     """`install`: verify, pick the lock target of this interpreter, install with no index."""
     # lazy, see above
     from wheelferry.offline.install import install_bundle
@@ -107,7 +111,7 @@ def cmd_install(args: argparse.Namespace) -> dict[str, Any]:
     return report.to_json()
 
 
-def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_probe(args: argparse.Namespace) -> JSONObject:
     """`probe`: capture this (or --python's) interpreter for `lock --target @FILE`."""
     from wheelferry.offline.probe import capture, write_capture  # lazy, see above
 
@@ -123,7 +127,7 @@ def cmd_probe(args: argparse.Namespace) -> dict[str, Any]:
     return {"capture": doc, "output": str(args.output) if args.output else None}
 
 
-def _keys(args: argparse.Namespace, *bundles: Path) -> dict[str, Any]:
+def _keys(args: argparse.Namespace, *bundles: Path) -> JSONObject:
     for path in bundles:
         if not path.is_file():
             raise UsageError(f"bundle {path} does not exist",
@@ -139,14 +143,14 @@ def _print_json(doc: Any) -> None:  # Any: a JSON document
     print(json.dumps(doc, indent=2, sort_keys=True))
 
 
-def needs_advisories(policy: Any, db: Path | None) -> None:
+def needs_advisories(policy: Policy | None, db: Path | None) -> None:
     """A policy with ``[advisories]`` cannot be judged without a database: usage error (exit 2)."""
     if policy is not None and policy.advisories is not None and db is None:
         raise UsageError(f"policy {policy.source} has [advisories] rules: pass --advisories DB",
                          hint="DB: osv.dev's PyPI all.zip, a directory of OSV files or an advisory-database checkout")
 
 
-def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_audit(args: argparse.Namespace) -> JSONObject:
     """`audit`: verify, then report every wheel (licence, why, trims), an SBOM, advisories and the policy."""
     # lazy, see above
     from wheelferry.offline import advisories as adv
@@ -217,7 +221,7 @@ def cmd_audit(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def cmd_advisories(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_advisories(args: argparse.Namespace) -> JSONObject:
     """`advisories DB`: read every record; print the identity and what was skipped (bad DB: exit 1)."""
     from wheelferry.offline.osv import scan, write_zip  # lazy, see above
 
@@ -240,7 +244,7 @@ def cmd_advisories(args: argparse.Namespace) -> dict[str, Any]:
             "malformed": [{"record": s, "problem": w} for s, w in result.malformed]}
 
 
-def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_diff(args: argparse.Namespace) -> JSONObject:
     """`diff`: verify both bundles, then per target what was added, removed, up- or downgraded."""
     # lazy, see above
     from wheelferry.offline.audit import checked_bundle
@@ -273,7 +277,7 @@ def cmd_diff(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def cmd_export_index(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_export_index(args: argparse.Namespace) -> JSONObject:
     """`export-index`: verify, then add the bundle's wheels to a static PEP 503/691/658 index."""
     # lazy, see above
     from wheelferry.offline.audit import checked_bundle
@@ -377,7 +381,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_approve(sub)
 
 
-def cmd_approve(args: argparse.Namespace) -> dict[str, Any]:
+def cmd_approve(args: argparse.Namespace) -> JSONObject:
     """`approve`: verify, show what is approved, then sign it with the approver's key."""
     from wheelferry.offline.approve import approve_bundle  # lazy, see above
 

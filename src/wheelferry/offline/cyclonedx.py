@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from wheelferry import __version__
+from wheelferry.jsontypes import JSONObject, JSONValue
 from wheelferry.lockfile import Lock
 from wheelferry.manifest import SBOM_NAME
 from wheelferry.offline.licences import Licence
@@ -38,7 +38,7 @@ def purl(name: str, version: str, filename: str | None = None) -> str:
     return f"{base}?file_name={quote(filename)}" if filename else base
 
 
-def licence_choices(lic: Licence) -> list[dict[str, Any]]:
+def licence_choices(lic: Licence) -> list[JSONObject]:
     """A licence as CycloneDX 1.6 ``licenses`` entries (empty when nothing is known)."""
     ack = "declared" if lic.source in _DECLARED_SOURCES else "concluded"
     if lic.spdx:
@@ -48,7 +48,7 @@ def licence_choices(lic: Licence) -> list[dict[str, Any]]:
         return [{"license": {"name": n, "acknowledgement": ack}} for n in lic.names]
     if lic.source == "none":
         return []
-    named: dict[str, Any] = {"name": lic.text, "acknowledgement": ack}
+    named: JSONObject = {"name": lic.text, "acknowledgement": ack}
     if lic.full_text:
         named["text"] = {"content": lic.full_text, "contentType": "text/plain"}
     return [{"license": named}]
@@ -71,10 +71,10 @@ def _owners(lock: Lock) -> dict[str, tuple[str, str, list[str]]]:
     return owners
 
 
-def _component(lock: Lock, filename: str, owner: tuple[str, str, list[str]], lic: Licence | None) -> dict[str, Any]:
+def _component(lock: Lock, filename: str, owner: tuple[str, str, list[str]], lic: Licence | None) -> JSONObject:
     name, version, targets = owner
     wheel = lock.wheels[filename]
-    comp: dict[str, Any] = {
+    comp: JSONObject = {
         "type": "library", "bom-ref": purl(name, version, filename), "name": name, "version": version,
         "purl": purl(name, version, filename), "hashes": [{"alg": "SHA-256", "content": wheel.sha256}]}
     if lic is not None and licence_choices(lic):
@@ -91,7 +91,7 @@ def _component(lock: Lock, filename: str, owner: tuple[str, str, list[str]], lic
     return comp
 
 
-def bom(lock: Lock, licences: Mapping[str, Licence], *, name: str, sequence: int, created: str) -> dict[str, Any]:
+def bom(lock: Lock, licences: Mapping[str, Licence], *, name: str, sequence: int, created: str) -> JSONObject:
     """The CycloneDX 1.6 document of *lock*'s wheels, their licences (by wheel file) and graph."""
     owners = _owners(lock)
     files = sorted(owners)
@@ -122,12 +122,12 @@ def bom(lock: Lock, licences: Mapping[str, Licence], *, name: str, sequence: int
     }
 
 
-def dumps(doc: Mapping[str, Any]) -> bytes:
+def dumps(doc: Mapping[str, JSONValue]) -> bytes:
     """The bytes of a document as the bundle stores it."""
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def _licence_key(entries: Any) -> list[str]:
+def _licence_key(entries: JSONValue) -> list[str]:
     """Licence entries without their acknowledgement, comparable across writers."""
     out = []
     for e in entries if isinstance(entries, list) else []:

@@ -9,8 +9,8 @@ or tampered with: that is an alarm, and ``diff`` fails.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import Lock
 from wheelferry.offline.policy import version_key
 
@@ -24,7 +24,7 @@ class Change:
     new: str | None
     kind: str  # added | removed | upgraded | downgraded | rebuilt
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"name": self.name, "old": self.old, "new": self.new, "kind": self.kind}
 
 
@@ -41,7 +41,7 @@ class TargetDiff:
     def of(self, kind: str) -> list[Change]:
         return [c for c in self.changes if c.kind == kind]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"target": self.target, "presence": self.presence,
                 **{k: [c.to_json() for c in self.of(k)]
                    for k in ("added", "removed", "upgraded", "downgraded", "rebuilt")},
@@ -72,7 +72,7 @@ class BundleDiff:
     old_size: int
     new_size: int
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"old": self.old, "new": self.new, "targets": [t.to_json() for t in self.targets],
                 "republished": [r.to_json() for r in self.republished],
                 "old-size": self.old_size, "new-size": self.new_size,

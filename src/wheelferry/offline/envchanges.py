@@ -9,9 +9,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from wheelferry.errors import InstallError
+from wheelferry.jsontypes import JSONObject
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Changes:
         parts += [f"{len(self.removed)} removed", f"{self.unchanged} unchanged"]
         return ", ".join(parts)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"added": [f"{n}=={v}" for n, v in self.added],
                 "removed": [f"{n}=={v}" for n, v in self.removed],
                 "upgraded": [f"{n} {a} -> {b}" for n, a, b in self.upgraded],

@@ -24,18 +24,22 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.files import atomic_path, atomic_write, hash_file
+from wheelferry.jsontypes import JSONObject
 from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.audit import read_metadata, requires_python_of
 from wheelferry.offline.policy import canonical_name, version_key
 from wheelferry.offline.verify import VerifiedBundle
 from wheelferry.timestamps import upload_time_z
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 API_VERSION = "1.1"
 
@@ -49,7 +53,7 @@ class ExportReport:
     added: tuple[str, ...]
     kept: tuple[str, ...]  # files already there with the same sha256
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"directory": self.directory, "projects": list(self.projects),
                 "added": list(self.added), "kept": list(self.kept)}
 
@@ -71,7 +75,7 @@ def _place(src: Path, dst: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def _existing_files(page: Path, project: str) -> dict[str, dict[str, Any]]:
+def _existing_files(page: Path, project: str) -> dict[str, JSONObject]:
     if not page.is_file():
         return {}
     try:
@@ -86,8 +90,8 @@ def _existing_files(page: Path, project: str) -> dict[str, dict[str, Any]]:
 
 
 def _entry(filename: str, sha256: str, size: int, requires_python: str | None,
-           upload_time: str | None, metadata_sha256: str) -> dict[str, Any]:
-    entry: dict[str, Any] = {
+           upload_time: str | None, metadata_sha256: str) -> JSONObject:
+    entry: JSONObject = {
         "filename": filename, "url": f"../../files/{quote(filename)}", "hashes": {"sha256": sha256},
         "requires-python": requires_python, "size": size, "yanked": False,
         "core-metadata": {"sha256": metadata_sha256},
@@ -112,10 +116,10 @@ def _version_of(filename: str) -> str:
         return ""
 
 
-def _sorted_versions(files: list[dict[str, Any]]) -> list[str]:
+def _sorted_versions(files: list[JSONObject]) -> list[str]:
     versions = {_version_of(f["filename"]) for f in files} - {""}
 
-    def key(v: str) -> Any:
+    def key(v: str) -> tuple[int, Version | tuple[()], str]:
         try:
             return (0, version_key(v), v)
         except ValueError:
@@ -123,7 +127,7 @@ def _sorted_versions(files: list[dict[str, Any]]) -> list[str]:
     return sorted(versions, key=key)
 
 
-def project_json(project: str, files: list[dict[str, Any]]) -> bytes:
+def project_json(project: str, files: list[JSONObject]) -> bytes:
     """The PEP 691 v1.1 JSON page of one project."""
     # PEP 714's name only (see project_html); a page written by an older export loses the old key.
     listed = [{k: v for k, v in f.items() if k != "dist-info-metadata"} for f in files]
@@ -132,7 +136,7 @@ def project_json(project: str, files: list[dict[str, Any]]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-def project_html(project: str, files: list[dict[str, Any]]) -> bytes:
+def project_html(project: str, files: list[JSONObject]) -> bytes:
     """The PEP 503 HTML page of one project (PEP 629 version meta, PEP 658/714 attributes)."""
     links = []
     for f in sorted(files, key=lambda f: f["filename"]):

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Callable
+from typing import Callable
 
 from wheelferry import __version__
 from wheelferry.clikit import human_size
+from wheelferry.jsontypes import JSONValue
 
-Section = Callable[[Mapping[str, Any]], str]
+Section = Callable[[Mapping[str, JSONValue]], str]
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2em auto;max-width:1400px;
@@ -40,7 +41,7 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _PALETTE = ("#2f6db5", "#3c9a5f", "#c7812b", "#8e5bb5", "#c24d4d", "#3a9aa6", "#7d8a2e", "#b35c91")
 
 
-def esc(value: Any) -> str:
+def esc(value: object) -> str:
     """*value* as HTML text, quotes included (safe in element content and attribute values)."""
     return html.escape("" if value is None else str(value), quote=True)
 
@@ -75,7 +76,7 @@ def bar_chart(caption: str, items: Sequence[tuple[str, float, str]], *, width: i
     return "".join(parts)
 
 
-def section_identity(report: Mapping[str, Any]) -> str:
+def section_identity(report: Mapping[str, JSONValue]) -> str:
     """The bundle: name, sequence, dates, manifest hash, signer, targets, SBOM check."""
     sig = report.get("signature")
     signer = (f'<span class="ok">good signature</span> by <code>{esc(sig.get("fingerprint"))}</code> '
@@ -96,7 +97,7 @@ def section_identity(report: Mapping[str, Any]) -> str:
     return "<h2>Bundle</h2><dl class=\"id\">" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
 
 
-def section_policy(report: Mapping[str, Any]) -> str:
+def section_policy(report: Mapping[str, JSONValue]) -> str:
     """The policy's verdict and every violation with its evidence."""
     policy = report.get("policy")
     if not policy:
@@ -116,7 +117,7 @@ def section_policy(report: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def section_charts(report: Mapping[str, Any]) -> str:
+def section_charts(report: Mapping[str, JSONValue]) -> str:
     """Licences by number of wheels and by size; the largest wheels."""
     wheels = report.get("wheels", [])
     if not wheels:
@@ -138,7 +139,7 @@ def section_charts(report: Mapping[str, Any]) -> str:
             + "</div>")
 
 
-def _why(w: Mapping[str, Any]) -> str:
+def _why(w: Mapping[str, JSONValue]) -> str:
     """Who requires the package, each edge with the targets it holds for."""
     edges: dict[tuple[str, str], list[str]] = {}
     for e in w.get("required-by", []):
@@ -149,7 +150,7 @@ def _why(w: Mapping[str, Any]) -> str:
                        for (parent, req), ts in sorted(edges.items()))
 
 
-def section_packages(report: Mapping[str, Any]) -> str:
+def section_packages(report: Mapping[str, JSONValue]) -> str:
     """Every wheel: version, licence and its evidence, size, Python, targets, why it is there."""
     rows = []
     for w in report.get("wheels", []):
@@ -170,7 +171,7 @@ def section_packages(report: Mapping[str, Any]) -> str:
     return "<h2>Packages</h2>" + table(head, rows, raw=True)
 
 
-def section_trims(report: Mapping[str, Any]) -> str:
+def section_trims(report: Mapping[str, JSONValue]) -> str:
     """What the lock left out on purpose: trimmed edges and excluded packages, per target."""
     rows = []
     for t in report.get("trimmed", []):
@@ -184,7 +185,7 @@ def section_trims(report: Mapping[str, Any]) -> str:
     return "<h2>Left out on purpose</h2>" + table(("Target", "Required by", "Requirement", "Reason"), rows)
 
 
-def section_advisories(report: Mapping[str, Any]) -> str:
+def section_advisories(report: Mapping[str, JSONValue]) -> str:
     """Known vulnerabilities (audit --advisories DB) and the identity of the database judged against."""
     adv = report.get("advisories")
     if not adv:
@@ -216,7 +217,7 @@ SECTIONS: tuple[Section, ...] = (section_identity, section_policy, section_advis
                                  section_packages, section_trims)
 
 
-def render_html(report: Mapping[str, Any], sections: Sequence[Section] = SECTIONS) -> str:
+def render_html(report: Mapping[str, JSONValue], sections: Sequence[Section] = SECTIONS) -> str:
     """The whole page for one audit result, in ASCII (anything else as character references).
 
     ASCII goes through any stdout encoding and any mail gateway unchanged.

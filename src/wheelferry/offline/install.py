@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import datetime as dt
 import os
 import re
 import shlex
@@ -31,11 +32,12 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from wheelferry.clikit import warn
 from wheelferry.errors import InstallError, UsageError
 from wheelferry.interrupt import checkpoint
+from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import LockedTarget
 from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.engine import (
@@ -80,7 +82,7 @@ class InstallReport:
     signed_by: str = ""  # who signed the bundle (every counted signer; what was not counted)
     signatures: tuple[dict[str, str], ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"bundle": self.bundle, "sequence": self.sequence, "target": self.target,
                 "packages": list(self.packages), "bytes": self.bytes,
                 "seconds": round(self.seconds, 3), "venv": self.venv, "python": self.python,
@@ -271,7 +273,7 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
                    allow_unsigned: bool = False, venv: Path | None = None, python: str | None = None,
                    target_id: str | None = None, state_dir: Path | None = None,
                    force_older: bool = False, allow_downgrade: bool = False, compile: bool = True,
-                   smoke: Sequence[str] = (), run: Runner = subprocess.run, now: Any = None,
+                   smoke: Sequence[str] = (), run: Runner = subprocess.run, now: dt.datetime | None = None,
                    threshold: int = 1) -> InstallReport:
     """Verify *tar_path*, extract it privately, install the fitting target, record the sequence."""
     if (venv is None) == (python is None):
@@ -294,7 +296,7 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
 def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | None, trusted: Iterable[str],
              allow_unsigned: bool, python: str | None, target_id: str | None, state_dir: Path,
              force_older: bool, allow_downgrade: bool, compile: bool, run: Runner,
-             now: Any, threshold: int = 1, smoke: Sequence[str] = ()) -> InstallReport:
+             now: dt.datetime | None, threshold: int = 1, smoke: Sequence[str] = ()) -> InstallReport:
     started = time.monotonic()
     interpreter = python or sys.executable
     recovered: str | None = None

@@ -13,9 +13,9 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from wheelferry.coremetadata import read_core_metadata
+from wheelferry.coremetadata import CoreMetadata, read_core_metadata
+from wheelferry.jsontypes import JSONObject
 from wheelferry.offline.licencetext import licence_of_texts, match_texts
 from wheelferry.offline.policy import canonical_spdx
 
@@ -52,7 +52,7 @@ def _normal(text: str) -> str:
 def licence_names() -> dict[str, dict[str, str]]:
     """The data file of common free-text licence spellings (lower-cased key -> spdx, source)."""
     raw = pkgutil.get_data("wheelferry.offline", "licence-names.json")
-    data: dict[str, Any] = json.loads(raw or b"{}")
+    data: JSONObject = json.loads(raw or b"{}")
     return {_normal(k): v for k, v in data.items() if not k.startswith("_")}
 
 
@@ -66,7 +66,7 @@ def _spdx(text: str) -> str | None:
 _VENDORS = {"nvidia": "NVIDIA"}  # a proprietary notice by one of these -> LicenseRef-<Vendor>-Proprietary
 
 
-def _proprietary(meta: Any, first: str) -> Licence | None:
+def _proprietary(meta: CoreMetadata, first: str) -> Licence | None:
     said = "proprietary" in first.lower() or any(c.endswith(":: Other/Proprietary License")
                                                  for c in meta.licence_classifiers)
     if not said:

@@ -33,9 +33,10 @@ import yaml
 from packaging.version import InvalidVersion, Version
 
 from wheelferry.errors import WheelferryError
+from wheelferry.jsontypes import JSONObject, JSONValue
 
 try:  # libyaml's loader where PyYAML was built with it (the build side); pure Python otherwise
-    _YAMLLoader: Any = yaml.CBaseLoader
+    _YAMLLoader: Any = yaml.CBaseLoader  # Any: the C loader or the pure-Python one, whichever PyYAML has
 except AttributeError:  # pragma: no cover  (the offline kit carries the pure-Python PyYAML)
     _YAMLLoader = yaml.BaseLoader
 
@@ -72,7 +73,7 @@ class DBIdentity:
     records: int  # record files
     newest_modified: str | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"path": self.path, "format": self.format, "sha256": self.sha256, "records": self.records,
                 "newest-modified": self.newest_modified}
 
@@ -149,7 +150,7 @@ def _read_directory(path: Path) -> tuple[str, str, list[RawRecord]]:
     return "osv-dir", hashlib.sha256("".join(lines).encode()).hexdigest(), records
 
 
-def load_record(raw: RawRecord) -> Any:
+def load_record(raw: RawRecord) -> JSONValue:
     """The parsed document of one record file; a file that is not JSON/YAML is an AdvisoryDBError."""
     try:
         if not raw.is_yaml:
@@ -270,7 +271,7 @@ class Advisory:
         return {a.name for a in self.affected}
 
 
-def _str(value: Any, where: str, *, required: bool = True) -> str:
+def _str(value: JSONValue, where: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str):
@@ -278,7 +279,7 @@ def _str(value: Any, where: str, *, required: bool = True) -> str:
     return value
 
 
-def _list(value: Any, where: str) -> list[Any]:
+def _list(value: JSONValue, where: str) -> list[JSONValue]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -286,7 +287,7 @@ def _list(value: Any, where: str) -> list[Any]:
     return value
 
 
-def _dict(value: Any, where: str) -> Mapping[str, Any]:
+def _dict(value: JSONValue, where: str) -> Mapping[str, JSONValue]:
     if not isinstance(value, dict):
         raise Malformed(f"{where} is {'missing' if value is None else 'not a mapping'}")
     return value
@@ -308,7 +309,7 @@ def _version(text: str, where: str) -> Version:
     return parsed
 
 
-def _severity(value: Any, where: str) -> tuple[tuple[str, str], ...]:
+def _severity(value: JSONValue, where: str) -> tuple[tuple[str, str], ...]:
     out = []
     for i, s in enumerate(_list(value, where)):
         s = _dict(s, f"{where}[{i}]")
@@ -316,7 +317,7 @@ def _severity(value: Any, where: str) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _range(value: Any, where: str) -> Range | None:
+def _range(value: JSONValue, where: str) -> Range | None:
     r = _dict(value, where)
     kind = _str(r.get("type"), f"{where}.type")
     if kind not in _KNOWN_RANGES:
@@ -347,7 +348,7 @@ def _range(value: Any, where: str) -> Range | None:
     return Range(tuple(parsed), tuple(limits))
 
 
-def parse_advisory(doc: Any, source: str) -> Advisory:
+def parse_advisory(doc: JSONValue, source: str) -> Advisory:
     """Check and model one parsed record; :class:`Malformed` says what is wrong and where."""
     d = _dict(doc, "the record")
     rid = _str(d.get("id"), "id")
@@ -398,12 +399,12 @@ class Scan:
                 "withdrawn": len(self.withdrawn), "malformed": len(self.malformed)}
 
 
-def _modified(doc: Any) -> str:
+def _modified(doc: JSONValue) -> str:
     value = doc.get("modified") if isinstance(doc, dict) else None
     return value if isinstance(value, str) else ""
 
 
-def _names_in(doc: Any) -> set[str] | None:
+def _names_in(doc: JSONValue) -> set[str] | None:
     """The normalised package names a parsed record's affected[] names (None: cannot tell)."""
     try:
         return {canonical_name(a["package"]["name"]) for a in doc["affected"]}

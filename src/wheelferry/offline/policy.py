@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.version import Version
 
 from wheelferry.errors import PolicyFileError, PolicyViolation, UsageError
+from wheelferry.jsontypes import JSONObject, JSONValue
+from wheelferry.lockfile import Lock
 from wheelferry.offline.advisories import AdvisoryRules, Finding, judge, parse_rules
 from wheelferry.timestamps import parse_utc
 
@@ -119,7 +121,7 @@ class PolicyReport:
     skipped: tuple[str, ...] = field(default=())  # rules that could not be judged here
     ignored: tuple[str, ...] = field(default=())  # advisories accepted by an ignore, with its reason
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"policy": self.policy, "ok": not self.violations,
                 "violations": [v.to_json() for v in self.violations],
                 "warnings": [v.to_json() for v in self.warnings], "skipped": list(self.skipped),
@@ -200,7 +202,7 @@ def spdx_ids(expression: str) -> list[str]:
     return out
 
 
-def spdx_satisfied(expression: str, ok: Any) -> bool:
+def spdx_satisfied(expression: str, ok: Callable[[str], bool]) -> bool:
     """Evaluate a canonical expression: ``ok(id)`` per licence; ``OR`` lets the user pick, ``AND`` binds to all."""
     tokens = _SPDX_TOKEN.findall(expression)
     pos = 0
@@ -311,7 +313,7 @@ def policy_report(policy: Policy, packages: Iterable[PackageFacts], found: Itera
     return with_advisories(evaluate(policy, packages, licences=licences), policy, found, files)
 
 
-def facts_from_lock(lock: Any) -> list[PackageFacts]:
+def facts_from_lock(lock: Lock) -> list[PackageFacts]:
     """Name, version, file and upload time of every wheel a lock pins (no licences yet)."""
     out = {}
     for target in lock.targets:
@@ -344,7 +346,7 @@ def policy_from_text(text: str, source: str) -> Policy:
     return policy_from_dict(data, source)
 
 
-def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
+def policy_from_dict(data: Mapping[str, JSONValue], source: str) -> Policy:
     """Check the shape of parsed policy TOML and build a :class:`Policy`; every problem is named."""
     problems: list[str] = []
     rules = None
@@ -357,13 +359,13 @@ def policy_from_dict(data: Mapping[str, Any], source: str) -> Policy:
             problems.append(f"[{table}] is not a policy table ({', '.join((*_SCHEMA, 'advisories'))})")
             continue
         for key, v in value.items():
-            want: Any = _SCHEMA[table].get(key)
+            want: Any = _SCHEMA[table].get(key)  # Any: so isinstance(v, want) leaves v a usable TOML value
             if want is None:
                 problems.append(f"{table}.{key} is not a known key ({', '.join(_SCHEMA[table])})")
             elif not isinstance(v, want) or isinstance(v, bool) or (
                     want is list and not all(isinstance(x, str) for x in v)):
                 problems.append(f"{table}.{key} must be {'a list of strings' if want is list else want.__name__}")
-    lic: dict[str, Any] = data["licenses"] if isinstance(data.get("licenses"), dict) else {}
+    lic: JSONObject = data["licenses"] if isinstance(data.get("licenses"), dict) else {}
     unknown = lic.get("unknown", "fail")
     if unknown not in ("fail", "warn"):
         problems.append(f"licenses.unknown is {unknown!r}; use \"fail\" or \"warn\"")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from wheelferry.errors import UsageError, WheelferryError
 from wheelferry.files import atomic_write
+from wheelferry.jsontypes import JSONObject
 
 CAPTURE_FORMAT = 1
 
@@ -62,7 +63,8 @@ def vendor_root() -> str:
     return str(package.parent)  # inside wheelferry-offline.pyz: the archive itself
 
 
-def describe_interpreter(python: str = sys.executable, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+def describe_interpreter(python: str = sys.executable,
+                         run: Callable[..., Any] = subprocess.run) -> JSONObject:  # Any: subprocess.run
     """Marker environment and compatible tags of *python*, as that interpreter reports them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PYTHONNOUSERSITE"] = "1"
@@ -76,11 +78,11 @@ def describe_interpreter(python: str = sys.executable, run: Callable[..., Any] =
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise WheelferryError(f"{python} could not describe itself: {last}",
                               hint="is it a working CPython or PyPy 3?")
-    data: dict[str, Any] = json.loads(proc.stdout)
+    data: JSONObject = json.loads(proc.stdout)
     return data
 
 
-def default_capture_name(data: dict[str, Any]) -> str:
+def default_capture_name(data: JSONObject) -> str:
     """``<hostname>-cpXY`` without dots, e.g. ``factory7-cp311``."""
     env = data["marker_environment"]
     host = re.sub(r"[^A-Za-z0-9_-]+", "-", platform.node().split(".")[0]) or "host"
@@ -88,7 +90,7 @@ def default_capture_name(data: dict[str, Any]) -> str:
 
 
 def capture(python: str = sys.executable, name: str | None = None,
-            run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+            run: Callable[..., Any] = subprocess.run) -> JSONObject:  # Any: subprocess.run
     """A capture document for *python*, ready to be written as JSON."""
     data = describe_interpreter(python, run)
     return {
@@ -101,6 +103,6 @@ def capture(python: str = sys.executable, name: str | None = None,
     }
 
 
-def write_capture(doc: dict[str, Any], out: Path) -> None:
+def write_capture(doc: JSONObject, out: Path) -> None:
     """Write the capture JSON atomically."""
     atomic_write(out, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))

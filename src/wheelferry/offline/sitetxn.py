@@ -38,6 +38,7 @@ from typing import Any, Callable
 from wheelferry.errors import InstallError
 from wheelferry.interrupt import Interrupted, checkpoint
 from wheelferry.interrupt import SignalGuard as _SignalGuard
+from wheelferry.jsontypes import JSONObject, JSONValue
 from wheelferry.offline.envchanges import canonical_name
 from wheelferry.offline.txn import (
     _fsync_dir,
@@ -81,13 +82,13 @@ def local_launcher() -> str:
     return "win-amd64" if sys.maxsize > 2**32 else "win-ia32"
 
 
-def interpreter_scheme(python: str, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+def interpreter_scheme(python: str, run: Callable[..., Any] = subprocess.run) -> JSONObject:  # Any: subprocess.run
     """Where *python* installs wheels (purelib, platlib, scripts, data, headers), as pip does,
     and its script ``launcher`` kind for the engine (``posix``, ``win-amd64``, ...)."""
     return ask_scheme(python, _SCHEME_CODE, run)
 
 
-def ask_scheme(python: str, code: str, run: Callable[..., Any] = subprocess.run) -> dict[str, Any]:
+def ask_scheme(python: str, code: str, run: Callable[..., Any] = subprocess.run) -> JSONObject:  # Any: subprocess.run
     """Run *code* (which prints the scheme as JSON) with *python* in isolated mode; its answer."""
     try:
         proc = run([python, "-I", "-c", code], capture_output=True, text=True, check=False,
@@ -97,7 +98,7 @@ def ask_scheme(python: str, code: str, run: Callable[..., Any] = subprocess.run)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
         raise InstallError(f"{python} could not tell its install scheme: {last}")
-    data: dict[str, Any] = json.loads(proc.stdout)
+    data: JSONObject = json.loads(proc.stdout)
     return data
 
 
@@ -117,7 +118,7 @@ def _inside(path: str, roots: Iterable[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
 
 
-def plan_wheel(wheel: Path, scheme: Mapping[str, Any]) -> WheelPlan:
+def plan_wheel(wheel: Path, scheme: Mapping[str, JSONValue]) -> WheelPlan:
     """Where every member of *wheel* goes, plus the console scripts its entry points make."""
     plan = WheelPlan(wheel.name)
     roots = [os.path.abspath(scheme[k]) for k in SCHEME_KEYS]
@@ -221,7 +222,7 @@ def find_dist_info(site_dirs: Iterable[str], name: str) -> list[Path]:
 class SiteTransaction:
     """One in-place install into an interpreter's scheme, undoable until :meth:`commit`."""
 
-    def __init__(self, python: str, scheme: Mapping[str, Any], guard: _SignalGuard, journal_file: Path) -> None:
+    def __init__(self, python: str, scheme: Mapping[str, JSONValue], guard: _SignalGuard, journal_file: Path) -> None:
         self.python, self.guard, self.journal_file = python, guard, journal_file
         self.scheme = {k: os.path.abspath(scheme[k]) for k in SCHEME_KEYS}
         self.roots = list(self.scheme.values())
@@ -322,7 +323,7 @@ def _prune(d: str, roots: Sequence[str]) -> None:
 
 
 def undo(planned: Sequence[str], sources: Sequence[str], new_dirs: Sequence[str],
-         moves: Sequence[Sequence[Any]], stash: Path, roots: Sequence[str]) -> None:
+         moves: Sequence[Sequence[JSONValue]], stash: Path, roots: Sequence[str]) -> None:
     """Remove the planned files (and their bytecode, and new directories), restore the stash."""
     stashed = {str(m[0]): str(m[1]) for m in moves}
     for p in [*planned, *[b for s in sources for b in _bytecode(s, partial=True)]]:
@@ -361,7 +362,7 @@ def _recover(journal_file: Path, python: str) -> str:
 
 
 @contextlib.contextmanager
-def site_transaction(python: str, scheme: Mapping[str, Any], state_dir: Path) -> Iterator[SiteTransaction]:
+def site_transaction(python: str, scheme: Mapping[str, JSONValue], state_dir: Path) -> Iterator[SiteTransaction]:
     """Lock *python*'s environment, undo an interrupted earlier run, and yield a transaction.
 
     Leaving the block without :meth:`SiteTransaction.commit` (an error, a signal)

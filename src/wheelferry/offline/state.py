@@ -15,10 +15,10 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.files import atomic_write
+from wheelferry.jsontypes import JSONObject
 from wheelferry.timestamps import utc_text
 
 
@@ -31,7 +31,7 @@ class Accepted:
     manifest_sha256: str
     accepted: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"name": self.name, "sequence": self.sequence,
                 "manifest-sha256": self.manifest_sha256, "accepted": self.accepted}
 

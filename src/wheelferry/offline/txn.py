@@ -37,11 +37,11 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from wheelferry.errors import InstallError, UsageError
 from wheelferry.interrupt import Interrupted, checkpoint
 from wheelferry.interrupt import SignalGuard as _SignalGuard
+from wheelferry.jsontypes import JSONObject, JSONValue
 from wheelferry.offline.envchanges import (
     Changes,
     check_downgrades,
@@ -94,9 +94,9 @@ class Journal:
     """The on-disk record of one transaction on one environment path."""
 
     file: Path
-    data: dict[str, Any] = field(default_factory=dict)
+    data: JSONObject = field(default_factory=dict)
 
-    def write(self, **updates: Any) -> None:
+    def write(self, **updates: JSONValue) -> None:
         self.data.update(updates)
         _write_atomic(self.file, (json.dumps(self.data, indent=2, sort_keys=True) + "\n").encode())
 
@@ -241,7 +241,7 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def _apply_accept(data: Mapping[str, Any], state_dir: Path) -> None:
+def _apply_accept(data: Mapping[str, JSONValue], state_dir: Path) -> None:
     acc = data.get("accept")
     if acc:
         from wheelferry.offline.state import record_accepted

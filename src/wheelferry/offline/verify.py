@@ -25,10 +25,12 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, cast
 
 from wheelferry.clikit import warn
 from wheelferry.errors import UsageError, VerificationError, WheelferryError
+from wheelferry.files import FILE_CHUNK
+from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import LOCK_FILENAME, Lock, loads_lock
 from wheelferry.manifest import (
     LOCK_DIR,
@@ -40,14 +42,13 @@ from wheelferry.manifest import (
     parse_manifest,
     parse_sums,
 )
-from wheelferry.offline.approvals import Tally, signature_files, signatures_check
-from wheelferry.offline.gpg import SignatureInfo, signature_check
+from wheelferry.offline.approvals import SignaturesCheck, Tally, signature_files, signatures_check
+from wheelferry.offline.gpg import SignatureCheck, SignatureInfo, signature_check
 from wheelferry.offline.state import check_sequence, default_state_dir, record_accepted
 from wheelferry.offline.volumes import list_signers
 from wheelferry.timestamps import parse_utc
 
 # Big reads: per-call overhead stays negligible and hashlib releases the GIL for them.
-CHUNK = 4 << 20
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MANIFEST_CAP = 16 << 20
 # Small members that are parsed in memory after their hash is confirmed.
@@ -93,7 +94,7 @@ class VerifiedBundle:
             return "NOT signature-checked"
         return "; ".join(self.signers.lines())
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {
             "name": self.manifest.name, "sequence": self.manifest.sequence,
             "created": self.manifest.created, "expires": self.manifest.expires,
@@ -122,7 +123,7 @@ class _TeeReader:
         return data
 
     def drain(self) -> None:
-        while self.read(CHUNK):
+        while self.read(FILE_CHUNK):
             pass
 
 
@@ -173,7 +174,7 @@ class _Pass:
         self.staging = staging
         self.reader = reader
         self.unpacked = 0
-        self.listed: dict[str, Any] = {}
+        self.listed: JSONObject = {}
         self.listed_dirs: set[str] = set()
         self.manifest: Manifest | None = None
         self.manifest_bytes = b""
@@ -270,7 +271,7 @@ class _Pass:
         # The unbuffered layer under tarfile's member reader: one copy less per chunk.
         source = getattr(stream, "raw", stream)
         try:
-            for chunk in iter(lambda: source.read(CHUNK), b""):
+            for chunk in iter(lambda: source.read(FILE_CHUNK), b""):
                 self._bound(len(chunk))
                 digest.update(chunk)
                 if keep:
@@ -372,7 +373,7 @@ def _stream_mode(tar_path: Path, f: IO[bytes]) -> str:
                                         "from the sender")
 
 
-def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
+def _stream_check(tar_path: Path, staging: Path | None, before_data: Callable[[Manifest, str], None],
                   sink: Callable[[bytes], None] | None) -> tuple[_Pass, Lock | None, int, WheelferryError | None]:
     """One read of *tar_path*: every chunk to *sink*, members checked; a refusal is returned, not raised.
 
@@ -388,13 +389,13 @@ def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
         try:
             # Decompression by a file object that hands out at most what is asked for, never
             # tarfile's own stream (which inflates a whole compressed buffer at once).
-            source: Any = reader
+            source: Any = reader  # Any: the tee, or gzip/zstd reading from it (tarfile takes any of them)
             if mode == "r|gz":
                 source = gzip.GzipFile(fileobj=reader, mode="rb")  # type: ignore[call-overload]
             elif mode == "r|zst":
-                zstd: Any = __import__("compression.zstd", fromlist=["ZstdFile"])  # Python 3.14+
+                zstd: Any = __import__("compression.zstd", fromlist=["ZstdFile"])  # Any: Python 3.14+ only
                 source = zstd.ZstdFile(reader, mode="rb")
-            with tarfile.open(fileobj=source, mode="r|", bufsize=CHUNK) as tar:
+            with tarfile.open(fileobj=source, mode="r|", bufsize=FILE_CHUNK) as tar:
                 for m in tar:
                     stream = tar.extractfile(m) if m.isreg() else None
                     if check.manifest is None:
@@ -403,7 +404,8 @@ def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
                             check.leading = m.name
                             continue
                         check.first(m, stream)  # type: ignore[arg-type]
-                        before_data(check.manifest, hashlib.sha256(check.manifest_bytes).hexdigest())
+                        # first() has read the manifest (or raised); mypy still sees the None above
+                        before_data(cast(Manifest, check.manifest), hashlib.sha256(check.manifest_bytes).hexdigest())
                         continue
                     check.member(m, stream)
             lock = check.finish()
@@ -416,7 +418,7 @@ def _stream_check(tar_path: Path, staging: Path | None, before_data: Any,
     return check, lock, reader.count, failure
 
 
-def _finish(sig: Any, failure: WheelferryError | None) -> Tally | None:
+def _finish(sig: SignatureCheck | SignaturesCheck | None, failure: WheelferryError | None) -> Tally | None:
     """gpg's verdict first (a bad signature explains any damage), then the members' refusal."""
     signature = sig.result() if sig is not None else None
     if isinstance(signature, SignatureInfo):
@@ -472,7 +474,7 @@ def verify_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str
         staging = Path(tempfile.mkdtemp(prefix=f".{extract_to.name}.part-", dir=extract_to.parent))
     try:
         with contextlib.ExitStack() as stack:
-            sig: Any = None
+            sig: SignatureCheck | SignaturesCheck | None = None
             if not allow_unsigned:
                 assert keyring is not None
                 main_asc = tar_path.with_name(tar_path.name + ".asc")

@@ -18,10 +18,13 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.files import FILE_CHUNK, SHA256_HEX, atomic_path
+from wheelferry.jsontypes import JSONObject
+from wheelferry.offline.approvals import Tally, signature_files, signatures_check
+from wheelferry.offline.gpg import signature_check
 from wheelferry.offline.openpgp import MAX_SIGNATURE_FILE
 
 FORMAT = "wheelferry-volumes"
@@ -48,7 +51,7 @@ class Volume:
     size: int
     sha256: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"name": self.name, "size": self.size, "sha256": self.sha256}
 
 
@@ -62,7 +65,7 @@ class VolumeSet:
     volume_size: int
     volumes: tuple[Volume, ...]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> JSONObject:
         return {"format": FORMAT, "format-version": FORMAT_VERSION, "bundle": self.bundle,
                 "size": self.size, "sha256": self.sha256, "volume-size": self.volume_size,
                 "volumes": [v.to_json() for v in self.volumes]}
@@ -99,7 +102,7 @@ def _write_atomic(path: Path, chunks: Iterable[bytes]) -> None:
             f.write(chunk)
 
 
-def _pieces(f: Any, limit: int) -> Iterator[bytes]:
+def _pieces(f: IO[bytes], limit: int) -> Iterator[bytes]:
     left = limit
     while left:
         data = f.read(min(FILE_CHUNK, left))
@@ -109,7 +112,7 @@ def _pieces(f: Any, limit: int) -> Iterator[bytes]:
         yield data
 
 
-def _copy_volume(f: Any, path: Path, limit: int, *digests: Any) -> int:
+def _copy_volume(f: IO[bytes], path: Path, limit: int, *digests: hashlib._Hash) -> int:
     """Copy up to *limit* bytes of *f* into *path* atomically, feeding every digest; return the size."""
     size = 0
 
@@ -234,24 +237,21 @@ def parse_volume_list(raw: bytes, name: str) -> VolumeSet:
     return VolumeSet(str(bundle), data["size"], data["sha256"], data["volume-size"], tuple(volumes))
 
 
-def _count(value: Any) -> bool:
+def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 # The signers of the volume list of each joined tar that is being verified (see joined_bundle).
-_LIST_SIGNERS: dict[str, Any] = {}
+_LIST_SIGNERS: dict[str, Tally] = {}
 
 
-def list_signers(tar: Path) -> Any:
+def list_signers(tar: Path) -> Tally | None:
     """The Tally of the volume list *tar* was joined from (None for a tar that is not a join)."""
     return _LIST_SIGNERS.get(str(tar))
 
 
-def _check_list_signature(list_path: Path, raw: bytes, keyring: Path | None, trusted: Iterable[str]) -> Any:
+def _check_list_signature(list_path: Path, raw: bytes, keyring: Path | None, trusted: Iterable[str]) -> Tally:
     """Check the list's signatures over *raw*, the very bytes that are then parsed; return who signed."""
-    from wheelferry.offline.approvals import Tally, signature_files, signatures_check
-    from wheelferry.offline.gpg import signature_check
-
     if keyring is None:
         raise UsageError("a signature check needs --keyring KEYS.asc and --trusted-key FPR",
                          hint="or pass --allow-unsigned for a lab")
