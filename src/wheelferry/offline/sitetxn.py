@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +47,7 @@ from wheelferry.offline.txn import (
     _transactions_dir,
     _write_atomic,
 )
+from wheelferry.timestamps import utc_text
 
 SCHEME_KEYS = ("purelib", "platlib", "headers", "scripts", "data")
 STASH_PREFIX = ".wheelferry-stash-"
@@ -239,7 +239,7 @@ class SiteTransaction:
         data = {"version": JOURNAL_VERSION, "python": self.python, "pid": os.getpid(), "phase": phase,
                 "stash": str(self.stash), "moves": self.moves, "planned": self.planned,
                 "sources": self.sources, "new_dirs": self.new_dirs, "roots": self.roots,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "started": utc_text()}
         _write_atomic(self.journal_file, json.dumps(data, indent=1).encode())
 
     # -- before the install

@@ -49,6 +49,7 @@ from wheelferry.offline.envchanges import (
     installed_versions,
 )
 from wheelferry.offline.relocate import relocate
+from wheelferry.timestamps import utc_text
 
 JOURNAL_VERSION = 1
 
@@ -423,7 +424,7 @@ def venv_transaction(final: Path, state_dir: Path, *, label: str = "") -> Iterat
         txn.recovered = recovered
         journal.write(version=JOURNAL_VERSION, path=str(final), staging=str(txn.staging),
                       mode=txn.mode, phase="building", pid=os.getpid(), label=label,
-                      started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                      started=utc_text())
         try:
             yield txn
         except BaseException as exc:
