@@ -45,17 +45,7 @@ def _offline_unless_marked(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("no_network")
 
 
-# Modules whose module- or session-scoped fixtures take seconds to build (a served recording,
-# venvs, a kit, index servers): under pytest-xdist (scripts/test) each runs on one worker, so
-# the fixture is built once; the other tests spread over the workers one by one.
-GROUPED = frozenset({"test_corpus", "test_engine", "test_install", "test_mirrors", "test_pyz",
-                     "test_sitetxn", "test_txn"})
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.stem in GROUPED:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
     if os.environ.get("WHEELFERRY_LIVE") == "1":
         return
     skip = pytest.mark.skip(reason="uses the live package index: run scripts/test --live")
