@@ -12,8 +12,14 @@ used for it.  ``--python PY`` installs into that interpreter's environment in
 place with the same engine, as a transaction (offline/sitetxn.py): every file
 the install replaces is moved aside first and put back on failure or a signal.
 
+The shape is pypa/installer's, one level up: a source (:class:`BundleSource`,
+the verified bundle's wheels of the chosen target) and a destination
+(:class:`Destination`: :class:`NewVenv` or :class:`ExistingInterpreter`), which
+the one flow (:func:`_install`) drives: plan, write, check, smoke-test, commit;
+leaving the destination's transaction without the commit undoes it.
+
 Speed without skipping a check: the interpreter is probed, and the new venv's
-empty shell made, while the bundle is being verified.
+empty shell made (or the interpreter's scheme read), while the bundle is being verified.
 """
 
 from __future__ import annotations
@@ -29,16 +35,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from wheelferry.clikit import warn
 from wheelferry.errors import InstallError, UsageError
-from wheelferry.interrupt import checkpoint
+from wheelferry.interrupt import SignalGuard, checkpoint
 from wheelferry.jsontypes import JSONObject
-from wheelferry.lockfile import LockedTarget
+from wheelferry.lockfile import LockedPackage, LockedTarget
 from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.engine import (
     check_requirements,
@@ -53,7 +62,13 @@ from wheelferry.offline.envchanges import (
     installed_versions,
 )
 from wheelferry.offline.hostmatch import Host, capture_drift, choose_target, probe_host
-from wheelferry.offline.sitetxn import interpreter_scheme, local_launcher, site_transaction
+from wheelferry.offline.sitetxn import (
+    SCHEME_KEYS,
+    SiteTransaction,
+    interpreter_scheme,
+    local_launcher,
+    site_transaction,
+)
 from wheelferry.offline.state import default_state_dir
 from wheelferry.offline.txn import VenvTransaction, venv_transaction
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
@@ -126,18 +141,15 @@ def _last_lines(proc: subprocess.CompletedProcess[str], n: int = 3) -> str:
     return " / ".join(lines) or f"exit code {proc.returncode}"
 
 
-def _canon(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def judge_check(lines: Iterable[str], target: LockedTarget, who: str, why: str = "") -> list[str]:
     """Split ``pip check``-style *lines*: edges the lock trimmed on purpose are notes, others raise."""
-    excluded = {(_canon(t.parent or ""), _canon(re.split(r"[^A-Za-z0-9._-]", t.requirement.strip())[0]))
+    excluded = {(canonicalize_name(t.parent or ""),
+                 canonicalize_name(re.split(r"[^A-Za-z0-9._-]", t.requirement.strip())[0]))
                 for t in target.trimmed if t.reason == "excluded"}
     notes, problems = [], []
     for line in lines:
         m = re.match(r"^(\S+) \S+ (?:requires|has requirement) ([A-Za-z0-9._-]+)", line)
-        if m and (_canon(m.group(1)), _canon(m.group(2))) in excluded:
+        if m and (canonicalize_name(m.group(1)), canonicalize_name(m.group(2))) in excluded:
             notes.append(line.strip())
         elif line.strip():
             problems.append(line.strip())
@@ -182,91 +194,262 @@ def _create_venv(venv: Path, base_python: str, run: Runner) -> None:
         raise InstallError(f"could not create a virtual environment: {_last_lines(proc)}")
 
 
-def _create_staging_venv(staging: Path, host: concurrent.futures.Future[Host], run: Runner) -> dict[str, str]:
-    _create_venv(staging, host.result().executable, run)
-    return venv_scheme(_venv_python(staging), run)
+# ------------------------------------------------------------------ the source
 
 
-def install_venv(txn: VenvTransaction, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
-                 scheme: dict[str, str], host: Host, run: Runner = subprocess.run, *,
-                 compile: bool = True, smoke: Sequence[str] = ()) -> tuple[list[str], list[str]]:
-    """Install the target's wheels into the fresh venv at ``txn.staging``, check and smoke-test it.
+@dataclass(frozen=True)
+class BundleSource:
+    """The source: the verified bundle's wheels of the chosen target, each zip checked once.
 
-    The smoke commands are the spec's, then *smoke* (``install --smoke``).
-
-    Scripts and bytecode are made for ``txn.prefix`` (where the venv lives once
-    switched in).  Returns the trimmed-edge notes of the requirements check and
-    the smoke commands' results; the transaction switches it in or removes it.
+    pypa/installer reads one wheel through a ``WheelSource``; this is the same
+    seam one level up, the set of wheels an install takes from a bundle.
     """
-    wheels = [wheels_dir / bundle.lock.wheels[p.wheel].filename for p in target.packages]
+
+    bundle: VerifiedBundle
+    target: LockedTarget
+    wheels_dir: Path
+
+    @property
+    def wanted(self) -> dict[str, str]:
+        """Every package of the target, name -> version."""
+        return {p.name: p.version for p in self.target.packages}
+
+    def wheel(self, package: LockedPackage) -> Path:
+        return self.wheels_dir / self.bundle.lock.wheels[package.wheel].filename
+
+    def check(self) -> None:
+        """Every wheel of the target is a sound zip (a hash says which bytes, not that they unpack)."""
+        for p in self.target.packages:
+            check_wheel_zip(self.wheel(p))
+
+    def wheels(self, packages: Iterable[LockedPackage]) -> list[Path]:
+        return [self.wheel(p) for p in packages]
+
+    @property
+    def smoke(self) -> tuple[str, ...]:
+        """The spec's smoke commands."""
+        return tuple(self.bundle.lock.spec.smoke)
+
+
+# ------------------------------------------------------------------ the destinations
+
+
+class Destination(Protocol):
+    """Where the target goes, as a transaction: written, checked, then committed or undone.
+
+    pypa/installer writes one wheel through a ``WheelDestination``; here the two
+    destinations of ``install`` are a new environment (``--venv``, :class:`NewVenv`) and
+    an existing interpreter's environment (``--python``, :class:`ExistingInterpreter`).
+    Leaving :meth:`open` without :meth:`commit` undoes what was written.
+    """
+
+    interpreter: str  # probed for the host's tags and markers while the bundle is verified
+    recovered: str | None  # what was finished or undone of an interrupted earlier run
+
+    def start(self, pool: concurrent.futures.Executor, host: concurrent.futures.Future[Host]) -> None:
+        """Begin what needs nothing of the bundle, beside its verification."""
+
+    def open(self) -> contextlib.AbstractContextManager[None]:
+        """The transaction: locked, an interrupted earlier run finished or undone first."""
+
+    def plan(self, source: BundleSource, allow_downgrade: bool) -> list[LockedPackage]:
+        """Refuse a downgrade not allowed; return the packages to write."""
+
+    def write(self, wheels: Sequence[Path], host: Host, compile: bool) -> None:
+        """Install *wheels* with the engine; a signal stops it and waits for it."""
+
+    @property
+    def site_dirs(self) -> list[Path]: ...
+
+    @property
+    def scripts_dir(self) -> Path: ...
+
+    def changes(self) -> Changes:
+        """What the install changes, package by package."""
+
+    def commit(self, bundle: VerifiedBundle, force_older: bool) -> None:
+        """Make the install final and record the bundle's sequence."""
+
+    def held(self) -> contextlib.AbstractContextManager[object]:
+        """Signals wait for the block (the cleanup of the run)."""
+
+    @property
+    def venv(self) -> str | None:
+        """The report's ``venv``: DIR of ``--venv``, else None."""
+
+    @property
+    def python(self) -> str | None:
+        """The report's ``python``: PY of ``--python``, else None."""
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        """Siblings of earlier runs removed after the switch."""
+
+
+def _engine(guard: SignalGuard, wheels: Sequence[Path], scheme: dict[str, str], python: str, host: Host,
+            compile: bool, launcher: str, *, shebang: str | None = None,
+            moved: tuple[Path, Path] | None = None) -> None:
     # A signal is held back while the engine's threads and processes run: they see it
-    # (txn.guard.cancelled), stop and remove what they wrote; it is raised when they are done.
-    with txn.guard.held():
+    # (guard.cancelled), stop and remove what they wrote; it is raised when they are done,
+    # and the transaction undoes the install.
+    with guard.held():
         try:
-            install_wheels(wheels, scheme, _venv_python(txn.staging), shebang=_venv_python(txn.prefix),
-                           moved=(txn.staging, txn.prefix), compile=compile, tags=host.tags,
-                           launcher=local_launcher(), cancelled=lambda: txn.guard.cancelled)
+            install_wheels(wheels, scheme, python, compile=compile, tags=host.tags, launcher=launcher,
+                           shebang=shebang, moved=moved, cancelled=lambda: guard.cancelled)
         except InstallError:
-            if not txn.guard.cancelled:
+            if not guard.cancelled:
                 raise
-    problems = check_requirements([Path(scheme["purelib"]), Path(scheme["platlib"])], host.markers)
-    notes = judge_check(problems, target, "the requirements check") if problems else []
-    return notes, run_smoke([*bundle.lock.spec.smoke, *smoke], _bin_dir(txn.staging), run)
+
+
+class NewVenv:
+    """``--venv DIR``: a venv without pip made beside DIR, switched in by the transaction (offline/txn.py).
+
+    Scripts and bytecode are made for ``txn.prefix`` (where the venv lives once switched in).
+    """
+
+    def __init__(self, txn: VenvTransaction, run: Runner) -> None:
+        self.txn, self.run = txn, run
+        self.interpreter = sys.executable
+        self.venv, self.python = str(txn.final), None
+        self.recovered = txn.recovered
+        self._scheme: concurrent.futures.Future[dict[str, str]] | None = None
+
+    def start(self, pool: concurrent.futures.Executor, host: concurrent.futures.Future[Host]) -> None:
+        # The empty shell beside the target: nothing of the bundle, nothing of the user's.
+        self._scheme = pool.submit(_create_staging_venv, self.txn.staging, host, self.run)
+
+    def open(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # the venv transaction is open around the whole run
+
+    def plan(self, source: BundleSource, allow_downgrade: bool) -> list[LockedPackage]:
+        self.txn.plan(source.wanted, allow_downgrade)
+        return list(source.target.packages)
+
+    @property
+    def scheme(self) -> dict[str, str]:
+        assert self._scheme is not None, "start() makes the venv"
+        return self._scheme.result()
+
+    def write(self, wheels: Sequence[Path], host: Host, compile: bool) -> None:
+        _engine(self.txn.guard, wheels, self.scheme, _venv_python(self.txn.staging), host, compile,
+                local_launcher(), shebang=_venv_python(self.txn.prefix), moved=(self.txn.staging, self.txn.prefix))
+
+    @property
+    def site_dirs(self) -> list[Path]:
+        return [Path(self.scheme["purelib"]), Path(self.scheme["platlib"])]
+
+    @property
+    def scripts_dir(self) -> Path:
+        return _bin_dir(self.txn.staging)
+
+    def changes(self) -> Changes:
+        return compare_sets(self.txn.before, installed_versions(self.txn.staging))
+
+    def commit(self, bundle: VerifiedBundle, force_older: bool) -> None:
+        mark = bundle.replay_mark()
+        if mark is not None:  # recorded in the same step as the switch
+            self.txn.accept_on_commit(*mark, force_older)
+        self.txn.commit(bytecode=False)
+
+    def held(self) -> contextlib.AbstractContextManager[object]:
+        # Workers finish before the transaction removes what they write into.
+        return self.txn.guard.held()
+
+    @property
+    def leftovers(self) -> tuple[str, ...]:
+        return tuple(self.txn.leftovers_removed)
+
+
+class ExistingInterpreter:
+    """``--python PY``: that interpreter's environment in place, as a transaction (offline/sitetxn.py).
+
+    Every file the install replaces or removes is moved aside first and put back on
+    failure, SIGINT, SIGTERM or SIGHUP (after SIGKILL: by the next install into PY).
+    Only packages not installed at their locked version are written.
+    """
+
+    def __init__(self, python: str, state_dir: Path, run: Runner) -> None:
+        self.state_dir, self.run = state_dir, run
+        self.interpreter = self.python = python
+        self.venv: str | None = None
+        self.leftovers: tuple[str, ...] = ()
+        self.recovered: str | None = None
+        self._scheme: concurrent.futures.Future[dict[str, str]] | None = None
+        self._stx: SiteTransaction | None = None
+        self._replaced: list[str] = []
+        self._changes = Changes()
+
+    def start(self, pool: concurrent.futures.Executor, host: concurrent.futures.Future[Host]) -> None:
+        self._scheme = pool.submit(interpreter_scheme, self.interpreter, self.run)
+
+    @property
+    def scheme(self) -> dict[str, str]:
+        assert self._scheme is not None, "start() asks the interpreter"
+        return self._scheme.result()
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[None]:
+        with site_transaction(self.interpreter, self.scheme, self.state_dir) as stx:
+            self._stx, self.recovered = stx, stx.recovered
+            yield
+
+    @property
+    def stx(self) -> SiteTransaction:
+        assert self._stx is not None, "open() starts the transaction"
+        return self._stx
+
+    def plan(self, source: BundleSource, allow_downgrade: bool) -> list[LockedPackage]:
+        # What is installed is read only now, under the lock and after an interrupted earlier
+        # run was undone: its half-written state is no measure of what to replace.
+        before = {n: v for n, (_, v, _) in installed_distributions(self.site_dirs).items()}
+        self._changes = compare_sets(before, source.wanted, replace=False)
+        check_downgrades(self._changes, allow_downgrade)
+        todo = [p for p in source.target.packages
+                if canonicalize_name(p.name) not in before
+                or not _same_version(before[canonicalize_name(p.name)], p.version)]
+        self._replaced = [p.name for p in todo if canonicalize_name(p.name) in before]
+        return todo
+
+    def write(self, wheels: Sequence[Path], host: Host, compile: bool) -> None:
+        self.stx.prepare(self._replaced, wheels)
+        _engine(self.stx.guard, wheels, {k: self.scheme[k] for k in SCHEME_KEYS}, self.interpreter, host, compile,
+                self.scheme["launcher"])
+
+    @property
+    def site_dirs(self) -> list[Path]:
+        return [Path(self.scheme["purelib"]), Path(self.scheme["platlib"])]
+
+    @property
+    def scripts_dir(self) -> Path:
+        return Path(self.scheme["scripts"])
+
+    def changes(self) -> Changes:
+        return self._changes
+
+    def commit(self, bundle: VerifiedBundle, force_older: bool) -> None:
+        checkpoint("before-switch")
+        with self.stx.guard.held():  # the sequence is recorded with the commit, under the lock
+            self.stx.commit()
+            bundle.accept(self.state_dir, force_older)
+
+    def held(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()  # the transaction is closed by then
+
 
 
 def _same_version(a: str, b: str) -> bool:
-    try:  # the kit carries packaging at its root; a source checkout has it under _vendor
-        from packaging.version import InvalidVersion, Version
-    except ImportError:
-        from wheelferry._vendor.packaging.version import (  # type: ignore[assignment]
-            InvalidVersion,
-            Version,
-        )
     try:
         return Version(a) == Version(b)
     except InvalidVersion:
         return a == b
 
 
-def install_python(python: str, bundle: VerifiedBundle, target: LockedTarget, wheels_dir: Path,
-                   host: Host, run: Runner = subprocess.run, *, allow_downgrade: bool = False,
-                   compile: bool = True, state_dir: Path | None = None,
-                   smoke: Sequence[str] = ()) -> tuple[list[str], list[str], Changes, str | None]:
-    """Install into *python*'s environment in place with the engine, as a transaction.
+def _create_staging_venv(staging: Path, host: concurrent.futures.Future[Host], run: Runner) -> dict[str, str]:
+    _create_venv(staging, host.result().executable, run)
+    return venv_scheme(_venv_python(staging), run)
 
-    Every file the install replaces or removes is moved aside first
-    (offline/sitetxn.py) and put back on failure, SIGINT, SIGTERM or SIGHUP (after
-    SIGKILL: by the next install into *python*).  Returns the trimmed-edge notes,
-    the smoke results, the changes and what was recovered of an earlier run.
-    """
-    scheme = interpreter_scheme(python, run)
-    site_dirs = [Path(scheme["purelib"]), Path(scheme["platlib"])]
-    with site_transaction(python, scheme, state_dir or default_state_dir()) as stx:
-        # What is installed is read only now, under the lock and after an interrupted earlier
-        # run was undone: its half-written state is no measure of what to replace.
-        before = {n: v for n, (_, v, _) in installed_distributions(site_dirs).items()}
-        changes = compare_sets(before, {p.name: p.version for p in target.packages}, replace=False)
-        check_downgrades(changes, allow_downgrade)
-        todo = [p for p in target.packages
-                if _canon(p.name) not in before or not _same_version(before[_canon(p.name)], p.version)]
-        wheels = [wheels_dir / bundle.lock.wheels[p.wheel].filename for p in todo]
-        stx.prepare([p.name for p in todo if _canon(p.name) in before], wheels)
-        # As for --venv: a signal waits until the engine's threads and processes have stopped and
-        # removed what they wrote; then the stash is put back and the signal raised.
-        with stx.guard.held():
-            try:
-                install_wheels(wheels, {k: scheme[k] for k in ("purelib", "platlib", "headers", "scripts", "data")},
-                               python, compile=compile, tags=host.tags, launcher=scheme["launcher"],
-                               cancelled=lambda: stx.guard.cancelled)
-            except InstallError:
-                if not stx.guard.cancelled:
-                    raise
-        problems = check_requirements(site_dirs, host.markers)
-        notes = judge_check(problems, target, "the requirements check") if problems else []
-        results = run_smoke([*bundle.lock.spec.smoke, *smoke], Path(scheme["scripts"]), run)
-        checkpoint("before-switch")
-        stx.commit()
-    return notes, results, changes, stx.recovered
+
+# ------------------------------------------------------------------ the one flow
 
 
 def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[str],
@@ -281,71 +464,60 @@ def install_bundle(tar_path: Path, *, keyring: Path | None, trusted: Iterable[st
     if python is not None and shutil.which(python) is None:
         raise UsageError(f"--python {python}: no such interpreter (or it is not executable)")
     state_dir = state_dir or default_state_dir()
-    if venv is None:
-        return _install(tar_path, None, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
-                        python=python, target_id=target_id, state_dir=state_dir, force_older=force_older,
-                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now,
-                        threshold=threshold, smoke=smoke)
+
+    def flow(dest: Destination) -> InstallReport:
+        return _install(tar_path, dest, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
+                        target_id=target_id, state_dir=state_dir, force_older=force_older,
+                        allow_downgrade=allow_downgrade, compile=compile, now=now, threshold=threshold,
+                        smoke=smoke, run=run)
+
+    if python is not None:
+        return flow(ExistingInterpreter(python, state_dir, run))
+    assert venv is not None
     with venv_transaction(Path(venv), state_dir, label=tar_path.name) as txn:
-        return _install(tar_path, txn, keyring=keyring, trusted=trusted, allow_unsigned=allow_unsigned,
-                        python=None, target_id=target_id, state_dir=state_dir, force_older=force_older,
-                        allow_downgrade=allow_downgrade, compile=compile, run=run, now=now,
-                        threshold=threshold, smoke=smoke)
+        return flow(NewVenv(txn, run))
 
 
-def _install(tar_path: Path, txn: VenvTransaction | None, *, keyring: Path | None, trusted: Iterable[str],
-             allow_unsigned: bool, python: str | None, target_id: str | None, state_dir: Path,
-             force_older: bool, allow_downgrade: bool, compile: bool, run: Runner,
-             now: dt.datetime | None, threshold: int = 1, smoke: Sequence[str] = ()) -> InstallReport:
+def _install(tar_path: Path, dest: Destination, *, keyring: Path | None, trusted: Iterable[str],
+             allow_unsigned: bool, target_id: str | None, state_dir: Path, force_older: bool,
+             allow_downgrade: bool, compile: bool, now: dt.datetime | None, threshold: int,
+             smoke: Sequence[str], run: Runner) -> InstallReport:
+    """Verify, choose the target, then plan, write, check, smoke-test and commit into *dest*."""
     started = time.monotonic()
-    interpreter = python or sys.executable
-    recovered: str | None = None
     work = Path(tempfile.mkdtemp(prefix="wheelferry-install-"))
-    # While gpg and the member checks run, the interpreter is probed and the new venv's empty
-    # shell is made beside the target: nothing of the bundle, nothing of the user's.
+    # While gpg and the member checks run, the interpreter is probed and the destination
+    # begins what needs nothing of the bundle.
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
-    host_job = pool.submit(probe_host, interpreter, run)
-    venv_job = pool.submit(_create_staging_venv, txn.staging, host_job, run) if txn is not None else None
+    host_job = pool.submit(probe_host, dest.interpreter, run)
+    dest.start(pool, host_job)
     try:
         bundle = verify_bundle(tar_path, keyring=keyring, trusted=list(trusted),
                                allow_unsigned=allow_unsigned, state_dir=state_dir,
                                force_older=force_older, extract_to=work / "bundle", now=now,
                                threshold=threshold)
         host = host_job.result()
-        target = choose_target(bundle.lock, host, target_id)
-        if txn is not None:
-            txn.plan({p.name: p.version for p in target.packages}, allow_downgrade)
-        for drift in capture_drift(target, host):
-            warn(f"this host drifted from the capture the bundle was locked for: {drift}")
-        wheels_dir = work / "bundle" / WHEELS_DIR
-        for p in target.packages:
-            check_wheel_zip(wheels_dir / bundle.lock.wheels[p.wheel].filename)
-        m = bundle.manifest
-        if txn is not None:
-            assert venv_job is not None
-            notes, smoked = install_venv(txn, bundle, target, wheels_dir, venv_job.result(), host, run,
-                                         compile=compile, smoke=smoke)
-            changes = compare_sets(txn.before, installed_versions(txn.staging))
-            mark = bundle.replay_mark()
-            if mark is not None:  # recorded in the same step as the switch
-                txn.accept_on_commit(*mark, force_older)
-            txn.commit(bytecode=False)
-        else:
-            notes, smoked, changes, recovered = install_python(
-                interpreter, bundle, target, wheels_dir, host, run, allow_downgrade=allow_downgrade,
-                compile=compile, state_dir=state_dir, smoke=smoke)
-            bundle.accept(state_dir, force_older)
+        source = BundleSource(bundle, choose_target(bundle.lock, host, target_id), work / "bundle" / WHEELS_DIR)
+        with dest.open():
+            todo = dest.plan(source, allow_downgrade)
+            for drift in capture_drift(source.target, host):
+                warn(f"this host drifted from the capture the bundle was locked for: {drift}")
+            source.check()
+            dest.write(source.wheels(todo), host, compile)
+            problems = check_requirements(dest.site_dirs, host.markers)
+            notes = judge_check(problems, source.target, "the requirements check") if problems else []
+            smoked = run_smoke([*source.smoke, *smoke], dest.scripts_dir, run)
+            changes = dest.changes()
+            dest.commit(bundle, force_older)
     finally:
-        # Workers finish before the transaction removes what they write into.
-        with txn.guard.held() if txn is not None else contextlib.nullcontext():
+        with dest.held():
             pool.shutdown(wait=True)
             shutil.rmtree(work, ignore_errors=True)
+    m, target = bundle.manifest, source.target
     return InstallReport(
         bundle=m.name, sequence=m.sequence, target=target.id,
         packages=tuple(f"{p.name}=={p.version}" for p in sorted(target.packages, key=lambda p: p.name)),
         bytes=sum(bundle.lock.wheels[p.wheel].size or 0 for p in target.packages),
-        seconds=time.monotonic() - started, venv=str(txn.final) if txn else None, python=python,
+        seconds=time.monotonic() - started, venv=dest.venv, python=dest.python,
         trimmed=tuple(notes), warnings=bundle.warnings, smoke=tuple(smoked), changes=changes,
-        recovered=txn.recovered if txn else recovered,
-        leftovers=tuple(txn.leftovers_removed) if txn else (), signed_by=bundle.signed_by(),
+        recovered=dest.recovered, leftovers=dest.leftovers, signed_by=bundle.signed_by(),
         signatures=tuple(s.to_json() for s in bundle.signers.counted) if bundle.signers else ())
