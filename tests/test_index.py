@@ -18,6 +18,7 @@ from tests.support.wheels import build_wheel, sha256_file
 from wheelferry import pages as pages_module
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
+from wheelferry.finder import wheels_for
 from wheelferry.http import make_session
 from wheelferry.index import IndexClient
 from wheelferry.pages import (
@@ -28,6 +29,7 @@ from wheelferry.pages import (
     parse_json_page,
     read_json_page,
 )
+from wheelferry.target import parse_target
 from wheelferry.urls import strip_credentials
 
 PAGES = Path(__file__).parent / "data" / "pages"
@@ -266,6 +268,29 @@ def test_client_filters_by_name_and_keeps_decoded_pages(index_server, tmp_path: 
     assert [f.filename for f in client.files("pkg")] == ["pkg-1.0-py3-none-any.whl",
                                                           "pkg-2.0-py3-none-any.whl"]
     assert server.count("GET", "/simple/pkg/") == 1  # one read per run, whatever is asked of it
+
+
+@pytest.mark.parametrize("mode", ["json", "html"])
+def test_retained_pages_keep_the_usable_files_and_read_again_for_the_rest(
+        index_server, tmp_path: Path, mode: str) -> None:
+    for version in ("1.0", "2.0"):
+        build_wheel(tmp_path / "w", "pkg", version)
+    build_wheel(tmp_path / "w", "pkg", "2.0", tag="cp311-cp311-win_amd64")
+    server = index_server(tmp_path / "w", mode=mode)
+    client = IndexClient(IndexConfig(server.url), _session())
+    client.retain(wheels_for([parse_target("linux-x86_64:3.11")]))
+    fits = client.files("pkg", lambda name: name.endswith("-any.whl"))
+    assert [f.filename for f in fits] == ["pkg-1.0-py3-none-any.whl", "pkg-2.0-py3-none-any.whl"]
+    seen: list[str] = []
+    assert client.files("pkg", lambda name: seen.append(name) or False) == []
+    assert len(seen) == 3  # every name stays listed (what the rules read)
+    assert server.count("GET", "/simple/pkg/") == 1
+    # A file no target can use was not kept: asking for it reads the page again, whole.
+    (win,) = client.files("pkg", lambda name: "win_amd64" in name)
+    assert win.filename == "pkg-2.0-cp311-cp311-win_amd64.whl" and win.url == server.file_url(win.filename)
+    assert len(client.files("pkg")) == 3 and server.count("GET", "/simple/pkg/") == 3
+    assert client.files("pkg", lambda name: name.endswith("-any.whl")) == fits
+    assert server.count("GET", "/simple/pkg/") == 3  # the kept entries still answer the rest
 
 
 def test_pages_without_validators_are_read_again_and_not_stored(index_server, tmp_path: Path) -> None:

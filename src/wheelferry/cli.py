@@ -196,11 +196,13 @@ def resolve_progress(label: str) -> Iterator[BaseReporter[Req, Candidate, str] |
 def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Lock, Network]:
     """Lock *spec* for its targets and return the Lock (written by the caller)."""
     # lazy: resolvelib and the index stack, see above
+    from wheelferry.finder import wheels_for
     from wheelferry.lock import build_lock, lock_target, unused_excludes
     from wheelferry.rules import load_rules
 
     targets = resolve_targets(spec, args)
     net = open_network(spec, args)
+    net.index.retain(wheels_for(targets))  # pages keep only the files some target can use
     rules = load_rules()
     locked, seconds = [], []
     said: set[str] = set()

@@ -82,6 +82,41 @@ class WheelDeps:
     extras: tuple[str, ...]  # Provides-Extra, canonical names
 
 
+class WheelRanker:
+    """Where a wheel's tags sit on one target's ladder, from its file name alone."""
+
+    def __init__(self, target: Target) -> None:
+        self._rank: dict[str, int] = {}
+        for i, t in enumerate(tag_ladder(target)):
+            self._rank.setdefault(str(t), i)
+        self._triple_rank: dict[str, int | None] = {}
+
+    def rank(self, filename: str) -> int | None:
+        """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
+        # PEP 427: the tag triple is the last three dash-separated parts.  Pages hold tens of
+        # thousands of wheels but few distinct triples: each is ranked once, then looked up.
+        end = filename.rfind("-")
+        start = filename.rfind("-", 0, filename.rfind("-", 0, end))
+        if filename.find("-") >= start:
+            return None  # no name-version part before the triple
+        try:
+            return self._triple_rank[filename[start + 1:-4]]
+        except KeyError:
+            pass
+        parts = filename[:-4].rsplit("-", 3)
+        pys, abis, plats = parts[1].split("."), parts[2].split("."), parts[3].split(".")
+        ranks = [r for py in pys for abi in abis for plat in plats
+                 if (r := self._rank.get(f"{py}-{abi}-{plat}")) is not None]
+        rank = self._triple_rank[filename[start + 1:-4]] = min(ranks) if ranks else None
+        return rank
+
+
+def wheels_for(targets: Iterable[Target]) -> Callable[[str], bool]:
+    """Does a file name name a wheel that fits any of *targets*?  (What a lock can ever use.)"""
+    rankers = [WheelRanker(t) for t in targets]
+    return lambda name: name.endswith(".whl") and any(r.rank(name) is not None for r in rankers)
+
+
 class Finder:
     """Candidates and dependencies for one target, with background prefetching."""
 
@@ -91,10 +126,7 @@ class Finder:
         self.release_ok = dict(release_ok or {})
         self.metadata = metadata
         self.target = target
-        self._rank: dict[str, int] = {}
-        for i, t in enumerate(tag_ladder(target)):
-            self._rank.setdefault(str(t), i)
-        self._triple_rank: dict[str, int | None] = {}
+        self._ranker = WheelRanker(target)
         self._prefetched: set[tuple[str, SpecifierSet]] = set()
         self._python_ok: dict[str, bool] = {}
         self._best: dict[str, dict[Version, tuple[DistFile, bool]]] = {}
@@ -144,22 +176,7 @@ class Finder:
 
     def wheel_rank(self, filename: str) -> int | None:
         """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
-        # PEP 427: the tag triple is the last three dash-separated parts.  Pages hold tens of
-        # thousands of wheels but few distinct triples: each is ranked once, then looked up.
-        end = filename.rfind("-")
-        start = filename.rfind("-", 0, filename.rfind("-", 0, end))
-        if filename.find("-") >= start:
-            return None  # no name-version part before the triple
-        try:
-            return self._triple_rank[filename[start + 1:-4]]
-        except KeyError:
-            pass
-        parts = filename[:-4].rsplit("-", 3)
-        pys, abis, plats = parts[1].split("."), parts[2].split("."), parts[3].split(".")
-        ranks = [r for py in pys for abi in abis for plat in plats
-                 if (r := self._rank.get(f"{py}-{abi}-{plat}")) is not None]
-        rank = self._triple_rank[filename[start + 1:-4]] = min(ranks) if ranks else None
-        return rank
+        return self._ranker.rank(filename)
 
     def _fits(self, filename: str) -> bool:
         return filename.endswith(".whl") and self.wheel_rank(filename) is not None

@@ -18,6 +18,7 @@ from wheelferry.files import hash_file
 from wheelferry.http import PageCache, describe_failure
 from wheelferry.pages import (
     DistFile,
+    DroppedFiles,
     PageFiles,
     plausible_filename,
     read_html_page,
@@ -43,7 +44,9 @@ class IndexClient:
     Pages are decoded once per run and kept; DistFile objects are made per call,
     only for the file names the caller's *keep* admits.  With *cache_dir*, remote
     pages are kept under HTTP caching rules (a page a server marks fresh, or sends
-    validators for, is not read again).
+    validators for, is not read again).  After :meth:`retain`, remote pages keep
+    the entries of only the files it admits (a lock: the wheels that fit one of its
+    targets); a caller asking for others gets them from the page read again whole.
     """
 
     def __init__(self, config: IndexConfig, session: requests.Session, *,
@@ -57,7 +60,16 @@ class IndexClient:
         self._cache: dict[str, list[PageFiles]] = {}
         self._link_pages: dict[str, PageFiles] = {}
         self._local_hashes: dict[tuple[str, float, int], str] = {}
+        self._retain: Keep | None = None
         self.pages = PageCache(cache_dir)
+
+    def retain(self, keep: Keep) -> None:
+        """Keep, of pages read from now on, the entries of only the file names *keep* admits.
+
+        Every name stays listed; what a page holds beyond that is most of a run's memory
+        (a 170-package tree reads 80 MB of pages for a few thousand usable wheels).
+        """
+        self._retain = keep
 
     def files(self, project: str, keep: Keep | None = None) -> list[DistFile]:
         """The files any source offers for *project*, in source order (indexes, then find-links).
@@ -65,7 +77,12 @@ class IndexClient:
         With *keep*, only files whose name it admits are returned (and built).
         """
         name = canonicalize_name(project)
-        return [d for page in self._pages_of(name) for d in page.dists(keep, name)]
+        try:
+            return [d for page in self._pages_of(name) for d in page.dists(keep, name)]
+        except DroppedFiles:
+            # Files the kept entries do not hold (an error message listing every file):
+            # the pages once more, whole, for this call alone.
+            return [d for page in self._collect(name, whole=True) for d in page.dists(keep, name)]
 
     def _pages_of(self, name: NormalizedName) -> list[PageFiles]:
         with self._lock:
@@ -89,16 +106,16 @@ class IndexClient:
             for _ in pool.map(self._pages_of, names):
                 pass
 
-    def _collect(self, name: NormalizedName) -> list[PageFiles]:
+    def _collect(self, name: NormalizedName, *, whole: bool = False) -> list[PageFiles]:
         per_source: list[tuple[str, PageFiles]] = []
         for url in self.config.index_urls():
-            per_source.append((strip_credentials(url), self._from_index(url, name)))
+            per_source.append((strip_credentials(url), self._from_index(url, name, whole)))
         for loc in self.config.find_links:
-            per_source.append((strip_credentials(loc), self._from_find_links(loc, name)))
+            per_source.append((strip_credentials(loc), self._from_find_links(loc, name, whole)))
         if len(per_source) == 1:
             return [per_source[0][1]]
         serving = [(src, page, n) for src, page in per_source if (n := page.count(name))]
-        if len(serving) > 1:
+        if len(serving) > 1 and not whole:  # a second, whole reading said it already
             listed = "; ".join(f"{redact_url(src)} ({n} files)" for src, _page, n in serving)
             self.warn(f"{name} is offered by more than one source: {listed}. Files from all of "
                       "them are candidates, so a look-alike upload on one can shadow the other "
@@ -107,7 +124,7 @@ class IndexClient:
 
     # -- one source ---------------------------------------------------------
 
-    def _from_index(self, index_url: str, name: NormalizedName) -> PageFiles:
+    def _from_index(self, index_url: str, name: NormalizedName, whole: bool = False) -> PageFiles:
         source = strip_credentials(index_url)
         base = source.rstrip("/") + "/"
         if urlsplit(base).scheme == "file":
@@ -120,12 +137,14 @@ class IndexClient:
                 raise IndexUnreachableError(f"index {redact_url(base)} is not a directory",
                                             hint="check --index-url / PIP_INDEX_URL")
             return PageFiles.of([])
-        return self._page(f"{base}{name}/", f"index {redact_url(source)}", source)
+        return self._page(f"{base}{name}/", f"index {redact_url(source)}", source, whole)
 
-    def _from_find_links(self, location: str, name: NormalizedName) -> PageFiles:
+    def _from_find_links(self, location: str, name: NormalizedName, whole: bool = False) -> PageFiles:
         source = strip_credentials(location)
         parts = urlsplit(source)
         if parts.scheme in ("http", "https"):
+            if whole:
+                return self._page(source, f"find-links page {redact_url(source)}", source, whole)
             with self._lock:
                 cached = self._link_pages.get(source)
             if cached is None:
@@ -166,8 +185,8 @@ class IndexClient:
             self._local_hashes[key] = digest
         return digest
 
-    def _page(self, url: str, what: str, source: str) -> PageFiles:
-        """The files a remote page lists (none for 404)."""
+    def _page(self, url: str, what: str, source: str, whole: bool = False) -> PageFiles:
+        """The files a remote page lists (none for 404); entries as :meth:`retain` says unless *whole*."""
         try:
             page = self.pages.fetch(self.session, url, ACCEPT)
             body = page.body()
@@ -183,6 +202,7 @@ class IndexClient:
             raise IndexUnreachableError(f"could not read {what} ({redact_url(url)}): {page.reason}",
                                         hint="check the URL and credentials, or retry later")
         ctype = page.content_type.split(";")[0].strip().lower()
+        retain = None if whole else self._retain
         if ctype == JSON_V1 or (ctype.endswith("json") and body.lstrip()[:1] == b"{"):
-            return read_json_page(body, page.url, source=source)
-        return read_html_page(body, page.url, source=source)
+            return read_json_page(body, page.url, source=source, retain=retain)
+        return read_html_page(body, page.url, source=source, retain=retain)

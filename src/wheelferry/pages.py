@@ -220,13 +220,19 @@ class _Joiner:
         return out
 
 
+class DroppedFiles(LookupError):
+    """A caller asked for files whose entries the page did not keep (see ``retain``)."""
+
+
 class PageFiles:
     """One page's files, named up front; DistFile objects are made only for the names asked for.
 
     Project pages list every file of every release (tens of thousands for some
     projects) while a resolution needs the few wheels that fit its target, so the
     costly part of parsing, one DistFile per file, waits until a caller says which
-    names it wants.
+    names it wants.  Read with *retain*, a page keeps the entries of only the names
+    *retain* admits (every name stays listed); asking for a dropped one raises
+    DroppedFiles, and the caller reads the page again whole.
     """
 
     __slots__ = ("_entries", "_make", "names", "source")
@@ -239,9 +245,10 @@ class PageFiles:
         self._make = make
 
     @classmethod
-    def of(cls, dists: list[DistFile]) -> PageFiles:
+    def of(cls, dists: list[DistFile], retain: Callable[[str], bool] | None = None) -> PageFiles:
         """Files that are already DistFile objects (HTML pages, local directories)."""
-        return cls([d.filename for d in dists], dists, _as_is)
+        kept = dists if retain is None else [d if retain(d.filename) else None for d in dists]
+        return cls([d.filename for d in dists], kept, _as_is)
 
     def count(self, project: str) -> int:
         """How many plausible wheel or sdist files of *project* the page lists."""
@@ -264,6 +271,8 @@ class PageFiles:
                 continue
             if not plausible_filename(name):
                 continue
+            if entry is None:
+                raise DroppedFiles(name)
             dist = make(entry, name, source)
             if dist is not None:
                 out.append(dist)
@@ -274,8 +283,12 @@ def _as_is(dist: DistFile, _name: str, _source: str) -> DistFile:
     return dist
 
 
-def read_json_page(content: bytes, page_url: str, *, source: str = "") -> PageFiles:
-    """Decode a PEP 691 JSON project page (api-version 1.x); its DistFiles are made on demand."""
+def read_json_page(content: bytes, page_url: str, *, source: str = "",
+                   retain: Callable[[str], bool] | None = None) -> PageFiles:
+    """Decode a PEP 691 JSON project page (api-version 1.x); its DistFiles are made on demand.
+
+    With *retain*, only the entries of names it admits are kept (PageFiles).
+    """
     try:
         # msgspec decodes a page about twice as fast as the json module; pages run to megabytes.
         doc = msgspec.json.decode(content)
@@ -300,6 +313,9 @@ def read_json_page(content: bytes, page_url: str, *, source: str = "") -> PageFi
     if not isinstance(entries, list):
         entries = []
     names: list[str | None] = [_json_filename(e, join) for e in entries]
+    if retain is not None:
+        # The decoded entries are most of a page's memory and most are never asked for.
+        entries = [e if n is not None and retain(n) else None for n, e in zip(names, entries)]
 
     def make(entry: JSONObject, filename: str, source: str) -> DistFile | None:
         return _json_dist(entry, filename, join, source)
@@ -388,9 +404,10 @@ def parse_html_page(content: bytes, page_url: str, *, source: str = "") -> list[
     return out
 
 
-def read_html_page(content: bytes, page_url: str, *, source: str = "") -> PageFiles:
+def read_html_page(content: bytes, page_url: str, *, source: str = "",
+                   retain: Callable[[str], bool] | None = None) -> PageFiles:
     """A PEP 503 HTML page as PageFiles (HTML is read whole: it carries no cheap file list)."""
-    return PageFiles.of(parse_html_page(content, page_url, source=source))
+    return PageFiles.of(parse_html_page(content, page_url, source=source), retain)
 
 
 def looks_like_html(head: bytes) -> bool:
