@@ -17,10 +17,11 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelferry.offline.advisories import findings, render_table
-from wheelferry.offline.osv import AdvisoryDBError, Malformed, canonical_name, parse_advisory, scan
+from wheelferry.offline.osv import AdvisoryDBError, Malformed, parse_advisory, scan
 
 DATA = Path(__file__).parent / "data" / "advisories" / "osv"
 PINS = [("Pillow", "8.1.0"), ("flask", "0.12"), ("cryptography", "3.2"), ("tensorflow", "2.9.0")]
@@ -62,7 +63,8 @@ def reference(records: Iterable[dict[str, Any]], name: str, version: str) -> set
         if r.get("withdrawn"):
             continue
         for a in r["affected"]:
-            if a["package"]["ecosystem"] != "PyPI" or canonical_name(a["package"]["name"]) != canonical_name(name):
+            if (a["package"]["ecosystem"] != "PyPI"
+                    or canonicalize_name(a["package"]["name"]) != canonicalize_name(name)):
                 continue
             listed = any(x == version or _v(x) == v for x in a.get("versions", []))
             ranged = False
@@ -118,7 +120,7 @@ def as_pypa_checkout(src: Path, out: Path) -> Path:
     for p in sorted(src.glob("*.json")):
         doc = json.loads(p.read_bytes())
         names = [a.get("package", {}).get("name") for a in doc.get("affected", [])]
-        folder = out / "vulns" / canonical_name(str(names[0] if names and names[0] else "unknown"))
+        folder = out / "vulns" / canonicalize_name(str(names[0] if names and names[0] else "unknown"))
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{p.stem}.yaml").write_text(yaml.safe_dump(doc, sort_keys=True))
     (out / ".github").mkdir(parents=True)
@@ -140,7 +142,7 @@ def _ids(found: list[Any], name: str) -> set[frozenset[str]]:
 
 
 def test_matches_the_osv_rules_in_every_form(database: Path) -> None:
-    result = scan(database, frozenset(canonical_name(n) for n, _ in PINS))
+    result = scan(database, frozenset(canonicalize_name(n) for n, _ in PINS))
     found = findings(result, PINS)
     assert _ids(found, "Pillow") == {frozenset({"PYSEC-TEST-1", "GHSA-test-aaaa-bbbb", "CVE-TEST-1"}),
                                      frozenset({"PYSEC-TEST-2"})}
@@ -457,7 +459,7 @@ def test_advisories_command_summarises_or_names_the_bad_file(tmp_path: Path, cap
     first = out.read_bytes()
     assert _audit(capsys, "advisories", str(tmp_path / "db"), "--write-zip", str(out))[0] == 0
     assert out.read_bytes() == first  # deterministic
-    pins = frozenset(canonical_name(n) for n, _ in PINS)
+    pins = frozenset(canonicalize_name(n) for n, _ in PINS)
     assert {f.ids for f in findings(scan(out, pins), PINS)} == \
         {f.ids for f in findings(scan(tmp_path / "db", pins), PINS)}
     bad = tmp_path / "bad"

@@ -21,7 +21,6 @@ from wheelferry.offline.policy import (
     facts_from_lock,
     parse_denied,
     policy_from_text,
-    version_matches,
 )
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -59,8 +58,11 @@ def test_a_malformed_toml_file_names_the_place(text: str, where: str) -> None:
     ("2.10", "==", "2.1.*", False), ("1!0.1", ">", "9.9", True), ("1.0+local", "==", "1.0", True),
     ("3.0", "!=", "3.0.*", False),
 ])
-def test_version_ranges(version: str, op: str, spec: str, hit: bool) -> None:
-    assert version_matches(version, op, spec) is hit
+def test_denied_version_ranges(version: str, op: str, spec: str, hit: bool) -> None:
+    # A deny entry's range is judged as packaging judges it, pre-releases included.
+    denied = parse_denied(f"Some_Pkg{op}{spec}", "p.toml")
+    assert denied.matches("some-pkg", version) is hit
+    assert denied.matches("other", version) is False
 
 
 def _policy(text: str = POLICY) -> Any:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cvss
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelferry.jsontypes import JSONObject, JSONValue
-from wheelferry.offline.osv import Advisory, Scan, canonical_name
+from wheelferry.offline.osv import Advisory, Scan
 from wheelferry.offline.osv import scan as scan_database
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -125,7 +126,7 @@ def _severity_of(group: list[Advisory], vectors: Iterable[str]) -> tuple[str | N
 def scan_findings(db: Path, packages: Iterable[tuple[str, str]]) -> tuple[Scan, list[Finding]]:
     """Read *db* for these (name, version) pairs: the scan and the alias-merged findings."""
     packages = list(packages)
-    result = scan_database(db, frozenset(canonical_name(n) for n, _ in packages))
+    result = scan_database(db, frozenset(canonicalize_name(n) for n, _ in packages))
     return result, findings(result, packages)
 
 
@@ -136,15 +137,15 @@ def findings(scan: Scan, packages: Iterable[tuple[str, str]]) -> list[Finding]:
         for n in adv.names():
             by_name.setdefault(n, []).append(adv)
     out = []
-    for name, version in sorted(set(packages), key=lambda p: (canonical_name(p[0]), p[1])):
+    for name, version in sorted(set(packages), key=lambda p: (canonicalize_name(p[0]), p[1])):
         try:
             parsed = Version(version)
         except InvalidVersion:
             continue
         matched: list[Advisory] = []
         fixed: dict[str, list[str]] = {}
-        for adv in by_name.get(canonical_name(name), []):
-            hit, fixes = _matches(adv, canonical_name(name), version, parsed)
+        for adv in by_name.get(canonicalize_name(name), []):
+            hit, fixes = _matches(adv, canonicalize_name(name), version, parsed)
             if hit and adv not in matched:
                 matched.append(adv)
                 fixed[adv.id] = fixes
@@ -300,13 +301,13 @@ def cyclonedx_vulnerabilities(found: list[Finding], refs: Mapping[tuple[str, str
     for f in found:
         primary, *others = f.ids
         v: JSONObject = {
-            "bom-ref": f"vuln:{primary}:{canonical_name(f.name)}@{f.version}", "id": primary,
+            "bom-ref": f"vuln:{primary}:{canonicalize_name(f.name)}@{f.version}", "id": primary,
             "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{primary}"},
             "references": [{"id": i, "source": {"name": "OSV", "url": f"https://osv.dev/vulnerability/{i}"}}
                            for i in others],
             "description": f.summary, "updated": f.modified,
             "affects": [{"ref": ref, "versions": [{"version": f.version, "status": "affected"}]}
-                        for ref in refs.get((canonical_name(f.name), f.version), [])],
+                        for ref in refs.get((canonicalize_name(f.name), f.version), [])],
             "properties": [{"name": "wheelferry:advisories:database-sha256", "value": scan.identity.sha256}],
         }
         if f.fixed_in:

@@ -153,9 +153,10 @@ def needs_advisories(policy: Policy | None, db: Path | None) -> None:
 def cmd_audit(args: argparse.Namespace) -> JSONObject:
     """`audit`: verify, then report every wheel (licence, why, trims), an SBOM, advisories and the policy."""
     # lazy, see above
+    from packaging.utils import canonicalize_name
+
     from wheelferry.offline import advisories as adv
     from wheelferry.offline import audit
-    from wheelferry.offline.osv import canonical_name
     from wheelferry.offline.policy import load_policy, policy_report
 
     policy = load_policy(args.policy) if args.policy else None
@@ -179,7 +180,7 @@ def cmd_audit(args: argparse.Namespace) -> JSONObject:
         if scan is not None:
             refs: dict[tuple[str, str], list[str]] = {}
             for c in result["cyclonedx"]["components"]:
-                refs.setdefault((canonical_name(c["name"]), c["version"]), []).append(c["bom-ref"])
+                refs.setdefault((canonicalize_name(c["name"]), c["version"]), []).append(c["bom-ref"])
             result["cyclonedx"]["vulnerabilities"] = adv.cyclonedx_vulnerabilities(found, refs, scan)
             result["cyclonedx"]["metadata"]["properties"] += [
                 {"name": f"wheelferry:advisories:{k}", "value": str(v)}

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from packaging.version import InvalidVersion, Version
+
 from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import Lock
-from wheelferry.offline.policy import version_key
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ class BundleDiff:
 
 def _order(old: str, new: str) -> str:
     try:
-        a, b = version_key(old), version_key(new)
-    except ValueError:
+        a, b = Version(old), Version(new)
+    except InvalidVersion:
         a, b = old, new  # type: ignore[assignment]
     return "upgraded" if b > a else "downgraded" if b < a else "rebuilt"
 

@@ -1,14 +1,16 @@
 """What an install changes in an environment: the installed set, up- and downgrades.
 
-Standard library only, plus the kit's vendored packaging for PEP 440 order.
+Standard library only, plus the kit's vendored packaging (PEP 440 order, PEP 503 names).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from wheelferry.errors import InstallError
 from wheelferry.jsontypes import JSONObject
@@ -46,29 +48,16 @@ class Changes:
                 "unchanged": self.unchanged}
 
 
-def canonical_name(name: str) -> str:
-    """PEP 503 normalised project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def compare_sets(before: Mapping[str, str], after: Mapping[str, str], *, replace: bool = True) -> Changes:
     """What going from *before* to *after* ({name: version}) changes; *replace*: others are removed."""
-    try:  # the kit carries packaging at its root; a source checkout has it under _vendor
-        from packaging.version import InvalidVersion, Version
-    except ImportError:
-        from wheelferry._vendor.packaging.version import (  # type: ignore[assignment]
-            InvalidVersion,
-            Version,
-        )
-
     def newer(a: str, b: str) -> bool:
         try:
             return Version(b) > Version(a)
         except InvalidVersion:
             return b > a
 
-    b = {canonical_name(k): v for k, v in before.items()}
-    a = {canonical_name(k): v for k, v in after.items()}
+    b = {canonicalize_name(k): v for k, v in before.items()}
+    a = {canonicalize_name(k): v for k, v in after.items()}
     added = tuple(sorted((n, v) for n, v in a.items() if n not in b))
     removed = tuple(sorted((n, v) for n, v in b.items() if n not in a)) if replace else ()
     up, down, same = [], [], 0
@@ -118,5 +107,5 @@ def installed_versions(env: Path) -> dict[str, str]:
             msg = BytesHeaderParser().parsebytes(head.split(b"\n\n", 1)[0] + b"\n")
             name, version = msg.get("Name"), msg.get("Version")
             if name and version:
-                out[canonical_name(str(name))] = str(version).strip()
+                out[canonicalize_name(str(name))] = str(version).strip()
     return out

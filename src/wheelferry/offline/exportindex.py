@@ -24,22 +24,18 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from wheelferry.errors import UsageError, VerificationError
 from wheelferry.files import atomic_path, atomic_write, hash_file
 from wheelferry.jsontypes import JSONObject
 from wheelferry.manifest import WHEELS_DIR
 from wheelferry.offline.audit import read_metadata, requires_python_of
-from wheelferry.offline.policy import canonical_name, version_key
 from wheelferry.offline.verify import VerifiedBundle
 from wheelferry.timestamps import upload_time_z
-
-if TYPE_CHECKING:
-    from packaging.version import Version
 
 API_VERSION = "1.1"
 
@@ -121,8 +117,8 @@ def _sorted_versions(files: list[JSONObject]) -> list[str]:
 
     def key(v: str) -> tuple[int, Version | tuple[()], str]:
         try:
-            return (0, version_key(v), v)
-        except ValueError:
+            return (0, Version(v), v)
+        except InvalidVersion:
             return (1, (), v)
     return sorted(versions, key=key)
 
@@ -183,7 +179,7 @@ def export_index(bundle: VerifiedBundle, extracted: Path, out: Path) -> ExportRe
     # Check everything that could refuse before the first byte is written.
     kept, fresh, pages = [], [], {}
     for filename in sorted(lock.wheels):
-        project = canonical_name(project_of.get(filename) or _project(filename))
+        project = canonicalize_name(project_of.get(filename) or _project(filename))
         if project not in pages:
             pages[project] = _existing_files(simple / project / "index.json", project)
         dst = files_dir / filename
@@ -205,7 +201,7 @@ def export_index(bundle: VerifiedBundle, extracted: Path, out: Path) -> ExportRe
         meta_path = files_dir / f"{filename}.metadata"
         if not meta_path.is_file() or meta_path.read_bytes() != metadata:
             _write(meta_path, metadata)
-        project = canonical_name(project_of.get(filename) or _project(filename))
+        project = canonicalize_name(project_of.get(filename) or _project(filename))
         pages[project][filename] = _entry(filename, wheel.sha256, bundle.files[f"{WHEELS_DIR}/{filename}"][1],
                                           wheel.requires_python or requires_python_of(metadata),
                                           upload_time_z(wheel.upload_time),

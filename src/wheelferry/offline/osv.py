@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from wheelferry.errors import WheelferryError
@@ -54,11 +55,6 @@ class AdvisoryDBError(WheelferryError):
 
 class Malformed(Exception):
     """A record that breaks the OSV schema where matching depends on it (skipped and counted)."""
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalised project name."""
-    return _NAME_RUN.sub("-", name).lower()
 
 
 # --- the database: where records come from ------------------------------------------------------
@@ -185,7 +181,7 @@ def may_concern(raw: RawRecord, names: frozenset[str]) -> bool:
         return True
     if (_YAML_HIDING.search(text) if raw.is_yaml else "\\u" in text):
         return True
-    flat = canonical_name(text)
+    flat = _NAME_RUN.sub("-", text).lower()  # the record flattened as names are (PEP 503)
     for n in names:
         at = flat.find(n)
         while at >= 0:
@@ -375,7 +371,7 @@ def parse_advisory(doc: JSONValue, source: str) -> Advisory:
             continue
         # A release string that is no PEP 440 version matches only as written.
         parsed = frozenset(p for p in map(_pep440, versions) if p is not None)
-        affected.append(Affected(canonical_name(name), ranges, frozenset(versions), parsed, severity))
+        affected.append(Affected(canonicalize_name(name), ranges, frozenset(versions), parsed, severity))
     specific = d.get("database_specific")
     label = specific.get("severity") if isinstance(specific, dict) else None
     return Advisory(rid, aliases, modified, withdrawn, _str(d.get("summary"), "summary", required=False),
@@ -407,7 +403,7 @@ def _modified(doc: JSONValue) -> str:
 def _names_in(doc: JSONValue) -> set[str] | None:
     """The normalised package names a parsed record's affected[] names (None: cannot tell)."""
     try:
-        return {canonical_name(a["package"]["name"]) for a in doc["affected"]}
+        return {canonicalize_name(a["package"]["name"]) for a in doc["affected"]}
     except (KeyError, TypeError, AttributeError):
         return None
 

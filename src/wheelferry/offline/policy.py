@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from packaging.licenses import canonicalize_license_expression
-from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
-from packaging.version import Version
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
 
 from wheelferry.errors import PolicyFileError, PolicyViolation, UsageError
 from wheelferry.jsontypes import JSONObject, JSONValue
@@ -63,7 +63,7 @@ class DeniedPackage:
     text: str
 
     def matches(self, name: str, version: str) -> bool:
-        return canonical_name(name) == self.name and self.specifiers.contains(version, prereleases=True)
+        return canonicalize_name(name) == self.name and self.specifiers.contains(version, prereleases=True)
 
 
 @dataclass(frozen=True)
@@ -136,22 +136,7 @@ class PolicyReport:
                                   details={"policy": self.to_json()})
 
 
-def canonical_name(name: str) -> str:
-    """PEP 503 normalised project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-# --- PEP 440 (packaging) and SPDX (packaging.licenses) ----------------------------------------
-
-def version_key(text: str) -> Version:
-    """*text* as a comparable PEP 440 version (ValueError if it is none)."""
-    return Version(text)
-
-
-def version_matches(version: str, op: str, spec: str) -> bool:
-    """True if *version* satisfies one clause ``op spec``, exactly as packaging judges it."""
-    return Specifier(op + spec).contains(version, prereleases=True)
-
+# --- denied packages (PEP 440 specifier sets) and SPDX (packaging.licenses) ------------------
 
 _DENY_ENTRY = re.compile(r"^\s*(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?P<spec>.*)$")
 _CLAUSE = re.compile(r"^\s*(~=|===|==|!=|<=|>=|<|>)\s*(\S+)\s*$")
@@ -174,7 +159,7 @@ def parse_denied(text: str, where: str) -> DeniedPackage:
         specifiers = SpecifierSet(spec)
     except InvalidSpecifier as exc:
         raise PolicyFileError(f"{where}: {text!r} is not a PEP 440 version range ({exc})") from None
-    return DeniedPackage(canonical_name(m.group("name")), specifiers, text.strip())
+    return DeniedPackage(canonicalize_name(m.group("name")), specifiers, text.strip())
 
 
 def canonical_spdx(expression: str) -> str:
@@ -255,7 +240,7 @@ def evaluate(policy: Policy, packages: Iterable[PackageFacts], *, licences: bool
     bad: list[Violation] = []
     warned: list[Violation] = []
     licence_rules = bool(policy.allow or policy.deny or policy.unknown == "fail")
-    for p in sorted(packages, key=lambda p: (canonical_name(p.name), p.version, p.file)):
+    for p in sorted(packages, key=lambda p: (canonicalize_name(p.name), p.version, p.file)):
         def hit(rule: str, detail: str, into: list[Violation] = bad, p: PackageFacts = p) -> None:
             evidence = p.evidence if rule.startswith("licence") else (
                 f"upload-time {p.upload_time}" if rule.startswith("release") else f"{p.name} {p.version}")
@@ -299,7 +284,7 @@ def with_advisories(report: PolicyReport, policy: Policy, found: Iterable[Findin
     if policy.advisories is None:
         return report
     bad, notes = judge(policy.advisories, found, today)
-    extra = tuple(Violation(f.name, f.version, files.get((canonical_name(f.name), f.version), ""), rule, detail,
+    extra = tuple(Violation(f.name, f.version, files.get((canonicalize_name(f.name), f.version), ""), rule, detail,
                             f"{', '.join(f.records)} (modified {f.modified})") for f, rule, detail in bad)
     return PolicyReport(report.policy, report.violations + extra, report.warnings, report.skipped,
                         report.ignored + tuple(notes))
@@ -309,7 +294,7 @@ def policy_report(policy: Policy, packages: Iterable[PackageFacts], found: Itera
                   licences: bool = True) -> PolicyReport:
     """:func:`evaluate` and the ``[advisories]`` rules on *found*, in one report."""
     packages = list(packages)
-    files = {(canonical_name(p.name), p.version): p.file for p in packages}
+    files: dict[tuple[str, str], str] = {(canonicalize_name(p.name), p.version): p.file for p in packages}
     return with_advisories(evaluate(policy, packages, licences=licences), policy, found, files)
 
 

@@ -34,11 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from packaging.utils import canonicalize_name
+
 from wheelferry.errors import InstallError
 from wheelferry.interrupt import Interrupted, checkpoint
 from wheelferry.interrupt import SignalGuard as _SignalGuard
 from wheelferry.jsontypes import JSONObject, JSONValue
-from wheelferry.offline.envchanges import canonical_name
 from wheelferry.offline.txn import (
     _fsync_dir,
     _key,
@@ -203,7 +204,7 @@ def record_files(dist_info: Path, roots: Sequence[str]) -> list[str]:
 
 def find_dist_info(site_dirs: Iterable[str], name: str) -> list[Path]:
     """The installed ``.dist-info`` directories of the distribution *name*."""
-    want = canonical_name(name)
+    want = canonicalize_name(name)
     found = []
     for d in dict.fromkeys(site_dirs):
         for info in sorted(Path(d).glob("*.dist-info")):
@@ -211,7 +212,7 @@ def find_dist_info(site_dirs: Iterable[str], name: str) -> list[Path]:
                 meta = email.parser.BytesHeaderParser().parsebytes((info / "METADATA").read_bytes())
             except OSError:
                 continue
-            if canonical_name(str(meta.get("Name", ""))) == want:
+            if canonicalize_name(str(meta.get("Name", ""))) == want:
                 found.append(info)
     return found
 
