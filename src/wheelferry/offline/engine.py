@@ -29,9 +29,12 @@ import hashlib
 import io
 import os
 import posixpath
+import queue
 import re
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import zipfile
 import zlib
@@ -275,13 +278,15 @@ class _Unpacker:
         self.lock = threading.Lock()
         self.written: list[str] = []
         self.local = threading.local()
-        self.opened: list[zipfile.ZipFile] = []
+        self.opened: list[Any] = []  # ZipFile objects and raw files
         self.mode = "wb" if replace else "xb"
         self.umask = _umask()
         biggest = max(wheels, key=lambda w: w.packed, default=None)
         self.biggest = biggest
         self.biggest_done = 0
         self.paused = False
+        self.compiler: _Compiler | None = None
+        self.compile_set: frozenset[str] = frozenset()
 
     def should_stop(self) -> bool:
         return self.stop.is_set() or self.cancelled()
@@ -297,30 +302,51 @@ class _Unpacker:
                 self.opened.append(zf)
         return zf
 
+    def _raw(self, path: Path) -> Any:
+        """This thread's own unbuffered handle on *path* (no seek position shared with another)."""
+        cache = getattr(self.local, "raws", None)
+        if cache is None:
+            cache = self.local.raws = {}
+        f = cache.get(path)
+        if f is None:
+            f = cache[path] = open(path, "rb", buffering=0)  # noqa: SIM115
+            with self.lock:
+                self.opened.append(f)
+        return f
+
     def tasks(self) -> list[tuple[_Wheel, list[_Member]]]:
-        """Chunks of members, biggest wheel first; a big wheel is split so all workers share it."""
+        """Chunks of members, the most compressed bytes first.
+
+        A member as big as a chunk is a task of its own, so the one member that takes
+        longest (TensorFlow's 1 GB library) starts at once instead of ending the
+        unpack alone; the rest is cut by file order, so one big wheel is spread over
+        all the workers.
+        """
         total = sum(w.packed for w in self.wheels)
         size = max(_CHUNK, total // max(1, self.workers * 4))
-        out = []
+        out: list[tuple[int, int, _Wheel, list[_Member]]] = []
         for w in sorted(self.wheels, key=lambda w: -w.packed):
             chunk: list[_Member] = []
             got = 0
             for m in sorted(w.members, key=lambda m: m.info.header_offset):
+                if m.info.compress_size >= size:
+                    out.append((m.info.compress_size, len(out), w, [m]))
+                    continue
                 chunk.append(m)
                 got += m.info.compress_size
                 if got >= size:
-                    out.append((w, chunk))
+                    out.append((got, len(out), w, chunk))
                     chunk, got = [], 0
             if chunk:
-                out.append((w, chunk))
-        return out
+                out.append((got, len(out), w, chunk))
+        out.sort(key=lambda t: (-t[0], t[1]))
+        return [(w, members) for _n, _i, w, members in out]
 
     def run_task(self, wheel: _Wheel, members: list[_Member]) -> None:
-        zf = self._zip(wheel.path)
         for m in members:
             if self.should_stop():
                 raise _Stop
-            self._write(wheel, zf, m)
+            self._write(wheel, m)
             if wheel is self.biggest:
                 self._progress()
 
@@ -335,47 +361,104 @@ class _Unpacker:
         if pause:
             checkpoint("unpack")  # test hook: the biggest wheel is half unpacked
 
-    def _write(self, wheel: _Wheel, zf: zipfile.ZipFile, m: _Member) -> None:
+    def _write(self, wheel: _Wheel, m: _Member) -> None:
         try:
-            self._unpack(wheel, zf, m)
+            self._unpack(wheel, m)
         except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as exc:
             raise _refuse(wheel.path, f"its member {m.info.filename} cannot be read ({exc})") from None
+        if self.compiler is not None and m.dest in self.compile_set:
+            self.compiler.submit(m.dest, m.size)
 
-    def _unpack(self, wheel: _Wheel, zf: zipfile.ZipFile, m: _Member) -> None:
+    def _chunks(self, wheel: _Wheel, m: _Member) -> Iterable[bytes]:
+        """The member's bytes in pieces of at most _BUF, inflated here (stored and deflated members).
+
+        Every byte is checked against RECORD's hash and size by the caller, so the
+        zip's CRC-32 (a second pass over each byte) is not computed; other methods
+        go through zipfile.
+        """
+        info = m.info
+        if info.flag_bits & 0x1:
+            raise RuntimeError("it is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            with self._zip(wheel.path).open(info) as src:
+                yield from iter(lambda: src.read(_BUF), b"")
+            return
+        f = self._raw(wheel.path)
+        f.seek(info.header_offset)
+        head = f.read(30)
+        if len(head) != 30 or head[:4] != b"PK\x03\x04":
+            raise zipfile.BadZipFile("bad local file header")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        name = f.read(name_len)
+        want = info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
+        if name != want:
+            raise zipfile.BadZipFile(f"file name in directory {info.orig_filename!r} and header {name!r} differ")
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        left = info.compress_size
+        if info.compress_type == zipfile.ZIP_STORED:
+            while left > 0:
+                data = f.read(min(left, _BUF))
+                if not data:
+                    raise EOFError("the member ends early")
+                left -= len(data)
+                yield data
+            return
+        d = zlib.decompressobj(-15)
+        while not d.eof:
+            if d.unconsumed_tail:
+                data = d.unconsumed_tail
+            elif left > 0:
+                data = f.read(min(left, _BUF))
+                if not data:
+                    raise EOFError("the member ends early")
+                left -= len(data)
+            else:
+                data = b""
+            out = d.decompress(data, _BUF)
+            if out:
+                yield out
+            elif not data:
+                raise EOFError("the member's compressed data ends early")
+
+    def _unpack(self, wheel: _Wheel, m: _Member) -> None:
         check = hashlib.new(m.algo)
         mine = check if m.algo == "sha256" else hashlib.sha256()
         size = 0
-        with zf.open(m.info) as src:
-            if m.shebang:  # scripts are small: rewrite the ``#!python`` line in memory
-                data = src.read()
-                check.update(data)
-                size = len(data)
-                self._verify(wheel, m, check, size)
-                from installer.utils import fix_shebang
+        if m.shebang:  # scripts are small: rewrite the ``#!python`` line in memory
+            data = b"".join(self._bounded(wheel, m))
+            check.update(data)
+            size = len(data)
+            self._verify(wheel, m, check, size)
+            from installer.utils import fix_shebang
 
-                with fix_shebang(io.BytesIO(data), self.shebang_python) as fixed:
-                    data = fixed.read()
-                self._create(m.dest, data)
-                wheel.rows[m.dest] = (f"sha256={_b64(hashlib.sha256(data).digest())}", str(len(data)))
-            else:
-                with self._open(m.dest) as out:
-                    while True:
-                        buf = src.read(_BUF)
-                        if not buf:
-                            break
-                        check.update(buf)
-                        if mine is not check:
-                            mine.update(buf)
-                        size += len(buf)
-                        if size > m.size:
-                            break
-                        out.write(buf)
-                        if self.stop.is_set():
-                            raise _Stop
-                self._verify(wheel, m, check, size)
-                wheel.rows[m.dest] = (f"sha256={_b64(mine.digest())}", str(size))
+            with fix_shebang(io.BytesIO(data), self.shebang_python) as fixed:
+                data = fixed.read()
+            self._create(m.dest, data)
+            wheel.rows[m.dest] = (f"sha256={_b64(hashlib.sha256(data).digest())}", str(len(data)))
+        else:
+            with self._open(m.dest) as out:
+                for buf in self._chunks(wheel, m):
+                    check.update(buf)
+                    if mine is not check:
+                        mine.update(buf)
+                    size += len(buf)
+                    if size > m.size:
+                        break
+                    out.write(buf)
+                    if self.stop.is_set():
+                        raise _Stop
+            self._verify(wheel, m, check, size)
+            wheel.rows[m.dest] = (f"sha256={_b64(mine.digest())}", str(size))
         if m.executable:
             os.chmod(m.dest, 0o777 & ~self.umask)
+
+    def _bounded(self, wheel: _Wheel, m: _Member) -> Iterable[bytes]:
+        size = 0
+        for buf in self._chunks(wheel, m):
+            size += len(buf)
+            yield buf
+            if size > m.size:
+                return
 
     shebang_python = ""
 
@@ -426,80 +509,194 @@ def _run_pool(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], workers: 
         pool.shutdown(wait=True)
 
 
-# Runs in the receiving interpreter (standard library only): compile each source named on stdin
-# as pip does (compileall.compile_file, force, quiet), recording the path it will have at its final
-# place; print the bytecode files made.
+# Runs in the receiving interpreter (standard library only).  It names the bytecode file of a
+# source first, then reads ``source NUL final-dir NUL`` pairs from stdin as they come and compiles
+# each as pip does (compileall.compile_file, force, quiet), recording the path the source will have
+# at its final place; after each it answers ``bytecode-path NUL`` (just NUL if nothing was made).
 _COMPILE = r"""
 import compileall, importlib.util, os, sys, warnings
 warnings.filterwarnings("ignore")
-items = sys.stdin.buffer.read().split(b"\0")
 out = sys.stdout.buffer
 sys.stdout = open(os.devnull, "w")
-for i in range(0, len(items) - 1, 2):
-    src, ddir = os.fsdecode(items[i]), os.fsdecode(items[i + 1])
-    if compileall.compile_file(src, ddir=ddir, force=True, quiet=2):
-        out.write(os.fsencode(importlib.util.cache_from_source(src)) + b"\0")
+out.write(os.fsencode(importlib.util.cache_from_source(os.path.abspath("_.py"))) + b"\0")
 out.flush()
+todo, rest = [], b""
+while True:
+    data = os.read(0, 1 << 16)
+    if not data:
+        break
+    *items, rest = (rest + data).split(b"\0")
+    todo += items
+    while len(todo) >= 2:
+        src, ddir = os.fsdecode(todo.pop(0)), os.fsdecode(todo.pop(0))
+        ok = compileall.compile_file(src, ddir=ddir, force=True, quiet=2)
+        out.write((os.fsencode(importlib.util.cache_from_source(src)) if ok else b"") + b"\0")
+        out.flush()
 """
 
 
-def _compile(python: str, sources: list[str], moved: tuple[str, str] | None, workers: int,
-             cancelled: Callable[[], bool]) -> list[str]:
-    """Compile *sources* with N processes of *python*; returns the .pyc files written."""
-    from wheelferry.interrupt import checkpoint
+class _Compiler:
+    """N processes of the receiving interpreter that compile sources while they are still being unpacked.
 
-    if not sources:
-        return []
-    n = max(1, min(workers, (len(sources) + 99) // 100))
-    shares: list[list[str]] = [[] for _ in range(n)]
-    loads = [0] * n
-    for src in sorted(sources, key=lambda s: -os.path.getsize(s)):
-        i = loads.index(min(loads))
-        shares[i].append(src)
-        loads[i] += os.path.getsize(src) + 2000
+    :meth:`submit` hands over a source the moment it is written; the biggest waiting
+    source goes next to whichever process has room (a few in flight each, so none
+    idles and none hoards), as uv's pool of compile workers does.  :meth:`finish`
+    waits for the rest and returns ``(source, bytecode, RECORD hash, size)`` of every
+    bytecode file made; :meth:`abort` stops the processes and removes what they made.
+    """
 
-    def final_dir(src: str) -> str:
+    IN_FLIGHT = 3
+
+    def __init__(self, python: str, workers: int, moved: tuple[str, str] | None,
+                 cancelled: Callable[[], bool]) -> None:
+        self.python = python
+        self.moved = moved
+        self.cancelled = cancelled
+        self.queue: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()
+        self.count = 0
+        self.lock = threading.Lock()
+        self.done: list[tuple[str, str, str, str]] = []
+        self.fed: list[str] = []
+        self.failed: str | None = None
+        self.stopping = False
+        self.suffix = ""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.errs: list[Any] = []
+        self.threads: list[threading.Thread] = []
+        try:
+            for _ in range(max(1, workers)):
+                err = tempfile.TemporaryFile()  # noqa: SIM115
+                self.errs.append(err)
+                self.procs.append(subprocess.Popen([python, "-I", "-S", "-c", _COMPILE], stdin=subprocess.PIPE,
+                                                   stdout=subprocess.PIPE, stderr=err, env=env, bufsize=0))
+        except OSError as exc:
+            self.abort()
+            raise InstallError(f"cannot run {python} to compile bytecode: {exc.strerror or exc}") from None
+        for p in self.procs:
+            room = threading.Semaphore(self.IN_FLIGHT)
+            sent: list[str] = []
+            for fn in (self._feed, self._read):
+                t = threading.Thread(target=fn, args=(p, room, sent), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def final_dir(self, src: str) -> str:
         d = os.path.dirname(src)
-        if moved is not None and (d == moved[0] or d.startswith(moved[0] + os.sep)):
-            d = moved[1] + d[len(moved[0]):]
+        if self.moved is not None and (d == self.moved[0] or d.startswith(self.moved[0] + os.sep)):
+            d = self.moved[1] + d[len(self.moved[0]):]
         return d
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    procs = []
-    try:
-        for _share in shares:
-            procs.append(subprocess.Popen([python, "-I", "-S", "-c", _COMPILE], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
-    except OSError as exc:
-        for p in procs:
-            p.kill()
-        raise InstallError(f"cannot run {python} to compile bytecode: {exc.strerror or exc}") from None
-    payloads = [b"".join(os.fsencode(s) + b"\0" + os.fsencode(final_dir(s)) + b"\0" for s in share)
-                for share in shares]
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=n)
-    try:
-        futures = [pool.submit(p.communicate, data) for p, data in zip(procs, payloads)]
+    def submit(self, src: str, size: int) -> None:
+        with self.lock:
+            self.count += 1
+            n = self.count
+        self.queue.put((-size, n, src))
+
+    def _feed(self, p: subprocess.Popen[bytes], room: threading.Semaphore, sent: list[str]) -> None:
+        assert p.stdin is not None
+        try:
+            while True:
+                room.acquire()
+                item = self.queue.get()
+                src = item[2]
+                if src is None or self.stopping:
+                    self.queue.put(item)  # the end: the other feeders see it too
+                    break
+                with self.lock:
+                    sent.append(src)
+                    self.fed.append(src)
+                p.stdin.write(os.fsencode(src) + b"\0" + os.fsencode(self.final_dir(src)) + b"\0")
+        except OSError:
+            pass  # the process died: _read reports it
+        finally:
+            with contextlib.suppress(OSError):
+                p.stdin.close()
+
+    def _read(self, p: subprocess.Popen[bytes], room: threading.Semaphore, sent: list[str]) -> None:
+        assert p.stdout is not None
+        rest = b""
+        first = True
+        while True:
+            data = p.stdout.read(1 << 16)
+            if not data:
+                break
+            *answers, rest = (rest + data).split(b"\0")
+            for a in answers:
+                if first:
+                    first = False
+                    self.suffix = os.path.basename(os.fsdecode(a))[1:]  # ".cpython-311.pyc"
+                    continue
+                with self.lock:
+                    src = sent.pop(0)
+                room.release()
+                if a:
+                    pyc = os.fsdecode(a)
+                    with open(pyc, "rb") as f:
+                        blob = f.read()
+                    row = (src, pyc, f"sha256={_b64(hashlib.sha256(blob).digest())}", str(len(blob)))
+                    with self.lock:
+                        self.done.append(row)
+        if p.wait() != 0 or sent:
+            with self.lock:
+                if self.failed is None:
+                    self.failed = f"exit code {p.returncode}"
+                    i = self.procs.index(p)
+                    self.errs[i].seek(0)
+                    lines = self.errs[i].read().decode(errors="replace").strip().splitlines()
+                    if lines:
+                        self.failed = lines[-1]
+            self.stopping = True
+            self.queue.put((1 << 62, 0, None))
+        room.release(self.IN_FLIGHT)  # a feeder waiting for room sees the end
+
+    def finish(self) -> list[tuple[str, str, str, str]]:
+        """Every source was submitted: wait for the rest (or the cancel flag), return what was made."""
+        from wheelferry.interrupt import checkpoint
+
+        self.queue.put((1 << 62, 0, None))
         checkpoint("compile")  # test hook: bytecode is being compiled
-        pending = set(futures)
-        while pending:
-            if cancelled():
-                raise _Stop
-            _done, pending = concurrent.futures.wait(pending, timeout=0.1)
-        made: list[str] = []
-        for p, fut in zip(procs, futures):
-            out, err = fut.result()
-            if p.returncode != 0:
-                last = (err.decode(errors="replace").strip().splitlines() or [f"exit code {p.returncode}"])[-1]
-                raise InstallError(f"could not compile bytecode with {python}: {last}")
-            made += [os.fsdecode(x) for x in out.split(b"\0") if x]
-        return made
-    finally:
-        for p in procs:
+        for t in self.threads:
+            while t.is_alive():
+                if self.cancelled():
+                    raise _Stop
+                t.join(timeout=0.1)
+        if self.failed is not None:
+            raise InstallError(f"could not compile bytecode with {self.python}: {self.failed}")
+        self._close()
+        return self.done
+
+    def _close(self) -> None:
+        for p in self.procs:
             if p.poll() is None:
                 p.kill()
-        pool.shutdown(wait=True)
-        for p in procs:
             p.wait()
+            for f in (p.stdin, p.stdout):
+                if f is not None:
+                    with contextlib.suppress(OSError):
+                        f.close()
+        for err in self.errs:
+            err.close()
+
+    def abort(self) -> list[str]:
+        """Stop the processes; remove every bytecode file they made or may have been making."""
+        self.stopping = True
+        self.queue.put((1 << 62, 0, None))
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        for t in self.threads:
+            t.join()
+        self._close()
+        removed = []
+        if self.suffix:
+            for src in self.fed:
+                stem = os.path.splitext(os.path.basename(src))[0]
+                pyc = os.path.join(os.path.dirname(src), "__pycache__", stem + self.suffix)
+                with contextlib.suppress(OSError):
+                    os.unlink(pyc)
+                    removed.append(pyc)
+        return removed
 
 
 def install_wheels(wheels: Sequence[Path], scheme: Mapping[str, str], python: str, *,
@@ -531,7 +728,14 @@ def install_wheels(wheels: Sequence[Path], scheme: Mapping[str, str], python: st
     made_dirs = []
     unpacker = _Unpacker(plans, workers, cancelled, replace)
     unpacker.shebang_python = shebang or python
+    owner = {m.dest: w for w in plans for m in w.members
+             if m.scheme in ("purelib", "platlib") and m.dest.endswith(".py")} if compile else {}
+    compiler = None
     try:
+        if owner:  # the compilers start now and take each source as soon as it is written
+            mv = (str(moved[0]), str(moved[1])) if moved is not None else None
+            compiler = unpacker.compiler = _Compiler(python, workers, mv, cancelled)
+            unpacker.compile_set = frozenset(owner)
         for d in dirs:
             if not os.path.isdir(d):
                 missing = []
@@ -549,28 +753,21 @@ def install_wheels(wheels: Sequence[Path], scheme: Mapping[str, str], python: st
                     os.chmod(dest, 0o777 & ~unpacker.umask)
         try:
             _run_pool(unpacker.run_task, unpacker.tasks(), workers, unpacker.stop)
+            if compiler is not None:
+                for src, pyc, digest, size in compiler.finish():
+                    unpacker.written.append(pyc)
+                    owner[src].rows[pyc] = (digest, size)
         except _Stop:
             raise InstallError("the install was cancelled") from None
         finally:
             unpacker.close()
-        if compile:
-            owner = {m.dest: w for w in plans for m in w.members
-                     if m.scheme in ("purelib", "platlib") and m.dest.endswith(".py")}
-            mv = (str(moved[0]), str(moved[1])) if moved is not None else None
-            try:
-                pycs = _compile(python, sorted(owner), mv, workers, cancelled)
-            except _Stop:
-                raise InstallError("the install was cancelled") from None
-            unpacker.written += pycs
-            by_src = {os.path.join(os.path.dirname(os.path.dirname(p)),
-                                   os.path.basename(p).split(".", 1)[0] + ".py"): p for p in pycs}
-            jobs = [(owner[src], pyc) for src, pyc in by_src.items() if src in owner]
-            _run_pool(_hash_into, jobs, workers, unpacker.stop)
         for w in plans:
             _write_record(w, unpacker)
         return [Path(p) for p in unpacker.written]
     except BaseException:
         unpacker.stop.set()
+        if compiler is not None:
+            compiler.abort()
         for p in reversed(unpacker.written):
             with contextlib.suppress(OSError):
                 os.unlink(p)
@@ -588,12 +785,6 @@ def owner_sources(plans: Sequence[_Wheel]) -> list[str]:
 def _rmdir(d: str) -> None:
     with contextlib.suppress(OSError):
         os.rmdir(d)
-
-
-def _hash_into(wheel: _Wheel, path: str) -> None:
-    with open(path, "rb") as f:
-        data = f.read()
-    wheel.rows[path] = (f"sha256={_b64(hashlib.sha256(data).digest())}", str(len(data)))
 
 
 def _write_record(w: _Wheel, unpacker: _Unpacker) -> None:
