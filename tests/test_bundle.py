@@ -214,7 +214,9 @@ def test_interruption_leaves_no_temp_file(tmp_path: Path, wheels: list[Path],
 
 
 def test_wheels_are_streamed_not_read_whole(tmp_path: Path, make_wheel: Callable[..., Path]) -> None:
-    big = make_wheel("big", "1.0", padding=12 << 20)
+    # The writer reads TAR_CHUNK at a time and the background hash holds at most 16 chunks
+    # (4 MiB) when it lags on a loaded machine: far below the wheel, which is never whole.
+    big = make_wheel("big", "1.0", padding=32 << 20)
     lock = make_lock([big], name="demo", targets={TID: host_markers()})
     sbom = b"{}\n"
     tracemalloc.start()
@@ -224,8 +226,8 @@ def test_wheels_are_streamed_not_read_whole(tmp_path: Path, make_wheel: Callable
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert big.stat().st_size > 12 << 20
-    assert peak < 4 << 20, f"peak Python allocation {peak} bytes while packing a 12 MiB wheel"
+    assert big.stat().st_size > 32 << 20
+    assert peak < 8 << 20, f"peak Python allocation {peak} bytes while packing a 32 MiB wheel"
 
 
 def test_unwritable_output_dir_is_a_bundle_error(tmp_path: Path, wheels: list[Path]) -> None:
