@@ -11,7 +11,6 @@ seconds.  Prints the seconds per count, the ratio to the previous count and the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
@@ -22,20 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from tests.support.bundles import Member, write_tar  # noqa: E402
+from tests.support.bundles import many_members_bundle  # noqa: E402
 from wheelferry.errors import VerificationError  # noqa: E402
-from wheelferry.manifest import FileEntry, Manifest  # noqa: E402
 from wheelferry.offline.verify import verify_bundle  # noqa: E402
 
 
 def _bundle(root: Path, count: int) -> Path:
-    empty = hashlib.sha256(b"").hexdigest()
-    entries = tuple(FileEntry(f"wheels/e{i}.whl", empty, 0) for i in range(count))
-    manifest = Manifest("demo", 1, "2026-01-01T00:00:00Z", ({"id": "host", "spec": "host"},),
-                        entries, tool="wheelferry-bench")
-    members = [Member("demo/MANIFEST.json", manifest.dumps().encode())]
-    members += [Member(f"demo/{e.path}") for e in entries]
-    return write_tar(root / f"demo-{count}.tar", members)
+    return many_members_bundle(root / f"demo-{count}.tar", count, tool="wheelferry-bench")
 
 
 def _verify_seconds(tar: Path, state: Path) -> float:

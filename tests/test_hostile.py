@@ -22,7 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.bundles import Member, bundle_members, make_bundle, write_tar
+from tests.support.bundles import (
+    Member,
+    bundle_members,
+    make_bundle,
+    many_members_bundle,
+    write_tar,
+)
 from tests.support.gpgkeys import GpgKeys
 from tests.support.wheels import build_wheel
 from wheelferry.errors import VerificationError
@@ -164,13 +170,7 @@ def _rehash(members: list[Member], name: str, data: bytes) -> list[Member]:
 def test_a_manifest_at_its_cap_is_checked_to_the_last_member(tmp_path: Path) -> None:
     """How the time grows with the count is measured by benchmarks/members_scale.py."""
     count = 100_000  # the 16 MiB manifest cap holds about this many entries
-    empty = hashlib.sha256(b"").hexdigest()
-    entries = tuple(FileEntry(f"wheels/e{i}.whl", empty, 0) for i in range(count))
-    manifest = Manifest("demo", 1, "2026-01-01T00:00:00Z", ({"id": "host", "spec": "host"},),
-                        entries, tool="wheelferry-tests")
-    members = [Member("demo/MANIFEST.json", manifest.dumps().encode())]
-    members += [Member(f"demo/{e.path}") for e in entries]
-    tar = write_tar(tmp_path / "demo.tar", members)
+    tar = many_members_bundle(tmp_path / "demo.tar", count)
     with pytest.raises(VerificationError, match="SHA256SUMS"):
         verify_bundle(tar, keyring=None, trusted=[], allow_unsigned=True, state_dir=tmp_path / "state")
 

@@ -120,6 +120,16 @@ def write_tar(path: Path, members: Sequence[Member], sizes: Mapping[str, int] | 
     return path
 
 
+def many_members_bundle(path: Path, count: int, *, tool: str = "wheelferry-tests") -> Path:
+    """An unsigned bundle whose manifest lists *count* empty wheels, and no SHA256SUMS."""
+    empty = hashlib.sha256(b"").hexdigest()
+    entries = tuple(FileEntry(f"wheels/e{i}.whl", empty, 0) for i in range(count))
+    manifest = Manifest("demo", 1, CREATED, ({"id": "host", "spec": "host"},), entries, tool=tool)
+    members = [Member("demo/MANIFEST.json", manifest.dumps().encode())]
+    members += [Member(f"demo/{e.path}") for e in entries]
+    return write_tar(path, members)
+
+
 def make_bundle(tmp_path: Path, wheels: Sequence[Path], *, name: str = "demo",
                 targets: Mapping[str, Mapping[str, str]] | None = None, sequence: int = 1,
                 expires: str | None = None, smoke: Sequence[str] = (),
