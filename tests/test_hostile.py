@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.bundles import (
@@ -237,6 +237,7 @@ def test_padded_volume_refused_before_a_byte_is_copied(tmp_path: Path, gpg_keys:
                          "size": st.integers() | st.booleans(), "sha256": st.just("a" * 64) | _json_values}),
                          max_size=4) | _json_values,
                  }).map(lambda v: json.dumps(v).encode())))
+@example(b'{"format": "wheelferry-volumes", "bundle": "\\n", "volumes": [null]}')  # a line break in the name
 def test_fuzz_volume_list(data: bytes) -> None:
     try:
         vset = parse_volume_list(data, "demo.volumes.json")

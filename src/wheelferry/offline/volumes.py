@@ -218,7 +218,8 @@ def parse_volume_list(raw: bytes, name: str) -> VolumeSet:
               and _count(v.get("size"))
               and isinstance(v.get("sha256"), str) and SHA256_HEX.fullmatch(v["sha256"]))
         if not ok:
-            problems.append(f"volumes[{i}] is not {{name: {str(bundle)[:100]}.{i:03d}, size, sha256}}")
+            name = str(bundle)[:100].encode("unicode_escape").decode("ascii")  # one line, whatever it holds
+            problems.append(f"volumes[{i}] is not {{name: {name}.{i:03d}, size, sha256}}")
             if len(problems) > 5:
                 break
             continue
