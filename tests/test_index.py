@@ -293,6 +293,28 @@ def test_retained_pages_keep_the_usable_files_and_read_again_for_the_rest(
     assert server.count("GET", "/simple/pkg/") == 3  # the kept entries still answer the rest
 
 
+@pytest.mark.parametrize("mode", ["json", "html"])
+def test_files_named_is_the_scan_by_name(index_server, tmp_path: Path, mode: str) -> None:
+    for version in ("1.0", "2.0"):
+        build_wheel(tmp_path / "w", "pkg", version)
+    build_wheel(tmp_path / "w", "pkg", "2.0", tag="cp311-cp311-win_amd64")
+    build_wheel(tmp_path / "w", "other", "1.0")
+    server = index_server(tmp_path / "w", mode=mode)
+    client = IndexClient(IndexConfig(server.url), _session())
+    client.retain(wheels_for([parse_target("linux-x86_64:3.11")]))
+    for project, filename in (("pkg", "pkg-2.0-py3-none-any.whl"), ("pkg", "pkg-3.0-py3-none-any.whl"),
+                              ("pkg", "other-1.0-py3-none-any.whl"), ("pkg", "pkg-2.0.tar.gz.asc"),
+                              ("pkg", "pkg-2.0-cp311-cp311-win_amd64.whl")):
+        named = client.files_named(project, filename)
+        assert named == client.files(project, lambda name, want=filename: name == want), filename
+    assert [f.filename for f in client.files_named("pkg", "pkg-2.0-py3-none-any.whl")] == [
+        "pkg-2.0-py3-none-any.whl"]
+    # The windows wheel fits no target, so its entry was not kept: asked for by name,
+    # it comes from the page read again whole, as with a scan.
+    (win,) = client.files_named("pkg", "pkg-2.0-cp311-cp311-win_amd64.whl")
+    assert win.url == server.file_url(win.filename)
+
+
 def test_pages_without_validators_are_read_again_and_not_stored(index_server, tmp_path: Path) -> None:
     build_wheel(tmp_path / "w", "pkg", "1.0")
     server = index_server(tmp_path / "w")

@@ -33,6 +33,8 @@ class IndexLike(Protocol):
 
     def files(self, project: str, keep: Callable[[str], bool] | None = None) -> list[DistFile]: ...
 
+    def files_named(self, project: str, filename: str) -> list[DistFile]: ...
+
 
 class MetadataLike(Protocol):
     """Where a file's core metadata comes from (metadata.MetadataSource)."""

@@ -84,6 +84,14 @@ class IndexClient:
             # the pages once more, whole, for this call alone.
             return [d for page in self._collect(name, whole=True) for d in page.dists(keep, name)]
 
+    def files_named(self, project: str, filename: str) -> list[DistFile]:
+        """The files any source offers under exactly *filename*: ``files(project, keep=that name)``."""
+        name = canonicalize_name(project)
+        try:
+            return [d for page in self._pages_of(name) for d in page.named(filename, name)]
+        except DroppedFiles:
+            return [d for page in self._collect(name, whole=True) for d in page.named(filename, name)]
+
     def _pages_of(self, name: NormalizedName) -> list[PageFiles]:
         with self._lock:
             found = self._cache.get(name)

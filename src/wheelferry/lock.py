@@ -196,7 +196,7 @@ def _wheel_file(dist: DistFile, index: IndexLike, hasher: Hasher, warn: Warn) ->
     # The hasher gives the advertised sha256 (and the size, however learned), or hashes the
     # file from its one download.
     sha, size = hasher(dist)
-    same = index.files(dist.name, lambda name: name == dist.filename)
+    same = index.files_named(dist.name, dist.filename)
     urls = []
     for f in same:
         other = f.hashes.get("sha256")
