@@ -30,7 +30,6 @@ import io
 import os
 import posixpath
 import queue
-import re
 import struct
 import subprocess
 import sys
@@ -229,6 +228,9 @@ def _shared_scripts(wheels: Sequence[_Wheel], scripts_dir: str) -> None:
     """A console or GUI script two wheels both declare (tensorflow and tensorboard both declare
     ``tensorboard``) is written once, as pip leaves it: by the wheel whose project has the
     script's name, else by the last one; the others' plans and RECORDs drop it."""
+    _vendored()
+    from packaging.utils import canonicalize_name  # the kit's copy: importable after _vendored()
+
     by_dest: dict[str, list[_Wheel]] = {}
     for w in wheels:
         for dest in w.generated:
@@ -238,17 +240,12 @@ def _shared_scripts(wheels: Sequence[_Wheel], scripts_dir: str) -> None:
         if len(owners) < 2:
             continue
         stem = os.path.splitext(os.path.basename(key))[0]
-        named = [w for w in owners if canonical(w.name) == canonical(stem)]
+        named = [w for w in owners if canonicalize_name(w.name) == canonicalize_name(stem)]
         keep = named[0] if named else owners[-1]
         for w in owners:
             if w is not keep:
                 for dest in [d for d in w.generated if os.path.normcase(d) == key]:
                     del w.generated[dest]
-
-
-def canonical(name: str) -> str:
-    """PEP 503 normalised project name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _conflicts(wheels: Sequence[_Wheel], replace: bool) -> None:
