@@ -40,7 +40,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable, TypeVar
 
 from wheelferry.errors import InstallError
 from wheelferry.offline.wheelcheck import ZIP_ERRORS
@@ -49,6 +49,7 @@ INSTALLER_NAME = "wheelferry"
 SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")
 _BUF = 1 << 20
 _CHUNK = 4 << 20  # compressed bytes per unpack task, at least
+_T = TypeVar("_T")
 
 
 def _vendored() -> None:
@@ -275,7 +276,7 @@ class _Unpacker:
         self.lock = threading.Lock()
         self.written: list[str] = []
         self.local = threading.local()
-        self.opened: list[Any] = []  # ZipFile objects and raw files
+        self.opened: list[zipfile.ZipFile | io.FileIO] = []
         self.mode = "wb" if replace else "xb"
         self.umask = _umask()
         biggest = max(wheels, key=lambda w: w.packed, default=None)
@@ -299,7 +300,7 @@ class _Unpacker:
                 self.opened.append(zf)
         return zf
 
-    def _raw(self, path: Path) -> Any:
+    def _raw(self, path: Path) -> io.FileIO:
         """This thread's own unbuffered handle on *path* (no seek position shared with another)."""
         cache = getattr(self.local, "raws", None)
         if cache is None:
@@ -459,12 +460,12 @@ class _Unpacker:
 
     shebang_python = ""
 
-    def _verify(self, wheel: _Wheel, m: _Member, check: Any, size: int) -> None:
+    def _verify(self, wheel: _Wheel, m: _Member, check: hashlib._Hash, size: int) -> None:
         if size != m.size or _b64(check.digest()) != m.digest:
             raise _refuse(wheel.path, f"its RECORD lies about {m.info.filename} (RECORD: {m.algo}="
                                       f"{m.digest}, {m.size} bytes; the file differs)")
 
-    def _open(self, dest: str) -> Any:
+    def _open(self, dest: str) -> IO[bytes]:
         f = open(dest, self.mode)  # noqa: SIM115
         with self.lock:
             self.written.append(dest)
@@ -487,8 +488,8 @@ def _umask() -> int:
     return mask
 
 
-def _run_pool(fn: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], workers: int,
-              stop: threading.Event) -> list[Any]:
+def _run_pool(fn: Callable[..., _T], jobs: Sequence[tuple[Any, ...]], workers: int,  # Any: fn's own arguments
+              stop: threading.Event) -> list[_T]:
     """Run *fn* over *jobs* on threads; the first error (or a signal in this thread) stops the rest."""
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1)))
     futures = [pool.submit(fn, *job) for job in jobs]
@@ -559,7 +560,7 @@ class _Compiler:
         self.suffix = ""
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.errs: list[Any] = []
+        self.errs: list[IO[bytes]] = []
         self.threads: list[threading.Thread] = []
         try:
             for _ in range(max(1, workers)):
@@ -854,7 +855,7 @@ def check_requirements(site_dirs: Iterable[Path], markers: Mapping[str, str]) ->
     return problems
 
 
-def venv_scheme(python: str, run: Callable[..., Any] = subprocess.run) -> dict[str, str]:
+def venv_scheme(python: str, run: Callable[..., Any] = subprocess.run) -> dict[str, str]:  # Any: subprocess.run
     """The install scheme of the virtual environment whose interpreter is *python* (as pip's).
 
     Headers go to ``<venv>/include/site/pythonX.Y`` (pip's place in a venv;
