@@ -127,7 +127,12 @@ def make_dist(filename: str, url: str, hashes: Mapping[str, str], requires_pytho
 
 
 def plausible_filename(filename: str) -> bool:
-    """A wheel or sdist name with a PEP 440 version; tags are judged later, per target."""
+    """A wheel or sdist name with a PEP 440 version; tags are judged later, per target.
+
+    Split here rather than by packaging.utils.parse_wheel_filename: a page lists tens of
+    thousands of files and that parser builds every file's tag set, which only the few
+    files a target can use need (the finder ranks those).
+    """
     if filename.endswith(".whl"):
         head = filename.rsplit("-", 3)  # PEP 427: name-ver[-build]-py-abi-plat.whl
         return len(head) == 4 and _wheel_head_ok(head[0])
