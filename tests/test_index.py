@@ -19,7 +19,7 @@ from wheelferry import pages as pages_module
 from wheelferry.config import IndexConfig
 from wheelferry.errors import IndexUnreachableError
 from wheelferry.finder import wheels_for
-from wheelferry.http import make_session
+from wheelferry.http import CACHE_WRITER, make_session
 from wheelferry.index import IndexClient
 from wheelferry.pages import (
     DistFile,
@@ -325,6 +325,7 @@ def test_pages_without_validators_are_read_again_and_not_stored(index_server, tm
     # The loopback index sends neither a lifetime nor validators: a stored copy could never
     # be used without reading the page again, so none is written.
     assert server.count("GET", "/simple/pkg/") == 2
+    CACHE_WRITER.flush()  # cache files are written on a thread of their own: wait before looking
     assert not [p for p in cache.rglob("*") if p.is_file()]
 
 
@@ -333,6 +334,7 @@ def test_errors_are_not_cached(index_server, tmp_path: Path) -> None:
     server = index_server(tmp_path / "w", fail={"/simple/pkg/": 99})
     with pytest.raises(IndexUnreachableError, match="HTTP 500"):
         IndexClient(IndexConfig(server.url), make_session(retries=0), cache_dir=tmp_path / "c").files("pkg")
+    CACHE_WRITER.flush()
     assert not [p for p in (tmp_path / "c").rglob("*") if p.is_file()]
     server.fail = {}
     assert len(IndexClient(IndexConfig(server.url), _session(), cache_dir=tmp_path / "c").files("pkg")) == 1
