@@ -50,6 +50,7 @@ SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")
 _BUF = 1 << 20
 _CHUNK = 4 << 20  # compressed bytes per unpack task, at least
 _T = TypeVar("_T")
+_H = TypeVar("_H", zipfile.ZipFile, io.FileIO)
 
 
 def _vendored() -> None:
@@ -289,28 +290,22 @@ class _Unpacker:
     def should_stop(self) -> bool:
         return self.stop.is_set() or self.cancelled()
 
-    def _zip(self, path: Path) -> zipfile.ZipFile:
-        cache = getattr(self.local, "zips", None)
-        if cache is None:
-            cache = self.local.zips = {}
-        zf = cache.get(path)
-        if zf is None:
-            zf = cache[path] = zipfile.ZipFile(path)
+    def _own(self, kind: str, path: Path, opener: Callable[[Path], _H]) -> _H:
+        """This thread's own handle of *kind* on *path*, opened once (no position shared with another)."""
+        cache: dict[Path, _H] = self.local.__dict__.setdefault(kind, {})
+        handle = cache.get(path)
+        if handle is None:
+            handle = cache[path] = opener(path)
             with self.lock:
-                self.opened.append(zf)
-        return zf
+                self.opened.append(handle)
+        return handle
+
+    def _zip(self, path: Path) -> zipfile.ZipFile:
+        return self._own("zips", path, zipfile.ZipFile)
 
     def _raw(self, path: Path) -> io.FileIO:
-        """This thread's own unbuffered handle on *path* (no seek position shared with another)."""
-        cache = getattr(self.local, "raws", None)
-        if cache is None:
-            cache = self.local.raws = {}
-        f = cache.get(path)
-        if f is None:
-            f = cache[path] = open(path, "rb", buffering=0)  # noqa: SIM115
-            with self.lock:
-                self.opened.append(f)
-        return f
+        """This thread's own unbuffered handle on *path*."""
+        return self._own("raws", path, lambda p: io.FileIO(p, "rb"))
 
     def tasks(self) -> list[tuple[_Wheel, list[_Member]]]:
         """Chunks of members, the most compressed bytes first.
