@@ -37,8 +37,8 @@ from typing import Any, Callable
 from packaging.utils import canonicalize_name
 
 from wheelferry.errors import InstallError
-from wheelferry.interrupt import Interrupted, checkpoint
 from wheelferry.interrupt import SignalGuard as _SignalGuard
+from wheelferry.interrupt import checkpoint
 from wheelferry.jsontypes import JSONObject, JSONValue
 from wheelferry.offline.txn import (
     _fsync_dir,
@@ -47,6 +47,7 @@ from wheelferry.offline.txn import (
     _say,
     _transactions_dir,
     _write_atomic,
+    rollback_unless_committed,
 )
 from wheelferry.timestamps import utc_text
 
@@ -380,15 +381,5 @@ def site_transaction(python: str, scheme: Mapping[str, JSONValue], state_dir: Pa
             _say(recovered)
         txn = SiteTransaction(python, scheme, guard, journal_file)
         txn.recovered = recovered
-        try:
+        with rollback_unless_committed(txn, guard, undone=f"undone: {python}'s environment holds what it had before"):
             yield txn
-        except BaseException as exc:
-            if not txn.committed:
-                with guard.held():
-                    txn.rollback()
-                if isinstance(exc, Interrupted):
-                    exc.outcome = f"undone: {python}'s environment holds what it had before"
-            raise
-        if not txn.committed:
-            with guard.held():
-                txn.rollback()

@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from wheelferry.errors import InstallError, UsageError
 from wheelferry.interrupt import Interrupted, checkpoint
@@ -396,6 +397,39 @@ class VenvTransaction:
                 break
 
 
+class Committable(Protocol):
+    """A transaction: :attr:`committed` once done, :meth:`rollback` undoes it before that."""
+
+    committed: bool
+
+    def rollback(self) -> None: ...
+
+
+@contextlib.contextmanager
+def rollback_unless_committed(txn: Committable, guard: _SignalGuard, *, undone: str,
+                              finished: str = "") -> Iterator[None]:
+    """Leaving the block without ``txn.committed`` (an error, a signal, a plain exit) rolls *txn* back.
+
+    The rollback runs with signals held back.  An :class:`Interrupted` raised out of
+    the block says *undone* when the rollback ran, and *finished* (when given) when
+    the transaction had already committed.
+    """
+    try:
+        yield
+    except BaseException as exc:
+        if not txn.committed:
+            with guard.held():
+                txn.rollback()
+            if isinstance(exc, Interrupted):
+                exc.outcome = undone
+        elif finished and isinstance(exc, Interrupted):
+            exc.outcome = finished
+        raise
+    if not txn.committed:
+        with guard.held():
+            txn.rollback()
+
+
 @contextlib.contextmanager
 def venv_transaction(final: Path, state_dir: Path, *, label: str = "") -> Iterator[VenvTransaction]:
     """Lock *final*, finish or undo an interrupted earlier run, and yield a fresh transaction.
@@ -425,18 +459,8 @@ def venv_transaction(final: Path, state_dir: Path, *, label: str = "") -> Iterat
         journal.write(version=JOURNAL_VERSION, path=str(final), staging=str(txn.staging),
                       mode=txn.mode, phase="building", pid=os.getpid(), label=label,
                       started=utc_text())
-        try:
+        undone = f"undone: {final} " + ("holds the environment it had before"
+                                        if txn.mode != "new" else "was not created")
+        with rollback_unless_committed(txn, guard, undone=undone,
+                                       finished=f"the new environment was already switched in at {final}; finished"):
             yield txn
-        except BaseException as exc:
-            if not txn.committed:
-                with guard.held():
-                    txn.rollback()
-                if isinstance(exc, Interrupted):
-                    exc.outcome = (f"undone: {final} " + ("holds the environment it had before"
-                                                          if txn.mode != "new" else "was not created"))
-            elif isinstance(exc, Interrupted):
-                exc.outcome = f"the new environment was already switched in at {final}; finished"
-            raise
-        if not txn.committed:
-            with guard.held():
-                txn.rollback()
