@@ -8,13 +8,13 @@ newline), so writing the same lock twice gives byte-identical files.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from wheelferry.errors import LockFileError
 from wheelferry.files import SHA256_HEX
-from wheelferry.jsontypes import JSONObject, JSONValue
+from wheelferry.jsontypes import JSONObject, JSONValue, located_objects
 
 LOCK_FILENAME = "wheelferry.lock.json"
 LOCK_VERSION = 1
@@ -236,19 +236,6 @@ def _strs(d: Mapping[str, JSONValue], key: str, where: str, p: _Problems) -> tup
     return tuple(v)
 
 
-def _objects(raw: object, where: str, p: _Problems,
-             not_list: str = "not a list") -> Iterator[tuple[str, JSONObject]]:
-    """The objects of the JSON list *raw*, each with its location; a problem for what is not one."""
-    if not isinstance(raw, list):
-        p.add(where, not_list)
-        return
-    for i, item in enumerate(raw):
-        if isinstance(item, dict):
-            yield f"{where}[{i}]", item
-        else:
-            p.add(f"{where}[{i}]", "not an object")
-
-
 def _edges(raw: JSONValue, where: str, p: _Problems,
            trimmed: bool) -> list[Any]:  # Any: Edge or TrimmedEdge, as *trimmed* says
     out: list[Any] = []  # Any: as above
@@ -317,9 +304,9 @@ def parse_lock(data: JSONValue, source: str = LOCK_FILENAME) -> Lock:
     targets: list[LockedTarget] = []
     if data.get("targets") == []:
         p.add("targets", "missing or empty")
-    for where, t in _objects(data.get("targets"), "targets", p, "missing or empty"):
+    for where, t in located_objects(data.get("targets"), "targets", p.add, not_list="missing or empty"):
         pkgs: list[LockedPackage] = []
-        for pw, pk in _objects(t.get("packages"), f"{where}.packages", p):
+        for pw, pk in located_objects(t.get("packages"), f"{where}.packages", p.add):
             name = _str(pk, "name", pw, p)
             version = _str(pk, "version", pw, p)
             wheel = _str(pk, "wheel", pw, p)

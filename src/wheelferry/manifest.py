@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from wheelferry.errors import VerificationError
 from wheelferry.files import SHA256_HEX
-from wheelferry.jsontypes import JSONObject, JSONValue
+from wheelferry.jsontypes import JSONObject, JSONValue, located_objects
 
 FORMAT = "wheelferry-bundle"
 FORMAT_VERSION = 1
@@ -118,15 +118,8 @@ def parse_manifest(data: JSONValue) -> Manifest:
         targets = []
     files: list[FileEntry] = []
     seen: set[str] = set()
-    raw_files = data.get("files")
-    if not isinstance(raw_files, list):
-        problems.append("files is not a list")
-        raw_files = []
-    for i, f in enumerate(raw_files):
-        where = f"files[{i}]"
-        if not isinstance(f, dict):
-            problems.append(f"{where} is not an object")
-            continue
+    for where, f in located_objects(data.get("files"), "files", lambda w, what: problems.append(f"{w} {what}"),
+                                    not_list="is not a list", not_object="is not an object"):
         path, sha, size = f.get("path"), f.get("sha256"), f.get("size")
         if not isinstance(path, str) or not is_safe_relpath(path) or path == MANIFEST_NAME:
             problems.append(f"{where}.path {path!r} is not a safe relative path")

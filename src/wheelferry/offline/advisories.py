@@ -19,7 +19,7 @@ import cvss
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from wheelferry.jsontypes import JSONObject, JSONValue
+from wheelferry.jsontypes import JSONObject, JSONValue, located_objects
 from wheelferry.offline.osv import Advisory, Scan
 from wheelferry.offline.osv import scan as scan_database
 
@@ -191,16 +191,10 @@ def parse_rules(data: Mapping[str, JSONValue], source: str) -> tuple[AdvisoryRul
     if not isinstance(deny, str) or deny not in ("any", *SEVERITIES):
         problems.append(f"advisories.deny must be \"any\" or a severity floor ({', '.join(SEVERITIES)})")
     ignores = []
-    raw = data.get("ignore", [])
-    if not isinstance(raw, list):
-        problems.append("advisories.ignore must be a list of tables {id, reason, until}")
-        raw = []
-    for i, entry in enumerate(raw):
-        where = f"advisories.ignore[{i}]"
-        if not isinstance(entry, dict):
-            problems.append(f"{where} must be a table {{ id = \"...\", reason = \"...\", "
-                            f"until = 2027-01-01 }}")
-            continue
+    for where, entry in located_objects(
+            data.get("ignore", []), "advisories.ignore", lambda w, what: problems.append(f"{w} {what}"),
+            not_list="must be a list of tables {id, reason, until}",
+            not_object='must be a table { id = "...", reason = "...", until = 2027-01-01 }'):
         extra = sorted(set(entry) - {"id", "reason", "until"})
         if extra:
             problems.append(f"{where}: {', '.join(extra)} is not a known key (id, reason, until)")
