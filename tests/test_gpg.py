@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.gpgkeys import GpgKeys
-from wheelferry.errors import UsageError, VerificationError
-from wheelferry.offline.gpg import normalize_fingerprint, parse_status, verify_signature
+from wheelferry.errors import UsageError, VerificationError, WheelferryError
+from wheelferry.offline.gpg import (
+    GPG_ENV,
+    find_gpg,
+    normalize_fingerprint,
+    parse_status,
+    verify_signature,
+)
 
 
 @pytest.fixture
@@ -196,3 +204,84 @@ def test_aborted_check_leaves_no_private_home(gpg_keys: GpgKeys, tmp_path: Path,
         raise KeyboardInterrupt
     assert any(p.name.startswith("wfgpg") for p in made), made
     assert [p for p in made if p.exists()] == []
+
+
+# -- which gpg: WHEELFERRY_GPG, PATH, Gpg4win's folders
+
+
+def _wrapper(tmp_path: Path, log: Path) -> Path:
+    """A gpg wrapper script (as a locked-down host might install one): logs each call, runs gpg."""
+    real = shutil.which("gpg")
+    assert real is not None
+    script = tmp_path / "wrapped" / "gpg-wrapper"
+    script.parent.mkdir()
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{real}" "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+def test_wheelferry_gpg_names_the_binary(gpg_keys: GpgKeys, tmp_path: Path, data: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    sig = gpg_keys.sign("good", data, tmp_path / "g.asc")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    real = shutil.which("gpg")
+    assert real is not None
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no gpg but the one named
+    monkeypatch.setenv(GPG_ENV, real)
+    assert find_gpg() == real
+    assert verify_signature(data, sig, ring, [gpg_keys.fpr["good"]]).fingerprint == gpg_keys.fpr["good"]
+
+
+def test_wheelferry_gpg_runs_a_wrapper_script(gpg_keys: GpgKeys, tmp_path: Path, data: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    sig = gpg_keys.sign("good", data, tmp_path / "g.asc")
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv(GPG_ENV, str(_wrapper(tmp_path, log)))
+    assert verify_signature(data, sig, ring, [gpg_keys.fpr["good"]]).fingerprint == gpg_keys.fpr["good"]
+    calls = log.read_text(encoding="utf-8").splitlines()
+    assert any("--import" in c for c in calls) and any("--verify" in c for c in calls)
+    # The wrapper's verdict is still gpg's: altered data is refused through it as well.
+    data.write_bytes(data.read_bytes() + b"x")
+    with pytest.raises(VerificationError, match=r"does not match the data \(file altered\?\)"):
+        verify_signature(data, sig, ring, [gpg_keys.fpr["good"]])
+
+
+@pytest.mark.parametrize("bad", ["missing", "directory", "not-executable"])
+def test_wheelferry_gpg_that_is_no_program_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       bad: str) -> None:
+    path = tmp_path / bad
+    if bad == "directory":
+        path.mkdir()
+    elif bad == "not-executable":
+        path.write_text("#!/bin/sh\n", encoding="utf-8")
+        path.chmod(0o644)
+    monkeypatch.setenv(GPG_ENV, str(path))
+    with pytest.raises(WheelferryError) as e:
+        find_gpg()
+    assert e.value.exit_code == 1
+    assert str(e.value) == f"{GPG_ENV}={path} is not an executable file"
+    assert GPG_ENV in (e.value.hint or "")
+
+
+def test_gpg4win_folders_after_path(tmp_path: Path) -> None:
+    real = shutil.which("gpg")
+    assert real is not None
+    x86, plain, on_path = tmp_path / "pf86", tmp_path / "pf", tmp_path / "bin"
+    env = {"PATH": str(on_path), "ProgramFiles(x86)": str(x86), "ProgramFiles": str(plain)}
+    assert find_gpg(windows=True, environ=env) is None
+    exe = plain / "GnuPG" / "bin" / "gpg.exe"
+    exe.parent.mkdir(parents=True)
+    exe.symlink_to(real)
+    assert find_gpg(windows=True, environ=env) == str(exe)
+    assert find_gpg(windows=False, environ=env) is None  # only Windows looks there
+    first = x86 / "GnuPG" / "bin" / "gpg.exe"
+    first.parent.mkdir(parents=True)
+    first.symlink_to(real)
+    assert find_gpg(windows=True, environ=env) == str(first)
+    # What it found is a gpg that runs.
+    out = subprocess.run([str(first), "--version"], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("gpg (GnuPG)")
+    on_path.mkdir()
+    (on_path / "gpg").symlink_to(real)
+    assert find_gpg(windows=True, environ=env) == str(on_path / "gpg")  # PATH comes first

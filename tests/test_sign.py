@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from tests.support.gpgkeys import PASSPHRASE, GpgKeys
-from wheelferry.errors import SigningError, UsageError
+from wheelferry.errors import SigningError, UsageError, WheelferryError
 from wheelferry.sign import (
     SigningKey,
     StreamSigner,
@@ -324,3 +324,32 @@ def test_bundle_signed_while_written_verifies_with_gpgv(gpg_keys: GpgKeys, home:
     result.path.with_name(result.path.name + ".asc").write_bytes(made[0])
     proc = _gpgv(gpg_keys, "good", result.path, tmp_path)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_signing_runs_the_gpg_wheelferry_gpg_names(gpg_keys: GpgKeys, home: Path, payload: Path,
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = shutil.which("gpg")
+    assert real is not None
+    log = tmp_path / "calls.log"
+    wrapper = tmp_path / "wrapped" / "gpg"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> "{log}"\nexec "{real}" "$@"\n', encoding="utf-8")
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("WHEELFERRY_GPG", str(wrapper))
+    key = check_signing_key(gpg_keys.fpr["good"], str(home))  # python-gnupg
+    sign_detached(payload, key, str(home), None)
+    streamed = _stream_sign(key, home, payload, None)  # gpg --sign fed while writing
+    calls = log.read_text(encoding="utf-8").splitlines()
+    assert any("--list-secret-keys" in c for c in calls)
+    assert any("--detach-sign" in c for c in calls) and any(c.split().count("--sign") for c in calls)
+    assert _gpgv(gpg_keys, "good", payload, tmp_path).returncode == 0
+    payload.with_name("demo.tar.asc").write_bytes(streamed)
+    assert _gpgv(gpg_keys, "good", payload, tmp_path).returncode == 0
+
+
+def test_bad_wheelferry_gpg_stops_signing(gpg_keys: GpgKeys, home: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHEELFERRY_GPG", str(tmp_path / "no-such-gpg"))
+    with pytest.raises(WheelferryError, match=r"^WHEELFERRY_GPG=.*no-such-gpg is not an executable file$") as e:
+        check_signing_key(gpg_keys.fpr["good"], str(home))
+    assert e.value.exit_code == 1

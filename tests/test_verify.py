@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -361,3 +362,23 @@ def test_zstd_bundle_is_named_not_called_damaged(tmp_path: Path, wheels: list[Pa
     else:
         with pytest.raises(VerificationError):
             verify_bundle(zst, **_unsigned(tmp_path))
+
+
+def test_cli_verify_with_wheelferry_gpg(gpg_keys: GpgKeys, tmp_path: Path, wheels: list[Path],
+                                        monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    tar = make_bundle(tmp_path, wheels)
+    gpg_keys.sign("good", tar)
+    ring = gpg_keys.export("good", path=tmp_path / "KEYS.asc")
+    keys = ["--keyring", str(ring), "--trusted-key", gpg_keys.fpr["good"], "--state-dir", str(tmp_path / "s")]
+    real = shutil.which("gpg")
+    assert real is not None
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # only the gpg named below
+    monkeypatch.setenv("WHEELFERRY_GPG", real)
+    assert main(_cli(str(tar), *keys)) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("WHEELFERRY_GPG", str(tmp_path / "gnupg" / "gpg.exe"))
+    assert main(_cli(str(tar), *keys)) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: WHEELFERRY_GPG={tmp_path / 'gnupg' / 'gpg.exe'} is not an executable file"
+    assert [ln for ln in err[1:] if not ln.startswith("hint: ")] == []

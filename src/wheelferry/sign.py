@@ -20,7 +20,14 @@ import gnupg
 
 from wheelferry.errors import SigningError, UsageError
 from wheelferry.files import atomic_write
-from wheelferry.offline.gpg import PipeFeeder, find_gpg, gpg_env, normalize_fingerprint, widen_pipe
+from wheelferry.offline.gpg import (
+    GPG_ENV,
+    PipeFeeder,
+    find_gpg,
+    gpg_env,
+    normalize_fingerprint,
+    widen_pipe,
+)
 from wheelferry.offline.openpgp import single_signature
 from wheelferry.signedmessage import PacketScanner, armor
 
@@ -41,7 +48,8 @@ class SigningKey:
 def _binary() -> str:
     path = find_gpg()
     if path is None:
-        raise SigningError("gpg is not installed, so nothing can be signed", hint="install GnuPG 2.1 or newer")
+        raise SigningError("gpg is not installed, so nothing can be signed",
+                           hint=f"install GnuPG 2.1 or newer, or set {GPG_ENV} to its gpg binary")
     return path
 
 

@@ -20,12 +20,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from wheelferry.errors import UsageError, VerificationError
+from wheelferry.errors import UsageError, VerificationError, WheelferryError
 from wheelferry.files import FILE_CHUNK
 from wheelferry.offline.openpgp import (
     MAX_SIGNATURE_FILE,
@@ -37,7 +37,6 @@ from wheelferry.timestamps import utc_text
 
 _HEX_FPR = re.compile(r"^(?:[0-9A-F]{40}|[0-9A-F]{64})$")
 _ERRSIG_MISSING_KEY = "9"
-# Big reads keep per-call overhead negligible next to gpg's own hashing.
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,34 @@ def normalize_fingerprint(text: str) -> str:
     return fpr
 
 
-def find_gpg() -> str | None:
-    """The gpg that every part of wheelferry runs: ``gpg`` on PATH (Gpg4win's ``gpg.exe`` on
-    Windows), else ``gpg2``; None when there is neither."""
-    return shutil.which("gpg") or shutil.which("gpg2")
+GPG_ENV = "WHEELFERRY_GPG"
+# The folders Gpg4win's installer puts GnuPG under (%ProgramFiles(x86)% for its 32-bit builds).
+_GPG4WIN_BASES = ("ProgramFiles(x86)", "ProgramFiles")
+
+
+def find_gpg(*, windows: bool = os.name == "nt", environ: Mapping[str, str] = os.environ) -> str | None:
+    """The gpg that every part of wheelferry runs; None when there is none.
+
+    ``$WHEELFERRY_GPG`` when set (a path, or a name looked up on PATH; one that is
+    not an executable file is an error, never a silent fallback); else ``gpg`` on
+    PATH (``gpg.exe`` on Windows), else ``gpg2``; on Windows then Gpg4win's default
+    folders, ``%ProgramFiles(x86)%\\GnuPG\\bin`` and ``%ProgramFiles%\\GnuPG\\bin``.
+    """
+    path = environ.get("PATH")
+    given = environ.get(GPG_ENV)
+    if given:
+        found = shutil.which(given, path=path)
+        if found is None:
+            raise WheelferryError(f"{GPG_ENV}={given} is not an executable file",
+                                  hint=f"point {GPG_ENV} at the gpg binary, or unset it to use gpg from PATH")
+        return os.path.abspath(found)
+    found = shutil.which("gpg", path=path) or shutil.which("gpg2", path=path)
+    if found is None and windows:
+        for base in (environ.get(b) for b in _GPG4WIN_BASES):
+            exe = os.path.join(base, "GnuPG", "bin", "gpg.exe") if base else ""
+            if exe and os.path.isfile(exe):
+                return exe
+    return found
 
 
 def gpg_binary() -> str:
@@ -79,7 +102,8 @@ def gpg_binary() -> str:
     if path is None:
         raise VerificationError(
             "gpg is not installed, so the bundle's signature cannot be checked",
-            hint="install GnuPG (package gnupg) or, for a lab only, pass --allow-unsigned",
+            hint=f"install GnuPG (package gnupg) or set {GPG_ENV} to its gpg binary; for a lab only, "
+                 f"--allow-unsigned",
         )
     return path
 
