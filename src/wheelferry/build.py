@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import requests
 
     from wheelferry.index import IndexClient
+    from wheelferry.offline.advisories import Finding
     from wheelferry.offline.policy import Policy
 
 KIT_NAME = "wheelferry-offline.pyz"
@@ -193,6 +194,33 @@ def build_bundle(lock: Lock, session: requests.Session, cache_root: Path, opts: 
     with _output_dir(opts.out_dir):
         return _write_outputs(lock, paths, licences, created, now, opts, signer,
                               fetch_summary(results), fetch_seconds)
+
+
+def check_lock(lock: Lock, policy: Policy | None, advisories: Path | None) -> None:
+    """What can be judged before any download: the advisory scan of *advisories* (its table
+    and summary said), then *policy*'s package, age and advisory rules; a violation is exit 1.
+    Licences are judged once the wheels are fetched."""
+    from wheelferry.clikit import say, warn
+    from wheelferry.offline.advisories import render_table, scan_findings, summary_lines
+    from wheelferry.offline.policy import facts_from_lock, policy_report
+
+    found: list[Finding] = []
+    if advisories is not None:
+        scan, found = scan_findings(advisories, {(p.name, p.version) for t in lock.targets for p in t.packages})
+        if found:
+            say(render_table(found, None))
+        for line in summary_lines(scan, found):
+            say(line)
+    if policy is not None:
+        report = policy_report(policy, facts_from_lock(lock), found, licences=False)
+        for note in report.ignored:
+            say(f"policy: {note}")
+        for w in report.warnings:
+            warn(f"policy: {w}")
+        report.raise_if_failed()
+        say(f"policy {policy.source}: the lock passes (package and age rules)")
+        for note in report.skipped:
+            say(f"policy: {note}")
 
 
 def _check_wheel_policy(policy: Policy, lock: Lock, licences: Mapping[str, Licence]) -> None:

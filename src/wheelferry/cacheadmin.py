@@ -67,6 +67,14 @@ class Pruned:
     def bytes(self) -> int:
         return sum(e.size for e in self.removed)
 
+    def by_part(self) -> dict[str, tuple[int, int]]:
+        """(entries, bytes) removed per part, by part name."""
+        out: dict[str, tuple[int, int]] = {}
+        for e in self.removed:
+            count, size = out.get(e.part, (0, 0))
+            out[e.part] = (count + 1, size + e.size)
+        return dict(sorted(out.items()))
+
 
 def _age(st: os.stat_result, now: float) -> float:
     return max(0.0, now - max(st.st_mtime, st.st_atime)) / DAY

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +24,6 @@ from wheelferry.clikit import (
     positive_int,
     progress_enabled,
     say,
-    sizes_text,
     warn,
 )
 from wheelferry.config import (
@@ -48,7 +46,6 @@ if TYPE_CHECKING:
     from wheelferry.finder import Candidate, Req
     from wheelferry.lockfile import Lock
     from wheelferry.network import Network
-    from wheelferry.offline.advisories import Finding
 
 
 def add_spec_arguments(p: argparse.ArgumentParser) -> None:
@@ -194,42 +191,12 @@ def resolve_progress(label: str) -> Iterator[BaseReporter[Req, Candidate, str] |
 
 
 def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Lock, Network]:
-    """Lock *spec* for its targets and return the Lock (written by the caller)."""
-    # lazy: resolvelib and the index stack, see above
-    from wheelferry.finder import wheels_for
-    from wheelferry.lock import build_lock, lock_target, unused_excludes
-    from wheelferry.rules import load_rules
+    """Lock *spec* for its targets and return the Lock (written by the caller) and the network."""
+    from wheelferry.lock import lock_spec  # lazy: resolvelib and the index stack, see above
 
     targets = resolve_targets(spec, args)
     net = open_network(spec, args)
-    net.index.retain(wheels_for(targets))  # pages keep only the files some target can use
-    rules = load_rules()
-    locked, seconds = [], []
-    said: set[str] = set()
-    for target in targets:
-        started = time.monotonic()
-        with resolve_progress(target.id) as reporter:
-            tl = lock_target(spec, target, net.index, net.metadata, rules, jobs=args.jobs,
-                             reporter=reporter, size_of=net.metadata.size_of)
-        seconds.append(time.monotonic() - started)
-        locked.append(tl)
-    # Files listed with no sha256 are hashed from one download each, side by side.
-    net.metadata.prefetch_facts(p.dist for tl in locked for p in tl.resolution.packages.values()
-                                if not p.dist.sha256)
-    lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
-    for tl, took in zip(locked, seconds):
-        sizes = [lock.wheels[p.dist.filename].size for p in tl.resolution.packages.values()]
-        say(f"{tl.target.id}: {len(sizes)} packages, {sizes_text(sizes)} ({took:.1f} s)")
-        for note in tl.notes:
-            say(f"  note: {note}")
-        for text in tl.warnings:
-            if text not in said:
-                said.add(text)
-                warn(text)
-    net.summarize_warnings()
-    for name in unused_excludes(spec.exclude, lock):
-        warn(f"--exclude {name}: nothing in any target's tree depends on it (misspelt?)")
-    return lock, net
+    return lock_spec(spec, targets, net, jobs=args.jobs, say=say, warn=warn, progress=resolve_progress), net
 
 
 def cmd_lock(args: argparse.Namespace) -> JSONObject:
@@ -266,13 +233,12 @@ def _total_or_none(sizes: Iterable[int | None]) -> int | None:
 
 def cmd_build(args: argparse.Namespace) -> JSONObject:
     # lazy: requests, python-gnupg and the bundle writer, see above
-    from wheelferry.build import BuildOptions, Signer, build_bundle, fetch_sources
+    from wheelferry.build import BuildOptions, Signer, build_bundle, check_lock, fetch_sources
     from wheelferry.bundle import check_compression
     from wheelferry.index import IndexClient
     from wheelferry.lock import read_lock_dir
     from wheelferry.network import open_session
-    from wheelferry.offline.advisories import render_table, scan_findings, summary_lines
-    from wheelferry.offline.policy import facts_from_lock, load_policy, policy_report
+    from wheelferry.offline.policy import load_policy
     from wheelferry.offline.volumes import parse_size
     from wheelferry.sign import check_can_sign, check_signing_key, read_passphrase
 
@@ -321,25 +287,7 @@ def cmd_build(args: argparse.Namespace) -> JSONObject:
     else:
         lock, net = do_lock(read_spec(args), args)
         session, cache_root = net.session, net.cache_root
-    found: list[Finding] = []
-    if args.advisories is not None:
-        scan, found = scan_findings(args.advisories, {(p.name, p.version) for t in lock.targets
-                                                      for p in t.packages})
-        if found:
-            say(render_table(found, None))
-        for line in summary_lines(scan, found):
-            say(line)
-    if policy is not None:
-        # Package and age rules before any download; licences are judged once the wheels are fetched.
-        report = policy_report(policy, facts_from_lock(lock), found, licences=False)
-        for note in report.ignored:
-            say(f"policy: {note}")
-        for w in report.warnings:
-            warn(f"policy: {w}")
-        report.raise_if_failed()
-        say(f"policy {policy.source}: the lock passes (package and age rules)")
-        for note in report.skipped:
-            say(f"policy: {note}")
+    check_lock(lock, policy, args.advisories)
     opts = BuildOptions(out_dir=args.output or Path("wheelhouse"), name=lock.spec.name, jobs=args.jobs,
                         sequence=args.sequence, expires_days=args.expires, compress=args.compress,
                         split_size=split_size, export_key=args.export_key, progress=progress_enabled(),
@@ -389,19 +337,15 @@ def cmd_cache_prune(args: argparse.Namespace) -> JSONObject:
     root = args.cache or default_cache_root()
     keep = locked_sha256s(args.keep_lock)
     done = prune(root, args.older_than, keep)
-    by_part: dict[str, list[int]] = {}
-    for e in done.removed:
-        n = by_part.setdefault(e.part, [0, 0])
-        n[0] += 1
-        n[1] += e.size
-    for part, (count, size) in sorted(by_part.items()):
+    by_part = done.by_part()
+    for part, (count, size) in by_part.items():
         say(f"removed {count} {part} entries ({human_size(size)})")
     if done.kept_by_lock:
         say(f"kept {done.kept_by_lock} wheels named by {', '.join(str(d) for d in args.keep_lock)}")
     say(f"freed {human_size(done.bytes)} in {root}")
     return {"cache": str(root), "removed": len(done.removed), "freed-bytes": done.bytes,
             "kept-by-lock": done.kept_by_lock,
-            "parts": {p: {"entries": c, "bytes": b} for p, (c, b) in sorted(by_part.items())}}
+            "parts": {p: {"entries": c, "bytes": b} for p, (c, b) in by_part.items()}}
 
 
 def build_parser() -> ArgumentParser:

@@ -7,15 +7,18 @@ pure and deterministic; only :func:`write_lock_dir` touches the disk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import tomli_w
 from packaging.pylock import Pylock, PylockValidationError
@@ -28,7 +31,7 @@ from wheelferry import __version__
 from wheelferry.clikit import sizes_text
 from wheelferry.errors import LockFileError, ResolutionError, UsageError
 from wheelferry.files import atomic_write, clean_stale_temporaries, temp_prefix
-from wheelferry.finder import Candidate, IndexLike, MetadataLike, Req
+from wheelferry.finder import Candidate, IndexLike, MetadataLike, Req, wheels_for
 from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import (
     LOCK_FILENAME,
@@ -42,11 +45,14 @@ from wheelferry.lockfile import (
 )
 from wheelferry.pages import DistFile, name_and_version
 from wheelferry.resolver import Resolution, resolve
-from wheelferry.rules import Rule, apply_rules
+from wheelferry.rules import Rule, apply_rules, load_rules
 from wheelferry.spec import Spec
 from wheelferry.target import Target, marker_environment
 from wheelferry.timestamps import parse_utc
 from wheelferry.urls import strip_credentials
+
+if TYPE_CHECKING:
+    from wheelferry.network import Network
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +62,8 @@ else:  # pragma: no cover
 Hasher = Callable[[DistFile], "tuple[str, int | None]"]
 SizeOf = Callable[[DistFile], "int | None"]
 Warn = Callable[[str], None]
+# A resolvelib reporter per target (a progress bar), or None: given the target's id.
+Progress = Callable[[str], AbstractContextManager["BaseReporter[Req, Candidate, str] | None"]]
 
 
 @dataclass(frozen=True)
@@ -208,6 +216,48 @@ def _wheel_file(dist: DistFile, index: IndexLike, hasher: Hasher, warn: Warn) ->
         urls = [strip_credentials(dist.url)]
     return WheelFile(dist.filename, sha, size, tuple(dict.fromkeys(urls)), dist.requires_python,
                      dist.upload_time)
+
+
+def lock_spec(spec: Spec, targets: Sequence[Target], net: Network, *, jobs: int, say: Warn, warn: Warn,
+              progress: Progress | None = None) -> Lock:
+    """Lock *spec* for each of *targets* through *net*'s index and metadata: the whole ``lock`` step.
+
+    The index keeps only the files some target can use; the targets are resolved in
+    turn (``progress(target id)`` may give a resolvelib reporter for each); files
+    listed without a sha256 are hashed from one download each, side by side.  Says a
+    line per target (packages, size, seconds) with its notes, warns once per distinct
+    warning and about each ``--exclude`` that cut nothing.
+    """
+    net.index.retain(wheels_for(targets))
+    rules = load_rules()
+    locked, seconds = [], []
+    for target in targets:
+        started = time.monotonic()
+        with (progress or _no_progress)(target.id) as reporter:
+            locked.append(lock_target(spec, target, net.index, net.metadata, rules, jobs=jobs,
+                                      reporter=reporter, size_of=net.metadata.size_of))
+        seconds.append(time.monotonic() - started)
+    net.metadata.prefetch_facts(p.dist for tl in locked for p in tl.resolution.packages.values()
+                                if not p.dist.sha256)
+    lock = build_lock(spec, locked, net.index, net.index_urls, net.hash_dist, warn)
+    said: set[str] = set()
+    for tl, took in zip(locked, seconds):
+        sizes = [lock.wheels[p.dist.filename].size for p in tl.resolution.packages.values()]
+        say(f"{tl.target.id}: {len(sizes)} packages, {sizes_text(sizes)} ({took:.1f} s)")
+        for note in tl.notes:
+            say(f"  note: {note}")
+        for text in tl.warnings:
+            if text not in said:
+                said.add(text)
+                warn(text)
+    net.summarize_warnings()
+    for name in unused_excludes(spec.exclude, lock):
+        warn(f"--exclude {name}: nothing in any target's tree depends on it (misspelt?)")
+    return lock
+
+
+def _no_progress(label: str) -> contextlib.nullcontext[None]:
+    return contextlib.nullcontext()
 
 
 def unused_excludes(exclude: Iterable[str], lock: Lock) -> list[str]:
