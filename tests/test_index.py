@@ -23,6 +23,7 @@ from wheelferry.http import CACHE_WRITER, make_session
 from wheelferry.index import IndexClient
 from wheelferry.pages import (
     DistFile,
+    _generic_page,
     _Joiner,
     name_and_version,
     parse_html_page,
@@ -218,6 +219,65 @@ _SEGMENTS = st.sampled_from(["a", "b.whl", ".", "..", "", "x y", "%41", "c:d", "
 def test_cheap_url_join_agrees_with_urljoin(base: str, lead: str, segments: list[str]) -> None:
     ref = lead + "/".join(segments)
     assert _Joiner(base)(ref) == strip_credentials(urljoin(base, ref))
+
+
+_ABSENT = object()
+_HEX = "ab" * 32
+_ENTRY_VALUES = {
+    "filename": st.sampled_from(["x-1.0-py3-none-any.whl", "x-2.0-cp311-cp311-manylinux_2_17_x86_64.whl",
+                                 "x-1.0.tar.gz", "", "odd name", None, 7]),
+    "url": st.sampled_from(["x-1.0-py3-none-any.whl", "../../f/x-2.0-py3-none-any.whl#sha256=AB",
+                            "https://files.example/p/x-1.0.tar.gz#md5=zz", "http://[::1", "", None, 3]),
+    "hashes": st.sampled_from([{"sha256": _HEX}, {"SHA256": "AB", "md5": "zz"}, {}, None, {"sha256": 1},
+                               "ab"]),
+    "requires-python": st.sampled_from([">=3.8", " >=3.9 ", " ", "", None, 3]),
+    "yanked": st.sampled_from([True, False, "reason", "", None, 1]),
+    "core-metadata": st.sampled_from([True, False, None, {"sha256": _HEX}, {}, "yes", {"sha256": 5}]),
+    "dist-info-metadata": st.sampled_from([True, False, None, {"sha256": _HEX}]),
+    "data-dist-info-metadata": st.sampled_from([True, {"sha256": _HEX}]),
+    "size": st.sampled_from([10, 0, None, True, 1.5, "10"]),
+    "upload-time": st.sampled_from(["2024-01-02T03:04:05Z", None, 5]),
+}
+_ENTRY = st.fixed_dictionaries({}, optional={k: st.one_of(st.just(_ABSENT), v) for k, v in _ENTRY_VALUES.items()})
+
+
+@settings(max_examples=400, deadline=None)
+@given(entries=st.lists(st.one_of(_ENTRY, st.sampled_from(["x", 3, None])), max_size=6),
+       meta=st.sampled_from([{"api-version": "1.1"}, {}, None, _ABSENT]),
+       keep=st.sampled_from([None, "-any.whl"]))
+def test_json_pages_of_every_shape_read_as_the_generic_reading(entries: list[object], meta: object,
+                                                               keep: str | None) -> None:
+    files = [{k: v for k, v in e.items() if v is not _ABSENT} if isinstance(e, dict) else e
+             for e in entries]
+    doc: dict[str, object] = {"files": files}
+    if meta is not _ABSENT:
+        doc["meta"] = meta
+    body, url = json.dumps(doc).encode(), "https://u:p@mirror.example/simple/x/"
+    retain = None if keep is None else (lambda name: name.endswith(keep))  # type: ignore[operator]
+    page, generic = read_json_page(body, url, source="s", retain=retain), _generic_page(body, url, "s", retain)
+    assert page.names == generic.names
+    got, want = page.dists(retain), generic.dists(retain)
+    assert [d.__dict__ for d in got] == [d.__dict__ for d in want]
+    for name in dict.fromkeys(n for n in page.names if n):
+        assert _named(page, name) == _named(generic, name)
+
+
+def _named(page: pages_module.PageFiles, name: str) -> object:
+    try:
+        return [d.__dict__ for d in page.named(name, "x")]
+    except pages_module.DroppedFiles:
+        return "dropped"
+
+
+def test_recorded_json_page_reads_as_the_generic_reading() -> None:
+    doc = json.loads((PAGES / "numpy.json").read_bytes())
+    url = "https://mirror.example/simple/numpy/"
+    for files in (doc["files"], [e for e in doc["files"] if isinstance(e, dict)]):
+        body = json.dumps({**doc, "files": files}).encode()
+        page, generic = read_json_page(body, url), _generic_page(body, url, "", None)
+        assert page.names == generic.names and len(page.dists()) == 4
+        assert [d.__dict__ for d in page.dists()] == [d.__dict__ for d in generic.dists()]
+    pages_module._TYPED_PAGE.decode(body)  # without the garbage entry the typed reading took it
 
 
 def test_parse_keeps_only_well_formed_names() -> None:

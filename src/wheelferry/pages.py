@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from html.parser import HTMLParser
-from typing import Any, Callable
+from typing import Any, Callable, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
 import msgspec
@@ -240,7 +240,7 @@ class PageFiles:
     DroppedFiles, and the caller reads the page again whole.
     """
 
-    __slots__ = ("_by_name", "_entries", "_make", "names", "source")
+    __slots__ = ("_entries", "_make", "names", "source")
 
     def __init__(self, names: list[str | None], entries: list[Any],  # Any: JSON entries or HTML anchors
                  make: Callable[[Any, str, str], DistFile | None], source: str = "") -> None:  # Any: an entry
@@ -248,7 +248,6 @@ class PageFiles:
         self.source = source
         self._entries = entries
         self._make = make
-        self._by_name: dict[str, list[int]] | None = None
 
     @classmethod
     def of(cls, dists: list[DistFile], retain: Callable[[str], bool] | None = None) -> PageFiles:
@@ -288,27 +287,26 @@ class PageFiles:
     def named(self, filename: str, project: str) -> list[DistFile]:
         """What ``dists(lambda n: n == filename, project)`` gives, by a lookup instead of a scan.
 
-        A lock asks for each of its wheels by name; a scan of the page per wheel was a
-        fifth of a TensorFlow lock's main thread.
+        A lock asks for each of its wheels by name: ``list.index`` finds it at C speed
+        (a scan in Python, or a dict of every name built per page, cost a TensorFlow
+        lock a tenth of its main thread).
         """
-        index = self._by_name
-        if index is None:
-            index = {}
-            for i, name in enumerate(self.names):
-                if name is not None:
-                    index.setdefault(name, []).append(i)
-            self._by_name = index  # built once; two threads racing build the same dict
         if _canonical(_name_part(filename)) != project or not plausible_filename(filename):
             return []
-        out = []
-        for i in index.get(filename, ()):
-            entry = self._entries[i]
+        names, at = self.names, 0
+        out: list[DistFile] = []
+        while True:
+            try:
+                at = names.index(filename, at)
+            except ValueError:
+                return out
+            entry = self._entries[at]
+            at += 1
             if entry is None:
                 raise DroppedFiles(filename)
             dist = self._make(entry, filename, self.source)
             if dist is not None:
                 out.append(dist)
-        return out
 
 
 def _as_is(dist: DistFile, _name: str, _source: str) -> DistFile:
@@ -321,6 +319,20 @@ def read_json_page(content: bytes, page_url: str, *, source: str = "",
 
     With *retain*, only the entries of names it admits are kept (PageFiles).
     """
+    try:
+        # Pages run to megabytes (a TensorFlow tree reads 18 MB of them): decoded into typed
+        # entries, a page costs less than half the time and memory of generic dicts.
+        typed = _TYPED_PAGE.decode(content)
+    except msgspec.DecodeError:
+        pass  # an entry of unusual shape, or not JSON msgspec reads: read as before, key by key
+    else:
+        return _typed_page(typed, page_url, source, retain)
+    return _generic_page(content, page_url, source, retain)
+
+
+def _generic_page(content: bytes, page_url: str, source: str,
+                  retain: Callable[[str], bool] | None) -> PageFiles:
+    """read_json_page for any page: generic JSON values, each entry judged key by key."""
     try:
         # msgspec decodes a page about twice as fast as the json module; pages run to megabytes.
         doc = msgspec.json.decode(content)
@@ -353,6 +365,95 @@ def read_json_page(content: bytes, page_url: str, *, source: str = "",
         return _json_dist(entry, filename, join, source)
 
     return PageFiles(names, entries, make, source)
+
+
+_META_VALUE = Union[bool, dict[str, str], None, msgspec.UnsetType]
+
+
+class _File(msgspec.Struct, gc=False, rename={
+        "requires_python": "requires-python", "upload_time": "upload-time",
+        "core_metadata": "core-metadata", "dist_info_metadata": "dist-info-metadata",
+        "data_dist_info_metadata": "data-dist-info-metadata"}):
+    """A PEP 691 file entry of the usual shape; any other shape fails the typed decode.
+
+    Union, not ``X | None``: msgspec evaluates these annotations at run time, on Python 3.9 too.
+    """
+
+    filename: Union[str, None] = None  # noqa: UP007
+    url: Union[str, None] = None  # noqa: UP007
+    hashes: Union[dict[str, str], None] = None  # noqa: UP007
+    requires_python: Union[str, None] = None  # noqa: UP007
+    yanked: Union[bool, str, None] = False  # noqa: UP007
+    core_metadata: _META_VALUE = msgspec.UNSET
+    dist_info_metadata: _META_VALUE = msgspec.UNSET
+    data_dist_info_metadata: _META_VALUE = msgspec.UNSET
+    size: Union[int, None] = None  # noqa: UP007
+    upload_time: Union[str, None] = None  # noqa: UP007
+
+
+class _Page(msgspec.Struct, gc=False):
+    meta: Union[dict[str, Any], None] = None  # noqa: UP007  # Any: api-version and whatever a server adds
+    files: Union[list[_File], None] = None  # noqa: UP007
+
+
+_TYPED_PAGE = msgspec.json.Decoder(_Page)
+
+
+def _typed_page(doc: _Page, page_url: str, source: str,
+                retain: Callable[[str], bool] | None) -> PageFiles:
+    """read_json_page for a page whose entries all have the usual shape: the same DistFiles."""
+    version = str((doc.meta or {}).get("api-version", "1.0"))
+    if version.split(".")[0] != "1":
+        raise IndexUnreachableError(f"{redact_url(page_url)} speaks simple API {version}; "
+                                    "wheelferry understands 1.x",
+                                    hint="point --index-url at a PEP 691 v1 index")
+    join = _Joiner(strip_credentials(page_url))
+    entries: list[_File | None] = list(doc.files or ())
+    names: list[str | None] = [e.filename if e.filename else _typed_filename(e, join)
+                               for e in doc.files or ()]
+    if retain is not None:
+        entries = [e if n is not None and retain(n) else None for n, e in zip(names, entries)]
+
+    def make(entry: _File, filename: str, source: str) -> DistFile | None:
+        return _typed_dist(entry, filename, join, source)
+
+    return PageFiles(names, entries, make, source)
+
+
+def _typed_filename(entry: _File, join: _Joiner) -> str | None:
+    if entry.url is None:
+        return None
+    try:
+        return _file_name(join(entry.url).partition("#")[0])
+    except ValueError:
+        return None
+
+
+def _typed_dist(entry: _File, filename: str, join: _Joiner, source: str) -> DistFile | None:
+    """What _json_dist makes of the same entry as a dict."""
+    if entry.url is None:
+        return None
+    try:
+        url = join(entry.url)
+    except ValueError:
+        return None
+    bare, frag = _fragment_hashes(url) if "#" in url else (url, None)
+    yanked, rp, size = entry.yanked, entry.requires_python, entry.size
+    meta = entry.core_metadata
+    if meta is msgspec.UNSET:
+        meta = entry.dist_info_metadata
+        if meta is msgspec.UNSET:
+            meta = entry.data_dist_info_metadata
+            if meta is msgspec.UNSET:
+                meta = False
+    hashes = _hashes(entry.hashes)
+    return make_dist(
+        filename, bare, {**frag, **hashes} if frag else hashes,
+        rp.strip() or None if rp is not None else None,
+        (yanked if isinstance(yanked, str) else "") if yanked else None,
+        _core_metadata(meta),
+        size, entry.upload_time, source,
+    )
 
 
 def _json_filename(entry: JSONValue, join: _Joiner) -> str | None:
