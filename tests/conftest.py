@@ -45,7 +45,21 @@ def _offline_unless_marked(request: pytest.FixtureRequest) -> None:
     request.getfixturevalue("no_network")
 
 
+# The files whose tests take longest, longest first (per-file totals of
+# `scripts/test --junitxml=out.xml`).  scripts/test hands whole files to the xdist workers in
+# collection order (--no-loadscope-reorder), so these start first and the short files fill in
+# behind them: no worker is left running a long file alone at the end.  The order changes only
+# when a file's tests run, never what they check.
+LONGEST_FIRST = (
+    "test_exportindex.py", "test_corpus.py", "test_sitetxn.py", "test_txn.py", "test_mirrors.py",
+    "test_hostile.py", "test_build.py", "test_sign.py", "test_network.py", "test_licences.py",
+    "test_advisories.py", "test_lock.py", "test_engine.py",
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept within
     if os.environ.get("WHEELFERRY_LIVE") == "1":
         return
     skip = pytest.mark.skip(reason="uses the live package index: run scripts/test --live")
