@@ -21,7 +21,7 @@ from tests.support.pythons import pip_for, pipless_venv
 from tests.support.wheels import build_wheel
 from wheelferry.errors import InstallError
 from wheelferry.offline.engine import (
-    _CHUNK,
+    _TASK_BYTES,
     _plan,
     _Unpacker,
     check_requirements,
@@ -60,7 +60,7 @@ def _rezip(wheel: Path, out: Path, replace: dict[str, bytes] | None = None,
 
 def _rich_wheel(directory: Path) -> Path:
     """alpha 1.0 with subpackages, .data scripts/headers/data/purelib, entry points, an executable file."""
-    chunks = {f"alpha/blob{i}.bin": hashlib.shake_256(b"%d" % i).digest(3 * _CHUNK // 2) for i in range(3)}
+    chunks = {f"alpha/blob{i}.bin": hashlib.shake_256(b"%d" % i).digest(3 * _TASK_BYTES // 2) for i in range(3)}
     base = build_wheel(directory / "raw", "alpha", "1.0", requires=["beta>=1"], files={
         "alpha/cli.py": CLI,
         "alpha/sub/__init__.py": b"X = 1\n",
@@ -208,9 +208,9 @@ def _refused(wheels: list[Path], scheme: dict[str, str], match: str, **kw: objec
 
 
 def test_a_record_that_lies_is_refused_and_nothing_stays(tmp_path: Path, scheme: dict[str, str]) -> None:
-    good = build_wheel(tmp_path / "w", "alpha", "1.0", padding=3 * _CHUNK)
+    good = build_wheel(tmp_path / "w", "alpha", "1.0", padding=3 * _TASK_BYTES)
     # The padding is written last and big: the other members and wheels are on disk when the lie shows.
-    liar = _rezip(good, tmp_path / "bad" / good.name, replace={"alpha/_padding.bin": b"\0" * (3 * _CHUNK)})
+    liar = _rezip(good, tmp_path / "bad" / good.name, replace={"alpha/_padding.bin": b"\0" * (3 * _TASK_BYTES)})
     other = build_wheel(tmp_path / "w", "beta", "1.0")
     msg = _refused([other, liar], scheme, r"^alpha-1\.0-py3-none-any\.whl: its RECORD lies about alpha/_padding\.bin")
     assert "refused, nothing was installed" in msg
@@ -266,7 +266,7 @@ def test_wrong_tags_and_broken_wheels_are_refused(tmp_path: Path, scheme: dict[s
 
 
 def test_cancel_removes_what_was_written(tmp_path: Path, scheme: dict[str, str]) -> None:
-    wheel = build_wheel(tmp_path / "w", "alpha", "1.0", padding=2 * _CHUNK)
+    wheel = build_wheel(tmp_path / "w", "alpha", "1.0", padding=2 * _TASK_BYTES)
     calls = []
 
     def cancelled() -> bool:

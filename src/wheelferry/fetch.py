@@ -176,7 +176,7 @@ def fetch_wheels(
     _size_connection_pools(session, jobs)
     cancel = threading.Event()
     bar = _progress_bar([w for w in unique.values() if cache.path(w.sha256) is None], progress)
-    fetcher = _Fetcher(cache, session, cancel, on_event, bar, timeout)
+    fetcher = _WheelFetcher(cache, session, cancel, on_event, bar, timeout)
     done: dict[str, FetchResult] = {}
     failed: list[WheelDownloadError] = []
     pool = ThreadPoolExecutor(max_workers=min(jobs, max(1, len(unique))),
@@ -246,7 +246,7 @@ def _progress_bar(missing: Sequence[WheelFile], enabled: bool) -> tqdm[NoReturn]
                 unit_divisor=1024, desc="downloading", dynamic_ncols=True, leave=False)
 
 
-class _Fetcher:
+class _WheelFetcher:
     """The per-wheel download logic shared by the worker threads."""
 
     def __init__(self, cache: WheelCache, session: requests.Session, cancel: threading.Event,

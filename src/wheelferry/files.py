@@ -130,8 +130,8 @@ class BackgroundHash:
     """SHA-256 of a stream, computed on a thread of its own while the stream goes on.
 
     A download (or the bundle being written) decrypts, writes and hashes every byte, and hashing is the largest share
-    of that work; handing each chunk to another core makes one stream of a 620 MB wheel
-    about 15% faster on two cores (1.07 s vs 1.27 s, live index).  Chunks are passed on,
+    of that work; handing each chunk to another core makes one stream faster where a second
+    core is free (the fetch and pack stages of benchmarks/run).  Chunks are passed on,
     not copied (so they must be ``bytes``, never a buffer that is reused), and at most
     *depth* of them wait, so memory stays bounded.
     """

@@ -37,8 +37,8 @@ USER_AGENT = f"wheelferry/{__version__}"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
 # Network reads: small enough that a chunk stays in the CPU's cache from decryption through
-# hashing to the write, large enough that urllib3's cost per read() call stays small.  One
-# stream of a 620 MB wheel: 64 KiB 490, 512 KiB 530, 1 MiB 450, 4 MiB 260-370 MB/s.
+# hashing to the write, large enough that urllib3's cost per read() call stays small (the
+# fetch stage of benchmarks/run measures a download's throughput).
 NET_CHUNK = 512 << 10
 
 

@@ -47,8 +47,8 @@ from wheelferry.offline.wheelcheck import ZIP_ERRORS
 
 INSTALLER_NAME = "wheelferry"
 SCHEMES = ("purelib", "platlib", "headers", "scripts", "data")
-_BUF = 1 << 20
-_CHUNK = 4 << 20  # compressed bytes per unpack task, at least
+_BUF = 1 << 20  # bytes per read and per inflate step of one member
+_TASK_BYTES = 4 << 20  # compressed bytes per unpack task, at least
 _T = TypeVar("_T")
 _H = TypeVar("_H", zipfile.ZipFile, io.FileIO)
 
@@ -316,7 +316,7 @@ class _Unpacker:
         all the workers.
         """
         total = sum(w.packed for w in self.wheels)
-        size = max(_CHUNK, total // max(1, self.workers * 4))
+        size = max(_TASK_BYTES, total // max(1, self.workers * 4))
         out: list[tuple[int, int, _Wheel, list[_Member]]] = []
         for w in sorted(self.wheels, key=lambda w: -w.packed):
             chunk: list[_Member] = []

@@ -148,7 +148,7 @@ def _run(gpg: str, home: Path, args: list[str]) -> subprocess.CompletedProcess[s
 def widen_pipe(pipe: IO[bytes] | None) -> bool:
     """Give *pipe* a 1 MiB buffer where the platform allows (fewer wake-ups for big streams)."""
     # A 1 MiB pipe (Linux F_SETPIPE_SZ, 1031; the unprivileged maximum) keeps gpg reading
-    # while the feeding thread waits for the GIL; measured 3.3 s -> 2.8 s over 695 MB.
+    # while the feeding thread waits for the GIL (benchmarks/verify_throughput.py).
     if pipe is None or not sys.platform.startswith("linux"):
         return False
     try:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Protocol
 
 from wheelferry.errors import InstallError, UsageError
+from wheelferry.files import atomic_write
 from wheelferry.interrupt import Interrupted, checkpoint
 from wheelferry.interrupt import SignalGuard as _SignalGuard
 from wheelferry.jsontypes import JSONObject, JSONValue
@@ -74,12 +75,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """A journal write: :func:`atomic_write` (on disk before it takes the name), then the
+    directory synced, so the new name itself survives a power loss before the next step."""
+    atomic_write(path, data)
     _fsync_dir(path.parent)
 
 
