@@ -15,17 +15,24 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import VerificationError
 from wheelferry.jsontypes import JSONObject
 from wheelferry.lockfile import Lock, LockedPackage, LockedTarget
 from wheelferry.manifest import SBOM_NAME, WHEELS_DIR
+from wheelferry.offline.advisories import (
+    Finding,
+    cyclonedx_vulnerabilities,
+    report_json,
+    scan_findings,
+)
 from wheelferry.offline.cyclonedx import bom
 from wheelferry.offline.cyclonedx import check_sbom as cyclonedx_check
 from wheelferry.offline.licences import Licence, licence_of_wheel
-from wheelferry.offline.policy import PackageFacts
+from wheelferry.offline.osv import Scan
+from wheelferry.offline.policy import PackageFacts, Policy, PolicyReport, policy_report
 from wheelferry.offline.verify import VerifiedBundle, verify_bundle
 from wheelferry.offline.volumes import joined_bundle
 
@@ -189,6 +196,42 @@ def audit_json(bundle: VerifiedBundle, rows: Iterable[WheelRow]) -> JSONObject:
             **(bundle.signers.to_json() if bundle.signers else {}),
             "wheels": [r.to_json() for r in rows], "trimmed": trimmed_report(bundle),
             "total-size": sum(r.size for r in rows)}
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What ``audit`` found in one verified bundle: the audit JSON and the parts it was made of."""
+
+    result: JSONObject  # the audit JSON; with "cyclonedx" (vulnerabilities included) when asked
+    scan: Scan | None  # the advisory database read, when one was given
+    found: list[Finding]
+    policy: PolicyReport | None
+
+
+def audit_report(bundle: VerifiedBundle, rows: list[WheelRow], sbom_problems: list[str], *,
+                 advisories: Path | None, policy: Policy | None, with_cyclonedx: bool) -> AuditReport:
+    """The audit JSON of *rows*, the advisory scan of *advisories*, *policy*'s verdict on the wheels
+    and (*with_cyclonedx*) the CycloneDX document with the findings as its vulnerabilities."""
+    result = audit_json(bundle, rows)
+    scan, found = scan_findings(advisories, [(r.name, r.version) for r in rows]) if advisories else (None, [])
+    if scan is not None:
+        result["advisories"] = report_json(scan, found)
+    result["sbom-problems"] = sbom_problems
+    report = None
+    if policy is not None:
+        report = policy_report(policy, [r.facts() for r in rows], found)
+        result["policy"] = report.to_json()
+    if with_cyclonedx:
+        doc = result["cyclonedx"] = cyclonedx(bundle, rows)
+        if scan is not None:
+            refs: dict[tuple[str, str], list[str]] = {}
+            for c in doc["components"]:
+                refs.setdefault((canonicalize_name(c["name"]), c["version"]), []).append(c["bom-ref"])
+            doc["vulnerabilities"] = cyclonedx_vulnerabilities(found, refs, scan)
+            doc["metadata"]["properties"] += [
+                {"name": f"wheelferry:advisories:{k}", "value": str(v)}
+                for k, v in scan.identity.to_json().items() if v is not None]
+    return AuditReport(result, scan, found, report)
 
 
 def _cut(text: str, width: int) -> str:

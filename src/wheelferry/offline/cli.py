@@ -153,11 +153,9 @@ def needs_advisories(policy: Policy | None, db: Path | None) -> None:
 def cmd_audit(args: argparse.Namespace) -> JSONObject:
     """`audit`: verify, then report every wheel (licence, why, trims), an SBOM, advisories and the policy."""
     # lazy, see above
-    from packaging.utils import canonicalize_name
-
     from wheelferry.offline import advisories as adv
     from wheelferry.offline import audit
-    from wheelferry.offline.policy import load_policy, policy_report
+    from wheelferry.offline.policy import load_policy
 
     policy = load_policy(args.policy) if args.policy else None
     needs_advisories(policy, args.advisories)
@@ -165,26 +163,9 @@ def cmd_audit(args: argparse.Namespace) -> JSONObject:
         assert bundle.extracted is not None
         rows = audit.audit_rows(bundle, bundle.extracted)
         sbom_problems = audit.check_sbom(audit.sbom_bytes(bundle.extracted), rows)
-    result = audit.audit_json(bundle, rows)
-    scan, found = adv.scan_findings(args.advisories, [(r.name, r.version) for r in rows]) \
-        if args.advisories else (None, [])
-    if scan is not None:
-        result["advisories"] = adv.report_json(scan, found)
-    result["sbom-problems"] = sbom_problems
-    report = None
-    if policy is not None:
-        report = policy_report(policy, [r.facts() for r in rows], found)
-        result["policy"] = report.to_json()
-    if args.format == "cyclonedx":
-        result["cyclonedx"] = audit.cyclonedx(bundle, rows)
-        if scan is not None:
-            refs: dict[tuple[str, str], list[str]] = {}
-            for c in result["cyclonedx"]["components"]:
-                refs.setdefault((canonicalize_name(c["name"]), c["version"]), []).append(c["bom-ref"])
-            result["cyclonedx"]["vulnerabilities"] = adv.cyclonedx_vulnerabilities(found, refs, scan)
-            result["cyclonedx"]["metadata"]["properties"] += [
-                {"name": f"wheelferry:advisories:{k}", "value": str(v)}
-                for k, v in scan.identity.to_json().items() if v is not None]
+    done = audit.audit_report(bundle, rows, sbom_problems, advisories=args.advisories, policy=policy,
+                              with_cyclonedx=args.format == "cyclonedx")
+    result, scan, found, report = done.result, done.scan, done.found, done.policy
     if not getattr(args, "json", False):
         # A terminal gets a table that fits it; a file or pipe gets every cell whole.
         width = shutil.get_terminal_size((120, 24)).columns if sys.stdout.isatty() else None
