@@ -8,7 +8,7 @@ provider's record, read through ``trimmed``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import Version
@@ -21,6 +21,7 @@ from wheelferry.pages import version_or_none
 
 Info = RequirementInformation[Req, Candidate]
 Preference = tuple[bool, bool, bool, bool, str]  # Python first, then causes, pins, roots; by name last
+Standing = tuple[bool, bool, str]  # the end of a Preference: pins, roots, name
 
 
 class Provider(AbstractProvider[Req, Candidate, str]):
@@ -55,24 +56,35 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
                        candidates: Mapping[str, Iterator[Candidate]], information: Mapping[str, Iterator[Info]],
                        backtrack_causes: Sequence[Info]) -> Preference:
-        causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
-        return self._preference(identifier, information, causes)
+        causes = {c.requirement.name for c in backtrack_causes}
+        return (identifier != PYTHON, identifier.split("[")[0] not in causes,
+                *self.standing(identifier, information[identifier]))
 
     def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Candidate],
                                      candidates: Mapping[str, Iterator[Candidate]],
                                      information: Mapping[str, Iterator[Info]],
                                      backtrack_causes: Sequence[Info]) -> Iterable[str]:
         # The one identifier get_preference would rank first (its key ends with the identifier,
-        # so the minimum is unique): found in one pass with the backtrack causes gathered once,
-        # instead of resolvelib calling get_preference for every unpinned name each round.
-        causes = {c.requirement.name for c in backtrack_causes} if backtrack_causes else ()
-        return [min(identifiers, key=lambda i: self._preference(i, information, causes))]
+        # so the minimum is unique), instead of resolvelib calling get_preference for each.
+        return [self.choose(list(identifiers), lambda i: self.standing(i, information[i]), backtrack_causes)]
 
-    def _preference(self, identifier: str, information: Mapping[str, Iterator[Info]],
-                    causes: Collection[str]) -> Preference:
-        pinned = any(self._is_pin(i.requirement) for i in information[identifier])
-        return (identifier != PYTHON, identifier.split("[")[0] not in causes, not pinned,
-                identifier not in self.root_names, identifier)
+    def standing(self, identifier: str, information: Iterable[Info]) -> Standing:
+        """The part of an identifier's preference its criterion alone decides: pinned by ``==``
+        first, then the roots, then by name.  (A criterion never changes: callers may keep it.)"""
+        pinned = any(self._is_pin(i.requirement) for i in information)
+        return (not pinned, identifier not in self.root_names, identifier)
+
+    def choose(self, identifiers: Collection[str], standing: Callable[[str], Standing],
+               backtrack_causes: Sequence[Info]) -> str:
+        """The identifier get_preference ranks first: the target's Python, then the names of the
+        last conflict, then by *standing* (``standing`` as above, perhaps kept per criterion)."""
+        if PYTHON in identifiers:
+            return PYTHON
+        pool: Collection[str] = identifiers
+        if backtrack_causes:
+            causes = {c.requirement.name for c in backtrack_causes}
+            pool = [i for i in identifiers if i.split("[")[0] in causes] or identifiers
+        return min(pool, key=standing)
 
     def _python_req_ok(self, req: Req) -> bool:
         ok = self._python_reqs.get(req.text)

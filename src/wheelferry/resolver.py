@@ -8,6 +8,7 @@ provider.py); this module runs resolvelib and turns its result into a
 
 from __future__ import annotations
 
+import collections
 from collections import ChainMap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
-from resolvelib.resolvers import Criterion, ResolutionImpossible, ResolutionTooDeep, Result
+from resolvelib.resolvers import (
+    Criterion,
+    RequirementsConflicted,
+    ResolutionImpossible,
+    ResolutionTooDeep,
+    Result,
+)
 from resolvelib.resolvers import resolution as _resolution
 from resolvelib.structs import State
 
@@ -26,7 +33,7 @@ from wheelferry.explain import explain_impossible
 from wheelferry.finder import PYTHON, Candidate, Finder, IndexLike, MetadataLike, Req, marker_true
 from wheelferry.lockfile import Edge, TrimmedEdge
 from wheelferry.pages import DistFile
-from wheelferry.provider import Provider
+from wheelferry.provider import Provider, Standing
 from wheelferry.statestack import StateStack
 from wheelferry.target import Target
 
@@ -60,15 +67,121 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
     """resolvelib's resolution, with its per-round work and memory bounded by what changed.
 
     Each round resolvelib asks, for every criterion, whether the current pin satisfies
-    all of its requirements: on a tree of n packages that is n criteria times their
-    requirements per round, n rounds.  A criterion never changes (resolvelib replaces
-    it), so the answer is kept on it for the pin it was computed for, and each round
-    costs one lookup per criterion instead of a walk through its requirements.
+    all of its requirements, and ranks every name still to pin: on a tree of n packages,
+    n checks a round for n rounds.  Here the names still to pin are kept from round to
+    round: a pin changes one name's pin and the criteria of its dependencies, so only
+    those are asked again; after a backjump (another state) all are.  A criterion never
+    changes (resolvelib replaces it), so what is known of it (whether a pin satisfies it,
+    its standing in the preference) is kept on it.
 
     The states kept for backtracking are change logs (statestack.StateStack), not a
     copy of every pin and criterion per round, and a pin's new criteria are gathered
     on their own rather than in a copy of all criteria.
     """
+
+    _p: Provider
+
+    def __init__(self, provider: Provider, reporter: BaseReporter[Req, Candidate, str]) -> None:
+        super().__init__(provider, reporter)
+        # The criteria the last successful _get_updated_criteria gathered, and which were new.
+        self._updated: tuple[dict[str, _Criterion], set[str]] = ({}, set())
+
+    def resolve(self, requirements: Iterable[Req], max_rounds: int) -> _State:
+        """resolvelib 1.2's Resolution.resolve, with the names still to pin kept between rounds."""
+        if self._states:
+            raise RuntimeError("already resolved")
+        self._r.starting()
+        self._states = [State(mapping=collections.OrderedDict(), criteria={}, backtrack_causes=[])]
+        for r in requirements:
+            try:
+                self._add_to_criteria(self.state.criteria, r, parent=None)
+            except RequirementsConflicted as e:
+                raise ResolutionImpossible(e.criterion.information) from e
+        # The root state is kept as the sentinel the first pin can go back to.
+        self._push_new_state()
+        optimistic_rounds_cutoff: int | None = None
+        optimistic_backjumping_start_round: int | None = None
+        unsatisfied: dict[str, None] = {}  # the names whose pin is missing or fails their criterion
+        counted: _State | None = None  # the state *unsatisfied* holds for
+
+        for round_index in range(max_rounds):
+            self._r.starting_round(index=round_index)
+            if self._optimistic_backjumping_ratio and self._save_states is not None:
+                if optimistic_backjumping_start_round is None:
+                    optimistic_backjumping_start_round = round_index
+                    optimistic_rounds_cutoff = int((max_rounds - round_index) * self._optimistic_backjumping_ratio)
+                    if optimistic_rounds_cutoff <= 0:
+                        self._rollback_states()
+                        continue
+                elif (optimistic_rounds_cutoff is not None
+                      and round_index - optimistic_backjumping_start_round >= optimistic_rounds_cutoff):
+                    self._rollback_states()
+                    continue
+
+            state = self.state
+            if counted is not state:
+                unsatisfied = {key: None for key, criterion in state.criteria.items()
+                               if not self._is_current_pin_satisfying(key, criterion)}
+                counted = state
+            if not unsatisfied:
+                self._r.ending(state=state)
+                return state
+            name = next(iter(unsatisfied)) if len(unsatisfied) == 1 else self._choose(unsatisfied)
+
+            failure_criterion = self._attempt_to_pin_criterion(name)
+            if failure_criterion:
+                causes = self._extract_causes(failure_criterion)
+                self._r.resolving_conflicts(causes=causes)
+                try:
+                    success = self._backjump(causes)
+                except ResolutionImpossible:
+                    if self._optimistic_backjumping_ratio and self._save_states:
+                        failed_optimistic_backjumping = True
+                    else:
+                        raise
+                else:
+                    failed_optimistic_backjumping = bool(
+                        not success and self._optimistic_backjumping_ratio and self._save_states)
+                if failed_optimistic_backjumping and self._save_states:
+                    self._rollback_states()
+                else:
+                    self.state.backtrack_causes[:] = causes
+                    if not success:
+                        raise ResolutionImpossible(self.state.backtrack_causes)
+            else:
+                # Only *name*'s pin and the criteria its dependencies touched have changed.
+                changed, added = self._updated
+                newly_unsatisfied: set[str] = set()  # satisfied before this pin, no longer
+                for key in {name, *changed}:
+                    if self._is_current_pin_satisfying(key, state.criteria[key]):
+                        unsatisfied.pop(key, None)
+                    else:
+                        if key not in unsatisfied and key not in added:
+                            newly_unsatisfied.add(key)
+                        unsatisfied[key] = None
+                if newly_unsatisfied:
+                    # Every criterion is replaced: count them all again next round.
+                    self._remove_information_from_criteria(state.criteria, newly_unsatisfied)
+                    counted = None
+                self._push_new_state()
+                if counted is not None:
+                    counted = self.state  # the pushed copy: the same pins and criteria
+            self._r.ending_round(index=round_index, state=self.state)
+        raise ResolutionTooDeep(max_rounds)
+
+    def _choose(self, unsatisfied: dict[str, None]) -> str:
+        """The name to pin next, as the provider's narrow_requirement_selection would pick it."""
+        criteria = self.state.criteria
+
+        def standing(identifier: str) -> Standing:
+            criterion = criteria[identifier]
+            kept: Standing | None = criterion.__dict__.get("_wheelferry_standing")
+            if kept is None:
+                kept = criterion.__dict__["_wheelferry_standing"] = self._p.standing(
+                    identifier, criterion.information)
+            return kept
+
+        return self._p.choose(unsatisfied, standing, self.state.backtrack_causes)
 
     def _push_new_state(self) -> None:
         states: list[_State] | StateStack[Req, Candidate, str] = self._states
@@ -107,6 +220,8 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
         for requirement in self._p.get_dependencies(candidate=candidate):
             # _add_to_criteria reads and writes its dict as a mapping, which the view is.
             self._add_to_criteria(view, requirement, parent=candidate)  # type: ignore[arg-type]  # see above
+        criteria = self.state.criteria
+        self._updated = (changed, {key for key in changed if key not in criteria})
         return changed
 
     def _is_current_pin_satisfying(self, name: str, criterion: _Criterion) -> bool:
@@ -122,10 +237,14 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
 
 
 class _Resolver(Resolver[Req, Candidate, str]):
+    def __init__(self, provider: Provider, reporter: BaseReporter[Req, Candidate, str]) -> None:
+        super().__init__(provider, reporter)
+        self._provider = provider  # the resolution asks it for more than resolvelib's hooks
+
     # As resolvelib's own Resolver.resolve: max_rounds where the abstract one takes **kwargs.
     def resolve(self, requirements: Iterable[Req],  # type: ignore[override]
                 max_rounds: int = 100) -> Result[Req, Candidate, str]:
-        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+        state = _Resolution(self._provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
         return _resolution._build_result(state)
 
 
