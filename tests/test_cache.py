@@ -94,22 +94,22 @@ def test_the_entry_lock_excludes_other_threads(tmp_path: Path) -> None:
         with cache.lock(SHA):
             order.append("first in")
             inside.set()
-            release.wait(10)
+            assert release.wait(120)
             order.append("first out")
 
     def second() -> None:
-        inside.wait(10)
+        assert inside.wait(120)
         with cache.lock(SHA):
             order.append("second in")
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]
     for t in threads:
         t.start()
-    inside.wait(10)
+    assert inside.wait(120)
     assert order == ["first in"]
     release.set()
     for t in threads:
-        t.join(10)
+        t.join(120)
     assert order == ["first in", "first out", "second in"]
 
 
@@ -129,7 +129,7 @@ def test_waiting_for_a_lock_can_be_cancelled(tmp_path: Path) -> None:
 
         t = threading.Thread(target=waiter)
         t.start()
-        t.join(10)
+        t.join(120)
     assert len(errors) == 1
 
 

@@ -361,7 +361,7 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(
     cmd = ["unshare", "-rm", "sh", "-c",
            'mount -t tmpfs -o size=1m tmpfs "$1" && shift && exec "$@"', "sh",
            str(small), sys.executable, str(script), str(small), json.dumps(w.to_json())]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False,
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False,
                           env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -427,8 +427,13 @@ _SIGINT_CHILD = textwrap.dedent("""
     w = WheelFile(wheel["filename"], wheel["sha256"], wheel["size"], tuple(wheel["urls"]))
 
     def slow_reader(event):
+        # The first piece waits until the test has sent SIGINT, so the signal lands mid-download
+        # however slow the machine; the later pieces stay slow.
         if event.kind == "bytes":
-            (root / "streaming").touch()
+            if not (root / "streaming").exists():
+                (root / "streaming").touch()
+                while not (root / "signalled").exists():
+                    time.sleep(0.01)
             time.sleep(0.2)
 
     fetch_wheels([w], WheelCache(root / "cache"), requests.Session(), on_event=slow_reader)
@@ -450,12 +455,13 @@ def test_sigint_mid_download_stops_and_leaves_only_a_resumable_partial(
                              env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(600):
-            if (tmp_path / "streaming").exists() or child.poll() is not None:
-                break
-            time.sleep(0.05)
+        deadline = time.monotonic() + 300  # a bound for a broken child: a working one streams in seconds
+        while not (tmp_path / "streaming").exists() and child.poll() is None:
+            assert time.monotonic() < deadline, "the child never started streaming"
+            time.sleep(0.02)
         child.send_signal(signal.SIGINT)
-        _, err = child.communicate(timeout=60)
+        (tmp_path / "signalled").touch()
+        _, err = child.communicate(timeout=120)
     finally:
         if child.poll() is None:
             child.kill()

@@ -29,7 +29,7 @@ class _Watched(MetadataSource):
     def get(self, dist: DistFile) -> bytes:
         if dist.filename.startswith("hold-"):
             self.holding.set()
-            assert self.gate.wait(10)
+            assert self.gate.wait(120)
         self.loaded[dist.filename.split("-")[1]] = threading.current_thread().name
         return super().get(dist)
 
@@ -47,8 +47,8 @@ def test_backtracking_loads_older_versions_in_a_batch_and_a_queued_load_is_done_
     try:
         wheels = {str(v): d for v, (d, _yanked) in finder.best_wheels("a").items()}
         finder.prefetch([Req.from_requirement(Requirement("hold"))])
-        assert metadata.holding.wait(10)  # the finder's one worker is busy until the gate opens
-        rescue = threading.Timer(10, metadata.gate.set)  # a failing check must not hang the test
+        assert metadata.holding.wait(120)  # the finder's one worker is busy until the gate opens
+        rescue = threading.Timer(120, metadata.gate.set)  # a failing check must not hang the test
         rescue.start()
         # The resolver tries a 30.0, 29.0, ... as it backtracks; each is loaded when asked.
         for v in (30, 29, 28, 27):
@@ -61,7 +61,7 @@ def test_backtracking_loads_older_versions_in_a_batch_and_a_queued_load_is_done_
         main = threading.current_thread().name
         assert metadata.loaded["25.0"] == main and len(metadata.loaded) == 6
         metadata.gate.set()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # a bound for a failing run: a passing one ends at the 11th
         while len(metadata.loaded) < 11 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert {v: t for v, t in metadata.loaded.items() if t != main} == dict.fromkeys(

@@ -62,7 +62,7 @@ def _verify_child(tmp_path: Path, tar: Path, *args: str,
     env = {**os.environ, "PYTHONPATH": str(SRC), **(env or {})}
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(tar), str(tmp_path / "state"), str(rss),
                            *(args or ["--allow-unsigned"])],
-                          capture_output=True, text=True, env=env, timeout=60)
+                          capture_output=True, text=True, env=env, timeout=300)
     return proc.returncode, proc.stderr, int(rss.read_text()) if rss.exists() else -1
 
 

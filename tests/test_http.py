@@ -226,7 +226,7 @@ def test_cache_writer_serves_queued_files_and_keeps_the_last_write(tmp_path: Pat
     gate, real = threading.Event(), http_module.atomic_write
 
     def held(path: Path, data: bytes) -> None:
-        assert gate.wait(10)
+        assert gate.wait(120)
         real(path, data)
 
     monkeypatch.setattr(http_module, "atomic_write", held)

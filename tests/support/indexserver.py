@@ -281,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(idx.slow)
         if idx._together is not None:
             with contextlib.suppress(threading.BrokenBarrierError):
-                idx._together.wait(timeout=10)
+                idx._together.wait(timeout=120)
         if idx.auth is not None:
             expected = "Basic " + base64.b64encode(":".join(idx.auth).encode()).decode()
             if self.headers.get("Authorization") != expected:
