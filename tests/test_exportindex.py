@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -197,10 +198,11 @@ def test_html_escapes_are_parsed_back(served: dict[str, Any]) -> None:
 
 
 # --- every pip from 20.3 on ------------------------------------------------------------------
-# pip runs from its own wheel (``python pip-X.whl/pip``), on Python 3.9, the oldest Python the
-# isolated host may have.  The wheels come from the pyenv interpreters' ensurepip bundles and a
-# cache (WHEELFERRY_TEST_PIPS, default ~/.cache/wheelferry/test-pips) that `scripts/test --live`
-# fills from the configured index; a version found in neither is skipped, saying how to get it.
+# pip runs from its own wheel, unpacked once per run (``python pip-X/pip``: run from the zip, every
+# run would compile pip afresh), on Python 3.9, the oldest Python the isolated host may have.
+# The wheels come from the pyenv interpreters' ensurepip bundles and a cache (WHEELFERRY_TEST_PIPS,
+# default ~/.cache/wheelferry/test-pips) that `scripts/test --live` fills from the configured
+# index; a version found in neither is skipped, saying how to get it.
 PIPS = ["20.3.4", "21.3.1", "22.3.1", "23.0.1", "23.1.2", "23.2.1", "24.2", "24.3.1"]
 PIP_CACHE = Path(os.environ.get("WHEELFERRY_TEST_PIPS") or Path.home() / ".cache" / "wheelferry" / "test-pips")
 
@@ -215,6 +217,19 @@ def _pip_wheel(version: str) -> Path | None:
                         "-d", str(PIP_CACHE), f"pip=={version}"], check=True)
         found = sorted(PIP_CACHE.glob(pattern))
     return found[0] if found else None
+
+
+@pytest.fixture(scope="module")
+def unpacked_pips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each pip wheel found, unpacked into a folder of its own (its bytecode cached there)."""
+    out = {}
+    for version in PIPS:
+        wheel = _pip_wheel(version)
+        if wheel is not None:
+            out[version] = tmp_path_factory.mktemp(f"pip-{version}")
+            with zipfile.ZipFile(wheel) as zf:
+                zf.extractall(out[version])
+    return out
 
 
 @pytest.fixture(params=["html", "json"])
@@ -276,17 +291,17 @@ def _pip_install(cmd: list[str], url: str, tmp_path: Path, version: str) -> None
 
 
 @pytest.mark.parametrize("version", PIPS)
-def test_every_pip_from_20_3_installs_from_the_export(spelt: str, tmp_path: Path, version: str) -> None:
+def test_every_pip_from_20_3_installs_from_the_export(spelt: str, tmp_path: Path, version: str,
+                                                      unpacked_pips: dict[str, Path]) -> None:
     from tests.support.pythons import python39
 
     py = python39()
     if py is None:
         pytest.skip("no pyenv Python 3.9 on this machine")
-    wheel = _pip_wheel(version)
-    if wheel is None:
+    if version not in unpacked_pips:
         pytest.skip(f"pip {version}'s wheel is not in {PIP_CACHE} nor a pyenv ensurepip bundle: "
                     "run scripts/test --live once to fetch it from the configured index")
-    _pip_install([py, str(wheel / "pip")], spelt, tmp_path, version)
+    _pip_install([py, str(unpacked_pips[version] / "pip")], spelt, tmp_path, version)
 
 
 def test_the_newest_pip_installs_the_same_export(spelt: str, tmp_path: Path) -> None:
