@@ -16,6 +16,7 @@ import requests
 
 from wheelferry import __version__
 from wheelferry import http as http_module
+from wheelferry.config import NetSettings
 from wheelferry.http import (
     CACHE_WRITER,
     CacheWriter,
@@ -24,6 +25,7 @@ from wheelferry.http import (
     describe_failure,
     freshness_lifetime,
     make_session,
+    warm_tls,
 )
 from wheelferry.index import ACCEPT
 
@@ -296,6 +298,37 @@ def test_tls_bundle_is_loaded_once_and_still_verifies(tls_server: tuple[int, Pat
         session.get(f"https://localhost:{port}/", verify=str(served))
     with pytest.raises(requests.exceptions.SSLError):
         make_session(retries=0).get(f"https://127.0.0.1:{port}/")
+
+
+def test_ca_bundle_is_loaded_ahead_of_the_first_request(tls_server: tuple[int, Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    port, served = tls_server
+    monkeypatch.setattr(http_module, "_CONTEXTS", {})  # nothing loaded by earlier tests
+    cert = tmp_path / "ca.pem"
+    cert.write_bytes(served.read_bytes())
+    session = make_session(retries=0, net=NetSettings(cert=str(cert)))
+    url = f"https://127.0.0.1:{port}/"
+    thread = warm_tls(session, [url, "http://127.0.0.1:9/plain"])
+    assert thread is not None
+    thread.join(10)
+    # Loaded before any request: what the file holds now no longer matters to the session.
+    cert.write_text("this is not a certificate\n")
+    assert session.get(url).content == b"ok"
+    assert warm_tls(session, [url]) is None  # already loaded: no second thread
+
+
+def test_ca_bundle_that_does_not_load_ahead_is_reported_by_the_request(
+        tls_server: tuple[int, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port, _cert = tls_server
+    monkeypatch.setattr(http_module, "_CONTEXTS", {})
+    bad = tmp_path / "not-pem.crt"
+    bad.write_text("this is not a certificate\n")
+    session = make_session(retries=0, net=NetSettings(cert=str(bad)))
+    thread = warm_tls(session, [f"https://127.0.0.1:{port}/"])
+    assert thread is not None
+    thread.join(10)
+    with pytest.raises(requests.exceptions.SSLError, match="not-pem.crt"):
+        session.get(f"https://127.0.0.1:{port}/")
 
 
 def test_unusable_ca_bundle_is_a_requests_error_naming_it(tls_server: tuple[int, Path], tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urljoin
 
 import pytest
@@ -174,6 +176,39 @@ def test_server_errors_are_retried(index_server, tmp_path: Path) -> None:
     server = index_server(tmp_path / "w", fail={"/simple/pkg/": 2})
     assert len(IndexClient(IndexConfig(server.url), _session()).files("pkg")) == 1
     assert server.count("GET", "/simple/pkg/") == 3
+
+
+def _wait_for(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline, "the page was not read ahead"
+        time.sleep(0.01)
+
+
+def test_pages_read_ahead_are_read_before_anyone_asks(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    build_wheel(tmp_path / "w", "other", "1.0")
+    server = index_server(tmp_path / "w")
+    client = IndexClient(IndexConfig(server.url), _session())
+    client.read_ahead(["Pkg", "other", "pkg"])
+    _wait_for(lambda: server.count("GET", "/simple/pkg/") == 1 and server.count("GET", "/simple/other/") == 1)
+    assert [f.filename for f in client.files("pkg")] == ["pkg-1.0-py3-none-any.whl"]
+    assert [f.filename for f in client.files("other")] == ["other-1.0-py3-none-any.whl"]
+    # One read each, by the threads that read ahead.
+    assert server.count("GET", "/simple/pkg/") == 1 and server.count("GET", "/simple/other/") == 1
+
+
+def test_a_failed_read_ahead_is_raised_to_the_askers_not_tried_again(index_server, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w", fail={"/simple/pkg/": 100})
+    client = IndexClient(IndexConfig(server.url), make_session(retries=1, backoff=0.01))
+    client.read_ahead(["pkg"])
+    _wait_for(lambda: server.count("GET", "/simple/pkg/") >= 1)  # under way: the asker waits for it
+    with pytest.raises(IndexUnreachableError, match="500"):
+        client.files("pkg")
+    with pytest.raises(IndexUnreachableError, match="500"):
+        client.files("pkg")
+    assert server.count("GET", "/simple/pkg/") == 2  # the read ahead and its one retry, no more
 
 
 def test_unreachable_index_names_url_without_credentials(index_server, tmp_path: Path) -> None:

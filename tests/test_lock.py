@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -124,6 +125,27 @@ def test_lock_is_byte_identical_and_pylock_loads(index_server: Callable[..., Any
                      "wheelferry.lock.json"]
     pylock = Pylock.from_dict(tomllib.loads(outs[0][names[0]].decode()))
     assert {p.name for p in pylock.packages} >= {"app", "native", "linuxonly"}
+
+
+def test_the_command_line_process_hands_its_objects_to_the_os_unsearched(
+        index_server: Callable[..., Any], repo: Path, tmp_path: Path, capsys: Any) -> None:
+    """As a process of its own, wheelferry freezes what it made before the interpreter's
+    teardown, which would search every object for cycles; called in-process, it does not."""
+    server = index_server(repo)
+    script = ("import atexit, gc\n"
+              "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+              "from wheelferry.cli import main\n"
+              "raise SystemExit(main())\n")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-c", script, "lock", "-r", "app", "--target", LINUX,
+                           "--index-url", server.url, "--cache", str(tmp_path / "cache"), "-o", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "wheelferry.lock.json").is_file()
+    assert int(proc.stdout.rsplit("frozen ", 1)[1]) > 1000
+    before = gc.get_freeze_count()
+    assert lock(server, tmp_path, capsys, "-r", "app", "--target", LINUX, "-o", str(tmp_path / "o2"))[0] == 0
+    assert gc.get_freeze_count() == before
 
 
 def test_yanked_is_skipped_unless_pinned(index_server: Callable[..., Any], repo: Path,

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import filelock
-
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import FetchError, UsageError
 from wheelferry.files import SHA256_HEX, BackgroundHash, hash_file, temp_prefix
@@ -188,6 +186,8 @@ class WheelCache:
 
         While waiting, *cancel* is polled so an interrupted build stops promptly.
         """
+        import filelock  # lazy: a lock that downloads no wheel whole never takes one
+
         lock_path = self.root / "locks" / f"{_check_sha(sha256)}.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         # thread_local=False: the lock is taken and released by the same worker,

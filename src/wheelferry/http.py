@@ -133,6 +133,33 @@ def tls_context(bundle: str) -> ssl.SSLContext:
     return context
 
 
+def warm_tls(session: Session, urls: Sequence[str]) -> threading.Thread | None:
+    """Load the CA bundles *session* will verify *urls* with, on a thread of its own.
+
+    Parsing a bundle is the costliest step of the first HTTPS request and holds no
+    lock on the interpreter: started when the session is made, it is done while the
+    command still loads its modules.  A bundle that does not load is left for the
+    first request to report.
+    """
+    bundles = set()
+    for url in urls:
+        if url.lower().startswith("https:") and not session.cert:
+            path = _ca_bundle(session.ca_bundle(url)[0])
+            if path is not None and path not in _CONTEXTS:
+                bundles.add(path)
+    if not bundles:
+        return None
+
+    def load() -> None:
+        for path in sorted(bundles):
+            with contextlib.suppress(requests.RequestException):
+                tls_context(path)
+
+    thread = threading.Thread(target=load, name="wheelferry-tls", daemon=True)
+    thread.start()
+    return thread
+
+
 class _TimeoutAdapter(HTTPAdapter):
     """An adapter that applies DEFAULT_TIMEOUT when the caller gives none and shares TLS contexts."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,8 @@ class IndexClient:
         self._link_pages: dict[str, PageFiles] = {}
         self._local_hashes: dict[tuple[str, float, int], str] = {}
         self._retain: Keep | None = None
+        self._failed: dict[str, BaseException] = {}  # what a read ahead met, for every asker
+        self._tried: set[str] = set()  # projects whose pages were read, or tried
         self.pages = PageCache(cache_dir)
 
     def retain(self, keep: Keep) -> None:
@@ -92,7 +95,7 @@ class IndexClient:
         except DroppedFiles:
             return [d for page in self._collect(name, whole=True) for d in page.named(filename, name)]
 
-    def _pages_of(self, name: NormalizedName) -> list[PageFiles]:
+    def _pages_of(self, name: NormalizedName, *, ahead: bool = False) -> list[PageFiles]:
         with self._lock:
             found = self._cache.get(name)
             if found is not None:
@@ -101,11 +104,40 @@ class IndexClient:
         with plock:
             with self._lock:
                 found = self._cache.get(name)
+                failed = self._failed.get(name)
+            if failed is not None:
+                raise failed
             if found is None:
-                found = self._collect(name)
+                if ahead and name in self._tried:
+                    return []  # an asker was first (and found nothing, or failed): nothing to read ahead
+                self._tried.add(name)
+                try:
+                    found = self._collect(name)
+                except BaseException as exc:
+                    if ahead:  # for the askers, who may be waiting for this lock already
+                        with self._lock:
+                            self._failed[name] = exc
+                    raise
                 with self._lock:
                     self._cache[name] = found
         return found
+
+    def read_ahead(self, projects: Iterable[str]) -> None:
+        """Start reading the pages of *projects* on threads of their own, and return at once.
+
+        A lock reads its requirements' pages first and nothing else until they are in:
+        started before the resolver's modules load, they are read while those load.  A
+        caller asking sooner waits for the read under way; a read that failed (after the
+        session's retries) is raised to every caller that asks for that project, as if
+        it had read the page itself.
+        """
+        for name in dict.fromkeys(canonicalize_name(p) for p in projects):
+            threading.Thread(target=self._read_ahead_one, args=(name,), daemon=True,
+                             name=f"wheelferry-page-{name}").start()
+
+    def _read_ahead_one(self, name: NormalizedName) -> None:
+        with contextlib.suppress(BaseException):  # kept by _pages_of for the askers
+            self._pages_of(name, ahead=True)
 
     def prefetch(self, projects: Iterable[str]) -> None:
         """Read the pages of many projects concurrently (the first failure is raised)."""

@@ -28,6 +28,7 @@ def open_session(net: NetSettings, urls: Sequence[str], reads: IndexConfig, *,
     net.check()
     check_secure_origins(reads, net.trusted_hosts)
     session = http.make_session(urls, net=net)  # looked up on the module: tests wrap it
+    http.warm_tls(session, urls)
     if describe is not None:
         seen: set[tuple[str, str]] = set()
         for url in urls:
