@@ -8,9 +8,8 @@ newline), so writing the same lock twice gives byte-identical files.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from wheelferry.errors import LockFileError
 from wheelferry.files import SHA256_HEX
@@ -236,12 +235,11 @@ def _strs(d: Mapping[str, JSONValue], key: str, where: str, p: _Problems) -> tup
     return tuple(v)
 
 
-def _edges(raw: JSONValue, where: str, p: _Problems,
-           trimmed: bool) -> list[Any]:  # Any: Edge or TrimmedEdge, as *trimmed* says
-    out: list[Any] = []  # Any: as above
+def _edges(raw: JSONValue, where: str, p: _Problems) -> Iterator[tuple[str | None, str, JSONObject]]:
+    """``(parent, requirement, entry)`` of each well-formed edge in the JSON list *raw*; a problem for the rest."""
     if not isinstance(raw, list):
         p.add(where, "not a list")
-        return out
+        return
     for i, e in enumerate(raw):
         w = f"{where}[{i}]"
         if not isinstance(e, dict) or not isinstance(e.get("requirement"), str):
@@ -251,11 +249,7 @@ def _edges(raw: JSONValue, where: str, p: _Problems,
         if parent is not None and not isinstance(parent, str):
             p.add(f"{w}.parent", "not a string or null")
             continue
-        if trimmed:
-            out.append(TrimmedEdge(parent, e["requirement"], str(e.get("reason", ""))))
-        else:
-            out.append(Edge(parent, e["requirement"]))
-    return out
+        yield parent, e["requirement"], e
 
 
 def parse_lock(data: JSONValue, source: str = LOCK_FILENAME) -> Lock:
@@ -315,7 +309,8 @@ def parse_lock(data: JSONValue, source: str = LOCK_FILENAME) -> Lock:
             if name and version and wheel:
                 pkgs.append(LockedPackage(
                     name, version, wheel,
-                    tuple(_edges(pk.get("required-by", []), f"{pw}.required-by", p, False)),
+                    tuple(Edge(parent, req)
+                          for parent, req, _ in _edges(pk.get("required-by", []), f"{pw}.required-by", p)),
                     _strs(pk, "dependencies", pw, p), _strs(pk, "extras", pw, p)))
         markers = t.get("markers")
         if not isinstance(markers, dict):
@@ -337,7 +332,8 @@ def parse_lock(data: JSONValue, source: str = LOCK_FILENAME) -> Lock:
             markers={str(k): str(v) for k, v in markers.items()},
             requirements=_strs(t, "requirements", where, p),
             packages=tuple(pkgs),
-            trimmed=tuple(_edges(t.get("trimmed", []), f"{where}.trimmed", p, True)),
+            trimmed=tuple(TrimmedEdge(parent, req, str(e.get("reason", "")))
+                          for parent, req, e in _edges(t.get("trimmed", []), f"{where}.trimmed", p)),
             removed=tuple(removed),
             notes=_strs(t, "notes", where, p),
             tags=tuple(tags) if isinstance(tags, list) else None,
