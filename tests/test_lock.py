@@ -255,9 +255,11 @@ def test_malformed_spec_exits_2(tmp_path: Path, capsys: Any) -> None:
     assert code == 2 and "not valid TOML" in res["message"]
 
 
-def test_unreachable_index_exits_1_without_credentials(tmp_path: Path, capsys: Any) -> None:
+def test_unreachable_index_exits_1_without_credentials(tmp_path: Path, capsys: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
+    monkeypatch.setenv("PIP_RETRIES", "1")  # the retry path runs once, without the default's backoff sleeps
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
