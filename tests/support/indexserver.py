@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import html
 import json
 import re
 import socket
+import stat
 import sys
 import threading
 import time
@@ -81,6 +83,7 @@ class _File:
     mtime: float
 
 
+@functools.cache
 def _project_of(filename: str) -> tuple[str, str] | None:
     try:
         if filename.endswith(".whl"):
@@ -140,7 +143,7 @@ class IndexServer:
             raise ValueError(f"mode must be json, html or both, not {self.mode!r}")
         self.requests: list[tuple[str, str, str | None]] = []
         self.lock = threading.Lock()
-        self._hash_cache: dict[tuple[str, float, int], str] = {}
+        self._hash_cache: dict[tuple[str, str, int, int], str] = {}
         self._conns: set[socket.socket] = set()
         self.connections = 0  # TCP connections accepted so far
         self._together = threading.Barrier(self.together) if self.together else None
@@ -184,23 +187,42 @@ class IndexServer:
 
     # -- data -------------------------------------------------------------
 
-    def files(self) -> list[_File]:
-        """Every servable file in wheel_dir, read afresh (tests may add wheels while it runs)."""
+    def files(self, project: str | None = None, filename: str | None = None) -> list[_File]:
+        """The servable files in wheel_dir (of one *project*, or the one *filename*), read afresh
+        (tests add and rewrite wheels while it runs); only the files asked for are looked at."""
+        if filename is not None:
+            paths = [self.wheel_dir / filename] if "/" not in filename else []
+        else:
+            paths = sorted(self.wheel_dir.iterdir()) if self.wheel_dir.is_dir() else []
         out = []
-        for path in sorted(self.wheel_dir.iterdir()) if self.wheel_dir.is_dir() else []:
+        for path in paths:
             parsed = _project_of(path.name)
-            if parsed is None or not path.is_file():
+            if parsed is None or (project is not None and parsed[0] != project):
                 continue
-            st = path.stat()
-            key = (str(path), st.st_mtime, st.st_size)
-            with self.lock:
-                digest = self._hash_cache.get(key)
-            if digest is None:
-                digest = hashlib.sha256(path.read_bytes()).hexdigest()
-                with self.lock:
-                    self._hash_cache[key] = digest
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            digest = self._cached("sha256", path, st, lambda p: hashlib.sha256(p.read_bytes()).hexdigest())
             out.append(_File(path.name, parsed[0], parsed[1], path, digest, st.st_size, st.st_mtime))
         return out
+
+    def metadata_sha256(self, f: _File) -> str:
+        """The sha256 of the wheel's METADATA (PEP 658), computed once per version of the file."""
+        return self._cached("metadata", f.path, f.path.stat(),
+                            lambda p: hashlib.sha256(_wheel_metadata(p)).hexdigest())
+
+    def _cached(self, kind: str, path: Path, st: Any, compute: Callable[[Path], str]) -> str:
+        key = (kind, str(path), st.st_mtime_ns, st.st_size)
+        with self.lock:
+            value = self._hash_cache.get(key)
+        if value is None:
+            value = compute(path)
+            with self.lock:
+                self._hash_cache[key] = value
+        return value
 
     def take_fault(self, table_name: str, keys: tuple[str, ...]) -> Any:
         """Consume one use of a counted fault (fail) or a one-shot fault (drop_after)."""
@@ -319,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _project_page(self, project: str, head: bool) -> None:
         idx = self.server.index
-        files = [f for f in idx.files() if f.project == project]
+        files = idx.files(project=project)
         if not files:
             self._send(404, b"no such project\n", "text/plain", head)
             return
@@ -329,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
         if idx.pep658:
             for f in files:
                 if f.filename.endswith(".whl"):
-                    meta_hashes[f.filename] = hashlib.sha256(_wheel_metadata(f.path)).hexdigest()
+                    meta_hashes[f.filename] = idx.metadata_sha256(f)
         if self._wants_json():
             entries = []
             for f in files:
@@ -377,7 +399,7 @@ class _Handler(BaseHTTPRequestHandler):
         idx = self.server.index
         is_meta = filename.endswith(".metadata")
         base = filename[: -len(".metadata")] if is_meta else filename
-        match = [f for f in idx.files() if f.filename == base]
+        match = idx.files(filename=base)
         if not match or (is_meta and (not idx.pep658 or not base.endswith(".whl"))):
             self._send(404, b"not found\n", "text/plain", head)
             return
