@@ -9,9 +9,11 @@ resolver.  Only wheels are candidates; an sdist is never chosen, built or run.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Protocol
 
 from packaging.markers import Marker
@@ -20,8 +22,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from wheelferry.coremetadata import read_core_metadata
 from wheelferry.errors import MetadataError
+from wheelferry.metadata import parsed_metadata
 from wheelferry.pages import DistFile
 from wheelferry.target import Target, evaluation_environment, tag_ladder
 
@@ -85,16 +87,47 @@ class WheelDeps:
 
 
 class WheelRanker:
-    """Where a wheel's tags sit on one target's ladder, from its file name alone."""
+    """Where a wheel's tags sit on one target's ladder, from its file name alone.
+
+    One per target at a time (``for_target``): the index keeping what a lock can use and
+    each resolution's finder ask about the same names, which are ranked once.
+    """
 
     def __init__(self, target: Target) -> None:
         self._rank: dict[str, int] = {}
         for i, t in enumerate(tag_ladder(target)):
             self._rank.setdefault(str(t), i)
         self._triple_rank: dict[str, int | None] = {}
+        # Every name asked about, ranked: pages are filtered by name more than once (what a
+        # lock keeps, then each project's candidates), and a lookup costs a fifth of a ranking.
+        self._by_name: dict[str, int | None] = {}
+
+    @classmethod
+    def for_target(cls, target: Target) -> WheelRanker:
+        """The ranker of *target* in use, or a new one."""
+        with _RANKERS_LOCK:
+            ranker = _RANKERS.get(target)
+            if ranker is None:
+                ranker = _RANKERS[target] = cls(target)
+            return ranker
+
+    def fits(self, filename: str) -> bool:
+        """Is *filename* a wheel that fits the target?"""
+        if not filename.endswith(".whl"):
+            return False
+        rank = self._by_name.get(filename, -1)
+        if rank == -1:
+            rank = self._by_name[filename] = self._rank_of(filename)
+        return rank is not None
 
     def rank(self, filename: str) -> int | None:
         """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
+        rank = self._by_name.get(filename, -1)
+        if rank == -1:
+            rank = self._by_name[filename] = self._rank_of(filename)
+        return rank
+
+    def _rank_of(self, filename: str) -> int | None:
         # PEP 427: the tag triple is the last three dash-separated parts.  Pages hold tens of
         # thousands of wheels but few distinct triples: each is ranked once, then looked up.
         end = filename.rfind("-")
@@ -113,10 +146,16 @@ class WheelRanker:
         return rank
 
 
+_RANKERS: weakref.WeakValueDictionary[Target, WheelRanker] = weakref.WeakValueDictionary()
+_RANKERS_LOCK = threading.Lock()
+
+
 def wheels_for(targets: Iterable[Target]) -> Callable[[str], bool]:
     """Does a file name name a wheel that fits any of *targets*?  (What a lock can ever use.)"""
-    rankers = [WheelRanker(t) for t in targets]
-    return lambda name: name.endswith(".whl") and any(r.rank(name) is not None for r in rankers)
+    rankers = [WheelRanker.for_target(t) for t in dict.fromkeys(targets)]
+    if len(rankers) == 1:
+        return rankers[0].fits
+    return lambda name: any(r.fits(name) for r in rankers)
 
 
 class Finder:
@@ -128,11 +167,12 @@ class Finder:
         self.release_ok = dict(release_ok or {})
         self.metadata = metadata
         self.target = target
-        self._ranker = WheelRanker(target)
+        self._ranker = WheelRanker.for_target(target)
+        self._fits = self._ranker.fits  # the name filter of best_wheels
         self._prefetched: set[tuple[str, SpecifierSet]] = set()
         self._python_ok: dict[str, bool] = {}
         self._best: dict[str, dict[Version, tuple[DistFile, bool]]] = {}
-        self._env = {e: evaluation_environment(target, e) for e in ("",)}
+        self._env = {e: MarkerEnv(evaluation_environment(target, e)) for e in ("",)}
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="wheelferry-meta")
         self._meta: dict[str, Future[WheelDeps]] = {}
         self._tried: dict[str, set[Version]] = {}  # versions whose dependencies the resolver asked for
@@ -144,7 +184,7 @@ class Finder:
 
     def env(self, extra: str) -> dict[str, str]:
         if extra not in self._env:
-            self._env[extra] = evaluation_environment(self.target, extra)
+            self._env[extra] = MarkerEnv(evaluation_environment(self.target, extra))
         return self._env[extra]
 
     def python_ok(self, spec: str | None) -> bool:
@@ -180,9 +220,6 @@ class Finder:
         """Position of the wheel's best tag on the target's ladder; None when it does not fit."""
         return self._ranker.rank(filename)
 
-    def _fits(self, filename: str) -> bool:
-        return filename.endswith(".whl") and self.wheel_rank(filename) is not None
-
     def best_wheels(self, name: str) -> dict[Version, tuple[DistFile, bool]]:
         """Newest-first map version -> (best wheel for the target, yanked); memoised per project."""
         cached = self._best.get(name)
@@ -191,7 +228,7 @@ class Finder:
         best: dict[Version, tuple[int, DistFile]] = {}
         # Only wheels that fit the target become DistFile objects (most of a page does not).
         for dist in self.index.files(name, self._fits):
-            rank = self.wheel_rank(dist.filename)
+            rank = self._ranker.rank(dist.filename)
             if rank is None or not self.python_ok(dist.requires_python):
                 continue
             try:
@@ -209,11 +246,11 @@ class Finder:
 
     def _load(self, dist: DistFile) -> WheelDeps:
         raw = self.metadata.get(dist)
-        meta = read_core_metadata(raw)
+        meta = parsed_metadata(raw)
         reqs: list[Requirement] = []
         for line in meta.requires_dist:
             try:
-                reqs.append(Requirement(line))
+                reqs.append(_requirement(line))
             except InvalidRequirement as exc:
                 raise MetadataError(f"{dist.filename}: bad Requires-Dist {line!r}: {exc}") from None
         return WheelDeps(tuple(reqs), meta.requires_python,
@@ -311,7 +348,33 @@ class Finder:
                       if marker_true(r.marker, env))
 
 
+@lru_cache(maxsize=16384)
+def _requirement(line: str) -> Requirement:
+    """A Requires-Dist line parsed, once per run: releases of a project repeat their lines
+    (the airflow tree parses 50,000 of them), and one Requirement also lets MarkerEnv
+    remember what its marker came to."""
+    return Requirement(line)
+
+
+class MarkerEnv(dict[str, str]):
+    """A target's marker environment that remembers what each marker came to in it."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.seen: dict[int, tuple[Marker, bool]] = {}  # id -> (the marker, kept alive; its value)
+
+
 def marker_true(marker: Marker | None, env: dict[str, str]) -> bool:
     """Does *marker* hold in *env* (a target's evaluation environment)?  No marker always does."""
-    return marker is None or marker.evaluate(env)
+    if marker is None:
+        return True
+    seen = getattr(env, "seen", None)
+    if seen is None:
+        return marker.evaluate(env)
+    hit: tuple[Marker, bool] | None = seen.get(id(marker))
+    if hit is None or hit[0] is not marker:
+        hit = seen[id(marker)] = (marker, bool(marker.evaluate(env)))
+    return hit[1]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -21,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 from packaging.utils import canonicalize_name
 
-from wheelferry.coremetadata import read_core_metadata
+from wheelferry.coremetadata import CoreMetadata, read_core_metadata
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import MetadataError
 from wheelferry.http import CACHE_WRITER, NET_CHUNK, describe_failure, http_status_text
@@ -222,9 +223,16 @@ def _metadata_from_central_directory(f: _Zip, tail: bytes, project: str) -> byte
     return data if zlib.crc32(data) == crc else None
 
 
+@functools.lru_cache(maxsize=64)
+def parsed_metadata(data: bytes) -> CoreMetadata:
+    """read_core_metadata of *data*, remembered for a while: a file fetched is checked here,
+    then read by the resolver."""
+    return read_core_metadata(data)
+
+
 def _check(data: bytes, dist: DistFile) -> bytes:
     """Core metadata must be an RFC 822-style header block naming the project."""
-    meta = read_core_metadata(data)
+    meta = parsed_metadata(data)
     if not meta.name or not meta.version:
         raise MetadataError(f"metadata of {dist.filename} has no Name/Version header",
                             hint="the wheel or its .metadata file is damaged")
