@@ -51,9 +51,9 @@ def _offline_unless_marked(request: pytest.FixtureRequest) -> None:
 # behind them: no worker is left running a long file alone at the end.  The order changes only
 # when a file's tests run, never what they check.
 LONGEST_FIRST = (
-    "test_exportindex.py", "test_corpus.py", "test_sitetxn.py", "test_txn.py", "test_mirrors.py",
-    "test_hostile.py", "test_build.py", "test_sign.py", "test_network.py", "test_licences.py",
-    "test_advisories.py", "test_lock.py", "test_engine.py",
+    "test_exportindex.py", "test_hostile.py", "test_approvals.py", "test_sitetxn.py", "test_mirrors.py",
+    "test_corpus.py", "test_engine.py", "test_install.py", "test_txn.py", "test_fetch.py",
+    "test_recordings.py", "test_lockfile.py", "test_network.py", "test_licences.py", "test_sign.py",
 )
 
 
