@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import pytest
 import requests
 
+from tests.support.wheels import build_wheel
 from wheelferry import __version__
 from wheelferry import http as http_module
 from wheelferry.config import NetSettings
@@ -337,3 +338,29 @@ def test_unusable_ca_bundle_is_a_requests_error_naming_it(tls_server: tuple[int,
     bad.write_text("this is not a certificate\n")
     with pytest.raises(requests.exceptions.SSLError, match="not-pem.crt"):
         make_session(retries=0).get(f"https://127.0.0.1:{port}/", verify=str(bad))
+
+
+def test_environment_proxies_are_read_once_per_host_and_still_apply(
+        index_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests.sessions
+
+    build_wheel(tmp_path / "w", "pkg", "1.0")
+    server = index_server(tmp_path / "w")
+    reads: list[str] = []
+    real = requests.sessions.get_environ_proxies
+
+    def counting(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        reads.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    session = make_session(retries=0)
+    for _ in range(3):  # 127.0.0.1 is not exempt: every request goes to the proxy, and fails
+        with pytest.raises(requests.exceptions.ProxyError):
+            session.get(f"{server.url}/pkg/")
+    for _ in range(3):
+        assert session.get(f"{server.url.replace('127.0.0.1', 'localhost')}/pkg/").ok  # exempt
+    assert len(reads) == 2  # once for each host, not once per request
+    assert server.count("GET", "/simple/pkg/") == 3

@@ -133,7 +133,7 @@ def test_the_command_line_process_hands_its_objects_to_the_os_unsearched(
     teardown, which would search every object for cycles; called in-process, it does not."""
     server = index_server(repo)
     script = ("import atexit, gc\n"
-              "atexit.register(lambda: print('frozen', gc.get_freeze_count()))\n"
+              "atexit.register(lambda: print('frozen', gc.get_freeze_count(), gc.get_threshold()[0]))\n"
               "from wheelferry.cli import main\n"
               "raise SystemExit(main())\n")
     out = tmp_path / "out"
@@ -142,10 +142,11 @@ def test_the_command_line_process_hands_its_objects_to_the_os_unsearched(
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (out / "wheelferry.lock.json").is_file()
-    assert int(proc.stdout.rsplit("frozen ", 1)[1]) > 1000
-    before = gc.get_freeze_count()
+    frozen, threshold = proc.stdout.rsplit("frozen ", 1)[1].split()
+    assert int(frozen) > 1000 and int(threshold) == 7000  # and it collected young objects less often
+    before = gc.get_freeze_count(), gc.get_threshold()
     assert lock(server, tmp_path, capsys, "-r", "app", "--target", LINUX, "-o", str(tmp_path / "o2"))[0] == 0
-    assert gc.get_freeze_count() == before
+    assert (gc.get_freeze_count(), gc.get_threshold()) == before
 
 
 def test_yanked_is_skipped_unless_pinned(index_server: Callable[..., Any], repo: Path,

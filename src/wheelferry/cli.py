@@ -415,6 +415,10 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wheelferry` console script."""
+    if argv is None:  # the command line of this process
+        # A lock makes millions of small objects and keeps most: collecting the young ones
+        # every 7,000 allocations rather than 700 halves the collector's share of its time.
+        gc.set_threshold(7000, 10, 10)
     code = dispatch(build_parser(), argv)
     if argv is None:  # the command line of this process: it ends next
         # Its teardown then need not search every object the command made for cycles

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import requests
@@ -30,6 +30,9 @@ from wheelferry.config import NetSettings
 from wheelferry.files import atomic_write
 from wheelferry.jsontypes import JSONObject
 from wheelferry.urls import redact_text, redact_url, strip_credentials
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 # (connect, read) seconds; a read timeout is per socket read, not for a whole download.
 DEFAULT_TIMEOUT = (15.0, 60.0)
@@ -206,6 +209,24 @@ class Session(requests.Session):
 
     net: NetSettings
     forced_timeout: tuple[float, float] | None = None
+    def merge_environment_settings(self, url: str | bytes | None, proxies: Any, stream: Any,  # Any: requests' own
+                                   verify: Any, cert: Any) -> _Settings:  # Any: requests' own
+        """requests' merge of the environment's proxies and CA bundle, read once per scheme and host.
+
+        requests scans every variable of the environment twice per request for proxies; the
+        answer depends on the scheme and host alone (and on the arguments, part of the key),
+        and a lock makes a thousand requests to two hosts.
+        """
+        if not self.trust_env or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc, tuple(sorted((proxies or {}).items())), stream,
+               verify, cert if not isinstance(cert, list) else tuple(cert))
+        cache: dict[tuple[Any, ...], _Settings] = self.__dict__.setdefault("_env_settings", {})  # Any: as above
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        return {**found, "proxies": dict(found["proxies"])}
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any,  # Any: requests.Session.request's
                 **kwargs: Any) -> requests.Response:  # Any: requests.Session.request's
