@@ -304,6 +304,36 @@ def _named(page: pages_module.PageFiles, name: str) -> object:
         return "dropped"
 
 
+class _Asked:
+    """A name filter that counts the names it is asked about."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def fits(self, name: str) -> bool:
+        self.asked += 1
+        return "manylinux" in name
+
+
+@pytest.mark.parametrize("reader", ["json", "generic", "html"])
+def test_a_page_asked_with_the_filter_it_was_read_with_answers_from_what_it_kept(reader: str) -> None:
+    url = "https://mirror.example/simple/numpy/"
+    body = (PAGES / f"numpy.{'html' if reader == 'html' else 'json'}").read_bytes()
+    read = {"json": lambda r: read_json_page(body, url, retain=r),
+            "generic": lambda r: _generic_page(body, url, "", r),
+            "html": lambda r: pages_module.read_html_page(body, url, retain=r)}[reader]
+    kept = _Asked()
+    page = read(kept.fits)
+    asked = kept.asked
+    assert asked == len([n for n in page.names if n is not None])  # every name once, when read
+    wanted = [d.__dict__ for d in read(None).dists(lambda n: "manylinux" in n, "numpy")]
+    assert len(wanted) == 2
+    assert [d.__dict__ for d in page.dists(kept.fits, "numpy")] == wanted
+    assert kept.asked == asked  # not asked again
+    other = _Asked()  # another filter is asked about every name, and finds the same
+    assert [d.__dict__ for d in page.dists(other.fits, "numpy")] == wanted and other.asked == asked
+
+
 def test_recorded_json_page_reads_as_the_generic_reading() -> None:
     doc = json.loads((PAGES / "numpy.json").read_bytes())
     url = "https://mirror.example/simple/numpy/"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from html.parser import HTMLParser
+from itertools import compress
 from typing import Any, Callable, Union
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -240,20 +241,27 @@ class PageFiles:
     DroppedFiles, and the caller reads the page again whole.
     """
 
-    __slots__ = ("_entries", "_make", "names", "source")
+    __slots__ = ("_entries", "_kept", "_make", "_retain", "names", "source")
 
     def __init__(self, names: list[str | None], entries: list[Any],  # Any: JSON entries or HTML anchors
-                 make: Callable[[Any, str, str], DistFile | None], source: str = "") -> None:  # Any: an entry
+                 make: Callable[[Any, str, str], DistFile | None], source: str = "",  # Any: an entry
+                 retain: Callable[[str], bool] | None = None) -> None:
         self.names = names
         self.source = source
-        self._entries = entries
         self._make = make
+        self._retain = retain
+        self._kept: list[int] | None = None
+        if retain is not None:
+            # The decoded entries are most of a page's memory and most are never asked for.
+            flags = [n is not None and retain(n) for n in names]
+            entries = [e if f else None for f, e in zip(flags, entries)]
+            self._kept = list(compress(range(len(flags)), flags))
+        self._entries = entries
 
     @classmethod
     def of(cls, dists: list[DistFile], retain: Callable[[str], bool] | None = None) -> PageFiles:
         """Files that are already DistFile objects (HTML pages, local directories)."""
-        kept = dists if retain is None else [d if retain(d.filename) else None for d in dists]
-        return cls([d.filename for d in dists], kept, _as_is)
+        return cls([d.filename for d in dists], dists, _as_is, retain=retain)
 
     def count(self, project: str) -> int:
         """How many plausible wheel or sdist files of *project* the page lists."""
@@ -268,8 +276,15 @@ class PageFiles:
         page lists many projects).
         """
         out = []
-        make, source = self._make, self.source
-        for name, entry in zip(self.names, self._entries):
+        make, source, names, entries = self._make, self.source, self.names, self._entries
+        if keep is not None and self._kept is not None and keep == self._retain:
+            # The filter the page was read with (a lock's finder asks with the index's): its
+            # answers are the entries kept, and the rest of the page need not be asked again.
+            pairs: Iterable[tuple[str | None, Any]] = ((names[i], entries[i]) for i in self._kept)  # Any: an entry
+            keep = None
+        else:
+            pairs = zip(names, entries)
+        for name, entry in pairs:
             if name is None or (keep is not None and not keep(name)):
                 continue
             if project is not None and _canonical(_name_part(name)) != project:
@@ -357,14 +372,11 @@ def _generic_page(content: bytes, page_url: str, source: str,
     if not isinstance(entries, list):
         entries = []
     names: list[str | None] = [_json_filename(e, join) for e in entries]
-    if retain is not None:
-        # The decoded entries are most of a page's memory and most are never asked for.
-        entries = [e if n is not None and retain(n) else None for n, e in zip(names, entries)]
 
     def make(entry: JSONObject, filename: str, source: str) -> DistFile | None:
         return _json_dist(entry, filename, join, source)
 
-    return PageFiles(names, entries, make, source)
+    return PageFiles(names, entries, make, source, retain)
 
 
 _META_VALUE = Union[bool, dict[str, str], None, msgspec.UnsetType]
@@ -411,13 +423,11 @@ def _typed_page(doc: _Page, page_url: str, source: str,
     entries: list[_File | None] = list(doc.files or ())
     names: list[str | None] = [e.filename if e.filename else _typed_filename(e, join)
                                for e in doc.files or ()]
-    if retain is not None:
-        entries = [e if n is not None and retain(n) else None for n, e in zip(names, entries)]
 
     def make(entry: _File, filename: str, source: str) -> DistFile | None:
         return _typed_dist(entry, filename, join, source)
 
-    return PageFiles(names, entries, make, source)
+    return PageFiles(names, entries, make, source, retain)
 
 
 def _typed_filename(entry: _File, join: _Joiner) -> str | None:
