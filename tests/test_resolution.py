@@ -107,7 +107,7 @@ def _run(resolver_class: type[Resolver[Req, Candidate, str]], index: _Index,
         outcome = "too deep"
     else:
         outcome = ([(k, str(v.version)) for k, v in result.mapping.items()],
-                   {k: sorted((i.requirement.text, i.parent.identifier if i.parent else None)
+                   {k: sorted((i.requirement.text, i.parent.identifier if i.parent else "")
                               for i in c.information) for k, c in result.criteria.items()})
     finally:
         finder.close()
@@ -162,3 +162,20 @@ def test_a_pin_a_later_requirement_excludes_is_pinned_again() -> None:
     assert isinstance(outcome, tuple)
     assert dict(outcome[0])["b"] == "2.0" and "d" not in dict(outcome[0])
     assert (events, outcome) == _run(Resolver, _Index(releases), ["b", "c"])
+
+
+def test_a_requirement_dropped_with_its_parent_no_longer_unsettles_a_pin() -> None:
+    # a is pinned at 2.0; b 3.0 asks for a<2 (a's pin fails it) and c==1.0; c goes next (an ==
+    # pin) and asks for b<3, so b's pin fails too and what b 3.0 asked for is dropped: a's pin
+    # 2.0 holds again and a is not pinned anew; only b is, at 2.0.
+    releases: Releases = {
+        "a": {"1.0": ([], False, False, []), "2.0": ([], False, False, [])},
+        "b": {"3.0": (["a<2", "c==1.0"], False, False, []), "2.0": ([], False, False, [])},
+        "c": {"1.0": (["b<3"], False, False, [])},
+    }
+    events, outcome = _run(_Resolver, _Index(releases), ["a", "b"])
+    assert [e for e in events if e[0] == "pin"] == [
+        ("pin", "a", "2.0"), ("pin", "b", "3.0"), ("pin", "c", "1.0"), ("pin", "b", "2.0")]
+    assert isinstance(outcome, tuple)
+    assert dict(outcome[0]) == {"a": "2.0", "b": "2.0"}
+    assert (events, outcome) == _run(Resolver, _Index(releases), ["a", "b"])

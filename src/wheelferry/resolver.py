@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import collections
 from collections import ChainMap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Callable, cast
 
@@ -85,6 +85,7 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
         super().__init__(provider, reporter)
         # The criteria the last successful _get_updated_criteria gathered, and which were new.
         self._updated: tuple[dict[str, _Criterion], set[str]] = ({}, set())
+        self._replaced: list[str] = []  # the criteria the last _remove_information_from_criteria made anew
 
     def resolve(self, requirements: Iterable[Req], max_rounds: int) -> _State:
         """resolvelib 1.2's Resolution.resolve, with the names still to pin kept between rounds."""
@@ -102,7 +103,7 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
         optimistic_rounds_cutoff: int | None = None
         optimistic_backjumping_start_round: int | None = None
         unsatisfied: dict[str, None] = {}  # the names whose pin is missing or fails their criterion
-        counted: _State | None = None  # the state *unsatisfied* holds for
+        counted: _State | None = None  # the state *unsatisfied* holds for (after a backjump, none)
 
         for round_index in range(max_rounds):
             self._r.starting_round(index=round_index)
@@ -160,12 +161,15 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
                             newly_unsatisfied.add(key)
                         unsatisfied[key] = None
                 if newly_unsatisfied:
-                    # Every criterion is replaced: count them all again next round.
+                    # What these pins asked for no longer counts: ask again of the criteria it was in.
                     self._remove_information_from_criteria(state.criteria, newly_unsatisfied)
-                    counted = None
+                    for key in self._replaced:
+                        if self._is_current_pin_satisfying(key, state.criteria[key]):
+                            unsatisfied.pop(key, None)
+                        else:
+                            unsatisfied[key] = None
                 self._push_new_state()
-                if counted is not None:
-                    counted = self.state  # the pushed copy: the same pins and criteria
+                counted = self.state  # the pushed copy: the same pins and criteria
             self._r.ending_round(index=round_index, state=self.state)
         raise ResolutionTooDeep(max_rounds)
 
@@ -200,19 +204,42 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
     def _patch_criteria(self, incompatibilities_from_broken: list[tuple[str, list[Candidate]]]) -> bool:
         # resolvelib joins the broken state's incompatibilities to the current ones, which
         # already hold most of them: each backjump doubled the lists, and every later
-        # find_matches walked them.  Passing on only the new ones gives the same union.
+        # find_matches walked them.  Passing on only the new ones gives the same union
+        # (resolvelib passes over a name with none, as it does over an empty list).
         criteria = self.state.criteria
         fresh: list[tuple[str, list[Candidate]]] = []
         for key, incompatibilities in incompatibilities_from_broken:
+            if not incompatibilities:
+                continue
             criterion = criteria.get(key)
-            have = {id(c) for c in criterion.incompatibilities} if criterion is not None else set()
-            new = []
+            have: frozenset[int] = frozenset()
+            if criterion is not None:
+                have = criterion.__dict__.get("_wheelferry_incompatible", have)
+                if not have and criterion.incompatibilities:
+                    have = frozenset(id(c) for c in criterion.incompatibilities)
+                    criterion.__dict__["_wheelferry_incompatible"] = have  # its list never changes
+            new, seen = [], set()
             for c in incompatibilities:
-                if id(c) not in have:
-                    have.add(id(c))
+                if id(c) not in have and id(c) not in seen:
+                    seen.add(id(c))
                     new.append(c)
-            fresh.append((key, new))
+            if new:
+                fresh.append((key, new))
         return super()._patch_criteria(fresh)
+
+    def _remove_information_from_criteria(self, criteria: dict[str, _Criterion], parents: Collection[str]) -> None:
+        # resolvelib makes every criterion anew, also those no parent in *parents* added to;
+        # only those that lose a line are replaced here (the same values), and named in
+        # self._replaced, so the round loop asks again of them alone.
+        self._replaced = []
+        if not parents:
+            return
+        for key, criterion in criteria.items():
+            kept = [i for i in criterion.information
+                    if i.parent is None or self._p.identify(i.parent) not in parents]
+            if len(kept) != len(criterion.information):
+                criteria[key] = Criterion(criterion.candidates, kept, criterion.incompatibilities)
+                self._replaced.append(key)
 
     def _get_updated_criteria(self, candidate: Candidate) -> dict[str, _Criterion]:
         changed: dict[str, _Criterion] = {}
