@@ -80,15 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     _log(f"wheelferry benchmarks: {input_text}; target {target}; {reps} run(s) per tool")
 
+    def loaded(result: dict[str, object], before: float) -> dict[str, object]:
+        # The machine is shared: the 1-minute load average when the stage began and ended.
+        result["load"] = f"{before:.1f} to {os.getloadavg()[0]:.1f}"
+        return result
+
     def run_stages() -> None:
         for name in wanted:
+            before = os.getloadavg()[0]
             if name == "scale":
                 continue
             if name == "airflow":
                 if args.live:
                     _log("stage airflow (live)")
-                    results.append(airflow_stage(setup, warm=False))
-                    results.append(airflow_stage(setup, warm=True))
+                    results.append(loaded(airflow_stage(setup, warm=False), before))
+                    before = os.getloadavg()[0]
+                    results.append(loaded(airflow_stage(setup, warm=True), before))
                 elif args.only:
                     _log("stage airflow: live only (add --live); skipped")
                 continue
@@ -96,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
             # The gigabytes an earlier stage wrote go to disk now, not during this one's runs.
             os.sync()
             if name == "lock":
-                results.append(lock_stage(setup, warm=False))
-                results.append(lock_stage(setup, warm=True))
+                results.append(loaded(lock_stage(setup, warm=False), before))
+                before = os.getloadavg()[0]
+                results.append(loaded(lock_stage(setup, warm=True), before))
             else:
                 fn = {"fetch": fetch_stage, "pack": pack_stage, "verify": verify_stage,
                       "install": install_stage}[name]
-                results.append(fn(setup))
+                results.append(loaded(fn(setup), before))
 
     if args.live:
         run_stages()

@@ -56,7 +56,8 @@ def _s(x: Any) -> str:
 
 
 def _when(stage: Mapping[str, Any]) -> str:
-    return f"_Measured {stage.get('date', '?')} on {stage.get('input', '?')}._\n"
+    load = f", load average {stage['load']}" if stage.get("load") else ""
+    return f"_Measured {stage.get('date', '?')} on {stage.get('input', '?')}{load}._\n"
 
 
 def _stage_md(stage: Mapping[str, Any]) -> list[str]:
