@@ -149,6 +149,25 @@ def test_the_command_line_process_hands_its_objects_to_the_os_unsearched(
     assert (gc.get_freeze_count(), gc.get_threshold()) == before
 
 
+def test_the_requirements_pages_are_being_read_while_the_resolver_loads(
+        index_server: Callable[..., Any], repo: Path, tmp_path: Path) -> None:
+    server = index_server(repo, slow=0.3)  # a root page read ahead is still under way a while
+    script = ("import sys, threading\n"
+              "def seen(event, args):\n"
+              "    if event == 'import' and args[0] == 'wheelferry.resolver':\n"
+              "        reading = [t.name for t in threading.enumerate() if t.name.startswith('wheelferry-page-')]\n"
+              "        print('reading when the resolver loads:', ' '.join(reading) or '-', flush=True)\n"
+              "sys.addaudithook(seen)\n"
+              "from wheelferry.cli import main\n"
+              "raise SystemExit(main())\n")
+    proc = subprocess.run([sys.executable, "-c", script, "lock", "-r", "shared", "--target", LINUX,
+                           "--index-url", server.url, "--cache", str(tmp_path / "cache"), "-o", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "reading when the resolver loads: wheelferry-page-shared\n" in proc.stdout, proc.stdout
+    assert server.count("GET", "/simple/shared/") == 1  # read once, by the thread that read it ahead
+
+
 def test_yanked_is_skipped_unless_pinned(index_server: Callable[..., Any], repo: Path,
                                          tmp_path: Path, capsys: Any) -> None:
     server = index_server(repo, yanked={"yanky-2.0-py3-none-any.whl": "broken"})

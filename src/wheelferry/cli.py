@@ -204,10 +204,10 @@ def do_lock(spec: Spec, args: argparse.Namespace) -> tuple[Lock, Network]:
 
 
 def cmd_lock(args: argparse.Namespace) -> JSONObject:
+    spec = read_spec(args)
+    lock, _ = do_lock(spec, args)  # first: it starts reading pages before the resolver's modules load
     from wheelferry.lock import render_lock_files, trim_report, write_lock_dir  # lazy, see above
 
-    spec = read_spec(args)
-    lock, _ = do_lock(spec, args)
     out_dir = args.output or Path("wheelhouse") / f"{spec.name}-lock"
     files = render_lock_files(lock)
     write_lock_dir(out_dir, files)
