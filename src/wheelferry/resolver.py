@@ -121,8 +121,7 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
 
             state = self.state
             if counted is not state:
-                unsatisfied = {key: None for key, criterion in state.criteria.items()
-                               if not self._is_current_pin_satisfying(key, criterion)}
+                unsatisfied = self._count_unsatisfied(state)
                 counted = state
             if not unsatisfied:
                 self._r.ending(state=state)
@@ -172,6 +171,21 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
                 counted = self.state  # the pushed copy: the same pins and criteria
             self._r.ending_round(index=round_index, state=self.state)
         raise ResolutionTooDeep(max_rounds)
+
+    def _count_unsatisfied(self, state: _State) -> dict[str, None]:
+        """Every name whose pin is missing or fails its criterion (after a backjump: most answers kept)."""
+        mapping = state.mapping
+        out: dict[str, None] = {}
+        for key, criterion in state.criteria.items():
+            pin = mapping.get(key)
+            if pin is None:
+                out[key] = None
+                continue
+            seen: tuple[Candidate, bool] | None = criterion.__dict__.get("_wheelferry_pin")
+            ok = seen[1] if seen is not None and seen[0] is pin else self._is_current_pin_satisfying(key, criterion)
+            if not ok:
+                out[key] = None
+        return out
 
     def _choose(self, unsatisfied: dict[str, None]) -> str:
         """The name to pin next, as the provider's narrow_requirement_selection would pick it."""
