@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,14 @@ pytest_plugins = sorted(
     for p in (Path(__file__).parent / "support").glob("*.py")
     if p.stem != "__init__"
 )
+
+# A suite started from a script with `&` (SIGINT ignored) or under nohup (SIGHUP ignored) would
+# pass that on to every child, and wheelferry rightly keeps an inherited "ignore": the tests that
+# interrupt a child need the signals a terminal delivers.  Set here, before the workers start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 for _name in [k for k in os.environ if k.startswith("PIP_")]:
     del os.environ[_name]

@@ -239,8 +239,8 @@ def _build_argv(lock_dir: Path, tmp_path: Path) -> list[str]:
             "--cache", str(tmp_path / "c"), "-o", str(tmp_path / "out")]
 
 
-def _paused_build(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
-                  capsys: Any) -> tuple[subprocess.Popen[str], Path]:
+def _paused_build(index_server: Callable[..., Any], repo: Path, tmp_path: Path, capsys: Any,
+                  preexec_fn: Callable[[], Any] | None = None) -> tuple[subprocess.Popen[str], Path]:
     """A `build` in a child process, paused with one wheel in its half-written tar."""
     server = index_server(repo)
     lock_dir = tmp_path / "lock"
@@ -248,7 +248,8 @@ def _paused_build(index_server: Callable[..., Any], repo: Path, tmp_path: Path,
                str(tmp_path / "c"), "-o", str(lock_dir), capsys=capsys)[0] == 0
     ready = tmp_path / "ready"
     proc = subprocess.Popen(_build_argv(lock_dir, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "WHEELFERRY_TEST_PAUSE": f"pack:{ready}"})
+                            text=True, env={**os.environ, "WHEELFERRY_TEST_PAUSE": f"pack:{ready}"},
+                            preexec_fn=preexec_fn)
     deadline = time.monotonic() + 120
     while not ready.exists():
         assert proc.poll() is None, proc.communicate()
@@ -272,6 +273,23 @@ def test_build_interrupted_by_a_signal_leaves_nothing(index_server: Callable[...
     assert "Traceback" not in err
     assert not (tmp_path / "out").exists()  # made by this run, so removed with what was in it
     assert [p.name for p in (tmp_path / "c").rglob("*.tmp")] == []
+
+
+def test_a_signal_ignored_at_start_stays_ignored(index_server: Callable[..., Any], repo: Path,
+                                                 tmp_path: Path, capsys: Any) -> None:
+    # `nohup wheelferry build ...`: SIGHUP is ignored before the run starts, so a closed terminal
+    # must not stop it; SIGTERM still ends it cleanly.  Both are pending at once and Python runs
+    # their handlers in signal order, so a SIGHUP that was handled would exit 129, not 143.
+    proc, _ = _paused_build(index_server, repo, tmp_path, capsys,
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    os.kill(proc.pid, signal.SIGSTOP)  # both signals wait until the child runs again
+    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "error: interrupted by SIGTERM; nothing half-written was left in place" in err.splitlines(), err
+    assert not (tmp_path / "out").exists()
 
 
 def test_stale_temporary_of_a_killed_build_is_removed_and_named(index_server: Callable[..., Any], repo: Path,

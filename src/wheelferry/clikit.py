@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Callable
 
 from wheelferry.errors import UsageError, WheelferryError
-from wheelferry.interrupt import SIGNALS, Interrupted
+from wheelferry.interrupt import Interrupted, handled_signals
 from wheelferry.jsontypes import JSONObject
 from wheelferry.urls import redact_text
 
@@ -138,7 +138,7 @@ def _signals_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signals = SIGNALS
+    signals = handled_signals()
     saved = {s: signal.getsignal(s) for s in signals}
     fired: list[int] = []
 

@@ -22,6 +22,16 @@ TEST_PAUSE_ENV = "WHEELFERRY_TEST_PAUSE"
 SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
+def handled_signals() -> tuple[int, ...]:
+    """The signals of :data:`SIGNALS` this process should turn into :class:`Interrupted`.
+
+    A signal ignored when the run began stays ignored, as a shell and Python
+    itself leave it: ``nohup`` ignores SIGHUP so a run outlives its terminal,
+    and a non-interactive shell ignores SIGINT for a job started with ``&``.
+    """
+    return tuple(s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN)
+
+
 def checkpoint(phase: str) -> None:
     """TEST HOOK, a no-op in normal use: pause at *phase* so a test can kill us there.
 
@@ -76,7 +86,7 @@ class SignalGuard:
     def __enter__(self) -> SignalGuard:
         global _guard
         if threading.current_thread() is threading.main_thread():
-            for s in SIGNALS:
+            for s in handled_signals():
                 self._saved[s] = signal.signal(s, self._handle)
             _guard = self
         return self
