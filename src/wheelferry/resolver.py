@@ -9,6 +9,7 @@ provider.py); this module runs resolvelib and turns its result into a
 from __future__ import annotations
 
 import collections
+import itertools
 from collections import ChainMap
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import (
     Criterion,
+    RequirementInformation,
     RequirementsConflicted,
     ResolutionImpossible,
     ResolutionTooDeep,
@@ -34,11 +36,12 @@ from wheelferry.finder import PYTHON, Candidate, Finder, IndexLike, MetadataLike
 from wheelferry.lockfile import Edge, TrimmedEdge
 from wheelferry.pages import DistFile
 from wheelferry.provider import Provider, Standing
-from wheelferry.statestack import StateStack
+from wheelferry.statestack import LoggedDict, StateStack
 from wheelferry.target import Target
 
 _State = State[Req, Candidate, str]
 _Criterion = Criterion[Req, Candidate]
+_Information = RequirementInformation[Req, Candidate]
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,51 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
         if self._save_states is None:
             states = cast("StateStack[Req, Candidate, str]", self._states)  # put in place by the first _push_new_state
             self._save_states = states.clone()  # type: ignore[assignment]  # as in _push_new_state
+
+    def _backjump(self, causes: list[_Information]) -> bool:
+        """resolvelib 1.2.1's Resolution._backjump, reading only the broken state's own changes.
+
+        resolvelib gathers the incompatibilities of every criterion of the broken state, nearly
+        all empty or already known to the state it goes back to: on a tree of n packages, n per
+        step back, and the steps back grow with n too.  _patch_criteria passes on only the new.
+        """
+        incompatible_reqs: Iterable[Req | Candidate] = itertools.chain(
+            (c.parent for c in causes if c.parent is not None), (c.requirement for c in causes))
+        incompatible_deps = {self._p.identify(r) for r in incompatible_reqs}
+        while len(self._states) >= 3:
+            del self._states[-1]  # the state that triggered backtracking
+            broken_state = self.state
+            while True:  # back to a state that caused the incompatibility
+                try:
+                    broken_state = self._states.pop()
+                    name, candidate = broken_state.mapping.popitem()
+                except (IndexError, KeyError):
+                    raise ResolutionImpossible(causes) from None
+                if not self._optimistic_backjumping_ratio and name not in incompatible_deps:
+                    break
+                if (self._optimistic_backjumping_ratio and self._save_states is None
+                        and name not in incompatible_deps):
+                    self._save_state()
+                current_dependencies = {self._p.identify(d) for d in self._p.get_dependencies(candidate)}
+                if not current_dependencies.isdisjoint(incompatible_deps):
+                    break
+                if not broken_state.mapping:
+                    break
+                if len(self._states) <= 1:
+                    raise ResolutionImpossible(causes)
+            broken = broken_state.criteria
+            # The criteria the broken state changed, where it is a change log of the state now on
+            # top: any other is that state's own criterion, whose incompatibilities it has already.
+            changed: Iterable[str] = broken.undo if isinstance(broken, LoggedDict) and broken.whole is None \
+                else broken
+            incompatibilities_from_broken = [(k, list(criterion.incompatibilities)) for k in changed
+                                             if (criterion := broken.get(k)) is not None
+                                             and criterion.incompatibilities]
+            incompatibilities_from_broken.append((name, [candidate]))
+            self._push_new_state()
+            if self._patch_criteria(incompatibilities_from_broken):
+                return True
+        return False
 
     def _patch_criteria(self, incompatibilities_from_broken: list[tuple[str, list[Candidate]]]) -> bool:
         # resolvelib joins the broken state's incompatibilities to the current ones, which
