@@ -120,7 +120,8 @@ def write_results(directory: Path, facts: Mapping[str, Any], run: Mapping[str, A
           f"Run of {facts['date']}: `benchmarks/run {' '.join(run['args'])}`".rstrip() + ".",
           f"Input: {run['input']}. Target `{run['target']}`, {run['reps']} run(s) per tool, tools "
           "interleaved (A B C A B C). Times are wall seconds; peak memory is "
-          f"{facts['memory_method']}. A ratio below 1 means wheelferry is faster.", "",
+          f"{facts['memory_method']}. A ratio below 1 means wheelferry is faster.",
+          "Comparisons run by hand beside these tables (A/B of two commits) are in NOTES.md.", "",
           "## Machine", "",
           f"* {facts['cores']} cores, {facts['memory_gib']} GiB, {facts['os']}, Python {facts['python']}",
           *[f"* {k}: {v}" for k, v in facts["versions"].items()], ""]
