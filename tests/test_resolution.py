@@ -15,8 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
+from packaging.version import Version
 from resolvelib import BaseReporter, Resolver
 from resolvelib.resolvers import ResolutionImpossible, ResolutionTooDeep
+from resolvelib.structs import RequirementInformation
 
 from wheelferry.finder import Candidate, Finder, Req
 from wheelferry.pages import DistFile
@@ -179,3 +181,61 @@ def test_a_requirement_dropped_with_its_parent_no_longer_unsettles_a_pin() -> No
     assert isinstance(outcome, tuple)
     assert dict(outcome[0]) == {"a": "2.0", "b": "2.0"}
     assert (events, outcome) == _run(Resolver, _Index(releases), ["a", "b"])
+
+
+def _provider(roots: list[str]) -> tuple[Provider, Finder]:
+    finder = Finder(_Index({}), _Index({}), parse_target("linux-x86_64:3.11"), jobs=1)
+    return Provider(finder, frozenset(), [Req.from_requirement(Requirement(r)) for r in roots]), finder
+
+
+def _cause(requirement: str, parent: str | None) -> Any:
+    owner = Candidate(parent, Version("1.0"), frozenset(), None) if parent else None
+    return RequirementInformation(Req.from_requirement(Requirement(requirement)), owner)
+
+
+def test_the_parent_of_a_conflicting_requirement_is_among_the_next_names_to_pin() -> None:
+    # pip 26 narrows to the names of the last conflict and their parents: here s3fs, whose
+    # aiobotocore asked for a botocore the pinned one is not.
+    provider, finder = _provider(["boto3", "s3fs"])
+    try:
+        standing = lambda i: provider.standing(i, [])  # noqa: E731 - a key for the test
+        causes = [_cause("botocore<1.41", "aiobotocore"), _cause("botocore==1.44.8", "boto3")]
+        assert provider.choose(["aiobotocore", "jmespath", "zz"], standing, causes, {}) == "aiobotocore"
+        assert provider.choose(["jmespath", "zz"], standing, causes, {}) == "jmespath"  # no cause left: all
+    finally:
+        finder.close()
+
+
+def test_a_name_in_five_conflicts_while_unpinned_is_pinned_before_the_others() -> None:
+    provider, finder = _provider(["a"])
+    try:
+        standing = lambda i: provider.standing(i, [])  # noqa: E731 - a key for the test
+        causes = [_cause("x<2", None)]
+        for _ in range(4):
+            provider.choose(["x", "b"], standing, causes, {})
+            assert provider.choose(["b", "x"], standing, [], {}) == "b"  # by name: not promoted yet
+        provider.choose(["x", "b"], standing, causes, {"x": None})  # pinned: this one does not count
+        assert provider.choose(["b", "x"], standing, [], {}) == "b"
+        provider.choose(["x", "b"], standing, causes, {})  # the fifth time unpinned
+        assert provider.choose(["b", "x"], standing, [], {}) == "x"
+        prefs = {i: provider.get_preference(i, {}, {}, {i: iter([])}, []) for i in ("b", "x")}
+        assert min(prefs, key=prefs.__getitem__) == "x"  # resolvelib's own loop ranks it so too
+    finally:
+        finder.close()
+
+
+def test_upper_bounds_then_the_order_of_the_requests_rank_the_unpinned() -> None:
+    provider, finder = _provider(["zeta", "alpha"])
+    try:
+        def info(name: str, spec: str) -> list[Any]:
+            return [_cause(f"{name}{spec}", None)]
+        specs = {"alpha": "", "zeta": "", "beta": "<3", "gamma": ">=1"}
+        standing = lambda i: provider.standing(i, info(i, specs[i]))  # noqa: E731 - a key for the test
+        assert provider.choose(list(specs), standing, [], {}) == "beta"  # upper-bounded first
+        del specs["beta"]
+        assert provider.choose(list(specs), standing, [], {}) == "zeta"  # then as requested
+        del specs["zeta"], specs["alpha"]
+        specs["delta"] = ""
+        assert provider.choose(list(specs), standing, [], {}) == "gamma"  # then any operator
+    finally:
+        finder.close()

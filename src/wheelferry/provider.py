@@ -8,6 +8,7 @@ provider's record, read through ``trimmed``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -20,8 +21,14 @@ from wheelferry.lockfile import TrimmedEdge
 from wheelferry.pages import version_or_none
 
 Info = RequirementInformation[Req, Candidate]
-Preference = tuple[bool, bool, bool, bool, str]  # Python first, then causes, pins, roots; by name last
-Standing = tuple[bool, bool, str]  # the end of a Preference: pins, roots, name
+# As pip 26's provider ranks: the target's Python, then the names of the last conflict (and their
+# parents), then names promoted by repeated conflicts, then the Standing.
+Preference = tuple[bool, bool, bool, bool, bool, float, bool, str]
+# The part of a Preference a criterion alone decides: pinned (``==``), upper-bounded (``<``, ``<=``,
+# ``~=``, ``==`` with ``*``), the order of the top-level requirements, any operator at all; by name last.
+Standing = tuple[bool, bool, float, bool, str]
+
+_CONFLICT_PRIORITY_THRESHOLD = 5  # pip's: conflicts a name takes part in, unpinned, before it is promoted
 
 
 class Provider(AbstractProvider[Req, Candidate, str]):
@@ -35,6 +42,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.finder = finder
         self.exclude = exclude
         self.root_names = {r.identifier for r in requested}
+        self._requested_order = {i: n for n, i in reversed(list(enumerate(r.identifier for r in requested)))}
+        self._conflicts: dict[str, int] = {}  # unpinned appearances in conflicts, per name
+        self._promoted: set[str] = set()
+        self._bounds: dict[str, tuple[bool, bool, bool]] = {}  # requirement text -> pinned, upper-bounded, unfree
         self._trimmed: list[TrimmedEdge] = []
         self._pins: dict[str, bool] = {}
         self._python_reqs: dict[str, bool] = {}
@@ -56,8 +67,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
                        candidates: Mapping[str, Iterator[Candidate]], information: Mapping[str, Iterator[Info]],
                        backtrack_causes: Sequence[Info]) -> Preference:
-        causes = {c.requirement.name for c in backtrack_causes}
-        return (identifier != PYTHON, identifier.split("[")[0] not in causes,
+        causes = _cause_names(backtrack_causes)
+        base = identifier.split("[")[0]
+        return (identifier != PYTHON, base not in causes, base not in self._promoted,
                 *self.standing(identifier, information[identifier]))
 
     def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Candidate],
@@ -66,24 +78,41 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                                      backtrack_causes: Sequence[Info]) -> Iterable[str]:
         # The one identifier get_preference would rank first (its key ends with the identifier,
         # so the minimum is unique), instead of resolvelib calling get_preference for each.
-        return [self.choose(list(identifiers), lambda i: self.standing(i, information[i]), backtrack_causes)]
+        return [self.choose(list(identifiers), lambda i: self.standing(i, information[i]), backtrack_causes,
+                            resolutions)]
 
     def standing(self, identifier: str, information: Iterable[Info]) -> Standing:
-        """The part of an identifier's preference its criterion alone decides: pinned by ``==``
-        first, then the roots, then by name.  (A criterion never changes: callers may keep it.)"""
-        pinned = any(self._is_pin(i.requirement) for i in information)
-        return (not pinned, identifier not in self.root_names, identifier)
+        """The part of an identifier's preference its criterion alone decides (see Standing).
+        A criterion never changes: callers may keep it."""
+        pinned = upper = unfree = False
+        for i in information:
+            p, u, f = self._bounds_of(i.requirement)
+            pinned, upper, unfree = pinned or p, upper or u, unfree or f
+        return (not pinned, not upper, self._requested_order.get(identifier, math.inf), not unfree, identifier)
 
     def choose(self, identifiers: Collection[str], standing: Callable[[str], Standing],
-               backtrack_causes: Sequence[Info]) -> str:
-        """The identifier get_preference ranks first: the target's Python, then the names of the
-        last conflict, then by *standing* (``standing`` as above, perhaps kept per criterion)."""
+               backtrack_causes: Sequence[Info], pinned: Mapping[str, Candidate]) -> str:
+        """The identifier get_preference ranks first, as pip 26 narrows and ranks them.
+
+        The target's Python first; then the names of the last conflict and their parents;
+        then the names that took part in conflicts five times while not pinned (counted
+        here, once per call, as pip does), so that their constraints apply before others
+        pick a version; then by *standing* (kept per criterion by the caller).  *pinned*
+        is the current state's mapping.
+        """
         if PYTHON in identifiers:
             return PYTHON
+        causes = _cause_names(backtrack_causes)
+        for name in causes:
+            if name not in pinned:
+                n = self._conflicts[name] = self._conflicts.get(name, 0) + 1
+                if n >= _CONFLICT_PRIORITY_THRESHOLD:
+                    self._promoted.add(name)
         pool: Collection[str] = identifiers
-        if backtrack_causes:
-            causes = {c.requirement.name for c in backtrack_causes}
+        if causes:
             pool = [i for i in identifiers if i.split("[")[0] in causes] or identifiers
+        if pool is identifiers and self._promoted:
+            pool = [i for i in identifiers if i.split("[")[0] in self._promoted] or identifiers
         return min(pool, key=standing)
 
     def _python_req_ok(self, req: Req) -> bool:
@@ -98,6 +127,17 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             pin = any(s.operator in ("==", "===") and "*" not in s.version for s in req.specifier)
             self._pins[req.text] = pin
         return pin
+
+    def _bounds_of(self, req: Req) -> tuple[bool, bool, bool]:
+        """(pinned, upper-bounded, any operator) of one requirement, as pip's preference reads them."""
+        found = self._bounds.get(req.text)
+        if found is None:
+            ops = [(s.operator, s.version) for s in req.specifier]
+            found = self._bounds[req.text] = (
+                self._is_pin(req),
+                any(op in ("<", "<=", "~=") or (op == "==" and "*" in v) for op, v in ops),
+                bool(ops))
+        return found
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Candidate]]) -> list[Candidate]:
@@ -167,6 +207,13 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if key not in self._trim_seen:
             self._trim_seen.add(key)
             self._trimmed.append(TrimmedEdge(parent, requirement, reason))
+
+
+def _cause_names(backtrack_causes: Sequence[Info]) -> set[str]:
+    """The project names of the last conflict: each cause's requirement and its parent."""
+    names = {c.requirement.name for c in backtrack_causes}
+    names.update(c.parent.name for c in backtrack_causes if c.parent is not None)
+    return names
 
 
 def _safe_specifier(text: str) -> SpecifierSet:

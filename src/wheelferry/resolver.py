@@ -202,7 +202,7 @@ class _Resolution(_resolution.Resolution[Req, Candidate, str]):
                     identifier, criterion.information)
             return kept
 
-        return self._p.choose(unsatisfied, standing, self.state.backtrack_causes)
+        return self._p.choose(unsatisfied, standing, self.state.backtrack_causes, self.state.mapping)
 
     def _push_new_state(self) -> None:
         states: list[_State] | StateStack[Req, Candidate, str] = self._states
