@@ -41,13 +41,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def __init__(self, finder: Finder, exclude: frozenset[str], requested: Sequence[Req]) -> None:
         self.finder = finder
         self.exclude = exclude
-        self.root_names = {r.identifier for r in requested}
         self._requested_order = {i: n for n, i in reversed(list(enumerate(r.identifier for r in requested)))}
         self._conflicts: dict[str, int] = {}  # unpinned appearances in conflicts, per name
         self._promoted: set[str] = set()
         self._bounds: dict[str, tuple[bool, bool, bool]] = {}  # requirement text -> pinned, upper-bounded, unfree
         self._trimmed: list[TrimmedEdge] = []
-        self._pins: dict[str, bool] = {}
         self._python_reqs: dict[str, bool] = {}
         self._satisfied: dict[tuple[str, str, Version, frozenset[str]], bool] = {}
         self._trim_seen: set[tuple[str | None, str, str]] = set()
@@ -121,20 +119,13 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             ok = self._python_reqs[req.text] = self.finder.python_ok(str(req.specifier))
         return ok
 
-    def _is_pin(self, req: Req) -> bool:
-        pin = self._pins.get(req.text)
-        if pin is None:
-            pin = any(s.operator in ("==", "===") and "*" not in s.version for s in req.specifier)
-            self._pins[req.text] = pin
-        return pin
-
     def _bounds_of(self, req: Req) -> tuple[bool, bool, bool]:
         """(pinned, upper-bounded, any operator) of one requirement, as pip's preference reads them."""
         found = self._bounds.get(req.text)
         if found is None:
             ops = [(s.operator, s.version) for s in req.specifier]
             found = self._bounds[req.text] = (
-                self._is_pin(req),
+                any(op in ("==", "===") and "*" not in v for op, v in ops),
                 any(op in ("<", "<=", "~=") or (op == "==" and "*" in v) for op, v in ops),
                 bool(ops))
         return found
