@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 from wheelferry.digests import Digests, contradiction_error
 from wheelferry.errors import FetchError, UsageError
-from wheelferry.files import SHA256_HEX, BackgroundHash, hash_file, temp_prefix
+from wheelferry.files import SHA256_HEX, BackgroundHash, atomic_write, hash_file, temp_prefix
 from wheelferry.pages import looks_like_html as looks_like_html  # re-exported for fetch
 from wheelferry.urls import redact_url, strip_credentials
 
@@ -155,11 +155,7 @@ class WheelCache:
         path = self._url_record(url)
         data = json.dumps({"filename": filename, "sha256": _check_sha(sha256), "size": size})
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(data)
-            os.replace(tmp, path)
+            atomic_write(path, data.encode("utf-8"))
         except OSError:
             return  # a read-only or full cache only costs a download next time
 
