@@ -20,7 +20,7 @@ import pytest
 from tests.support.bundles import make_bundle
 from tests.support.gpgkeys import GpgKeys
 from tests.support.wheels import build_wheel
-from wheelferry.offline.sitetxn import STASH_PREFIX, interpreter_scheme, plan_wheel
+from wheelferry.offline.sitetxn import STASH_PREFIX, interpreter_scheme, plan_wheel, record_files
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 CLI = "import sys; from wheelferry.offline.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -326,3 +326,19 @@ def test_bytecode_the_interpreter_wrote_goes_aside_and_back(site: Site, tmp_path
     assert sorted(p.name for p in (lib / "alpha" / "__pycache__").iterdir()) == [f"__init__.{tag}.pyc",
                                                                                  f"fresh.{tag}.pyc"]
     assert site.leftovers() == [] and not list(lib.glob(f"{STASH_PREFIX}*"))
+
+
+@pytest.mark.parametrize("record", [b"pkg/a.py,,\n\xff\xfe\n", b"pkg/a.py,,\x00\n"])
+def test_an_unreadable_installed_record_is_read_as_missing(tmp_path: Path, record: bytes) -> None:
+    # Invalid UTF-8, or a NUL byte (which Python 3.9's csv refuses): what is installed is
+    # judged from the dist-info alone, as for a missing RECORD, never a traceback.
+    dist_info = tmp_path / "pkg-1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Name: pkg\nVersion: 1.0\n")
+    (dist_info / "RECORD").write_bytes(record)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("")
+    found = record_files(dist_info, [str(tmp_path)])
+    assert {str(dist_info / "METADATA"), str(dist_info / "RECORD")} <= set(found)
+    readable = b"\xff" not in record and sys.version_info >= (3, 11)
+    assert (str(tmp_path / "pkg" / "a.py") in found) == readable

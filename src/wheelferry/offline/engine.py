@@ -202,7 +202,8 @@ def _plan(path: Path, scheme: Mapping[str, str], shebang_python: str, launcher: 
                                              where == "scripts"))
     except InstallError:
         raise
-    except (InstallerError, InvalidRecordEntry, KeyError, UnicodeDecodeError, *ZIP_ERRORS) as exc:
+    # csv.Error: a RECORD holding a NUL byte, which Python 3.9's csv refuses (3.11 reads it)
+    except (InstallerError, InvalidRecordEntry, KeyError, UnicodeDecodeError, csv.Error, *ZIP_ERRORS) as exc:
         raise _refuse(path, _installer_text(exc)) from None
     try:
         for name, module, attr, section in parse_entrypoints(entry_points):

@@ -185,13 +185,13 @@ def record_files(dist_info: Path, roots: Sequence[str]) -> list[str]:
     """The files an installed distribution's RECORD names that exist (and the dist-info's own)."""
     base = dist_info.parent
     out: list[str] = []
-    try:
-        text = (dist_info / "RECORD").read_text(encoding="utf-8")
-    except OSError:
-        text = ""
     import csv
 
-    for row in csv.reader(text.splitlines()):
+    try:
+        rows = list(csv.reader((dist_info / "RECORD").read_text(encoding="utf-8").splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error):  # missing or unreadable: only the dist-info is known
+        rows = []
+    for row in rows:
         if not row or not row[0]:
             continue
         p = os.path.normpath(os.path.join(base, row[0]))
