@@ -41,7 +41,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def __init__(self, finder: Finder, exclude: frozenset[str], requested: Sequence[Req]) -> None:
         self.finder = finder
         self.exclude = exclude
-        self._requested_order = {i: n for n, i in reversed(list(enumerate(r.identifier for r in requested)))}
+        self._requested_order: dict[str, int] = {}  # identifier -> its first place among the requests
+        for n, r in enumerate(requested):
+            self._requested_order.setdefault(r.identifier, n)
         self._conflicts: dict[str, int] = {}  # unpinned appearances in conflicts, per name
         self._promoted: set[str] = set()
         self._bounds: dict[str, tuple[bool, bool, bool]] = {}  # requirement text -> pinned, upper-bounded, unfree
